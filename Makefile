@@ -1,0 +1,28 @@
+# p2sbench: `make demo` runs the quickstart experiment, `make test` runs the test suite.
+# Both install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench).
+
+SHELL := /bin/bash
+export P2SBENCH_CACHE ?= $(HOME)/.cache/p2sbench
+LIBTORCH_DIR = $(shell scripts/setup-libtorch.sh)
+CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
+
+.PHONY: demo test bench build lint setup
+
+setup:
+	@scripts/setup-libtorch.sh >/dev/null
+
+build: setup
+	$(CARGO_ENV) cargo build --release
+
+demo: setup
+	$(CARGO_ENV) cargo run --release -- run experiments/quickstart.toml --out results
+
+test: setup
+	$(CARGO_ENV) cargo test -- --test-threads=1
+
+bench: setup
+	$(CARGO_ENV) cargo bench --bench train_step --bench datagen
+
+lint: setup
+	cargo fmt --check
+	$(CARGO_ENV) cargo clippy --all-targets -- -D warnings

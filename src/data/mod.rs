@@ -1,0 +1,53 @@
+//! Datasets. For now the built-in synthetic identities ([`synthetic`]); every dataset is held
+//! as an [`ImageSet`] of u8 pixels that turns index lists into float batches.
+
+pub mod synthetic;
+
+use tch::{Device, Kind, Tensor};
+
+/// Images (u8, [n, c, h, w] row-major) with one label per image.
+#[derive(Debug, Clone)]
+pub struct ImageSet {
+    pub pixels: Vec<u8>,
+    /// Class index within this set (0..num_classes).
+    pub labels: Vec<i64>,
+    pub num_classes: usize,
+    pub channels: usize,
+    pub size: usize,
+}
+
+impl ImageSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    fn image_len(&self) -> usize {
+        self.channels * self.size * self.size
+    }
+
+    /// Images `indices` as floats in [-1, 1], shape [b, c, h, w], on `device`.
+    pub fn images(&self, indices: &[usize], device: Device) -> Tensor {
+        let len = self.image_len();
+        let mut buf = Vec::with_capacity(indices.len() * len);
+        for &i in indices {
+            buf.extend_from_slice(&self.pixels[i * len..(i + 1) * len]);
+        }
+        let shape = [indices.len() as i64, self.channels as i64, self.size as i64, self.size as i64];
+        Tensor::from_slice(&buf)
+            .reshape(shape)
+            .to_device(device)
+            .to_kind(Kind::Float)
+            .g_mul_scalar(2.0 / 255.0)
+            .g_sub_scalar(1.0)
+    }
+
+    /// Labels of `indices`, int64 [b], on `device`.
+    pub fn labels(&self, indices: &[usize], device: Device) -> Tensor {
+        let l: Vec<i64> = indices.iter().map(|&i| self.labels[i]).collect();
+        Tensor::from_slice(&l).to_device(device)
+    }
+}

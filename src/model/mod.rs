@@ -1,0 +1,88 @@
+//! The network every trial trains: a small CNN backbone (conv3×3 → BN → ReLU → 2×2 max-pool per
+//! stage), a linear embedding layer with batch norm, and the class-weight matrix W (C×D) of the
+//! head (plus a bias for the losses that use one). Parameters are created on the CPU from the
+//! init seed, in a fixed order, so every trial of a seed starts from identical values.
+
+use crate::spec::ModelSpec;
+use sha2::{Digest, Sha256};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+/// Backbone + embedding layer + head parameters, all in one `VarStore`.
+pub struct Network {
+    pub vs: nn::VarStore,
+    backbone: nn::SequentialT,
+    /// Class weights W, [C, D].
+    pub class_weights: Tensor,
+    /// Class bias b, [C], when the loss uses one.
+    pub class_bias: Option<Tensor>,
+}
+
+impl Network {
+    /// Builds the network with parameters drawn from `init_seed` (on the CPU), then moves it to `device`.
+    pub fn new(spec: &ModelSpec, channels: usize, image_size: usize, classes: usize, with_bias: bool, init_seed: u64, device: Device) -> Network {
+        tch::manual_seed(init_seed as i64);
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let bb = root.sub("backbone");
+        let mut backbone = nn::seq_t();
+        let mut in_ch = channels as i64;
+        let mut side = image_size as i64;
+        for (i, &w) in spec.widths.iter().enumerate() {
+            let w = w as i64;
+            let conv_cfg = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
+            backbone = backbone
+                .add(nn::conv2d(bb.sub(format!("conv{i}")), in_ch, w, 3, conv_cfg))
+                .add(nn::batch_norm2d(bb.sub(format!("bn{i}")), w, Default::default()))
+                .add_fn(|x| x.relu().max_pool2d_default(2));
+            in_ch = w;
+            side /= 2;
+        }
+        let flat = in_ch * side * side;
+        let emb = spec.embedding as i64;
+        backbone = backbone
+            .add_fn(|x| x.flatten(1, -1))
+            .add(nn::linear(bb.sub("embedding"), flat, emb, Default::default()))
+            .add(nn::batch_norm1d(bb.sub("embedding_bn"), emb, Default::default()));
+        let head = root.sub("head");
+        let class_weights = head.var("weight", &[classes as i64, emb], nn::Init::Randn { mean: 0.0, stdev: 0.01 });
+        let class_bias = with_bias.then(|| head.var("bias", &[classes as i64], nn::Init::Const(0.0)));
+        vs.set_device(device);
+        Network { vs, backbone, class_weights, class_bias }
+    }
+
+    /// Embeddings x (before normalisation), [B, D].
+    pub fn embed(&self, images: &Tensor, train: bool) -> Tensor {
+        self.backbone.forward_t(images, train)
+    }
+
+    /// The trainable backbone tensors (everything but the head), in name order.
+    pub fn backbone_params(&self) -> Vec<Tensor> {
+        let vars = self.vs.variables();
+        let mut names: Vec<&String> = vars
+            .iter()
+            .filter(|(k, v)| k.starts_with("backbone.") && v.requires_grad())
+            .map(|(k, _)| k)
+            .collect();
+        names.sort();
+        names.into_iter().map(|k| vars[k].shallow_clone()).collect()
+    }
+
+    /// SHA-256 (first 16 hex digits) of the backbone and class-weight values, in name order.
+    /// The class bias, which only some losses have, is left out so all trials compare.
+    pub fn init_checksum(&self) -> String {
+        let vars = self.vs.variables();
+        let mut names: Vec<&String> = vars.keys().filter(|k| k.as_str() != "head.bias").collect();
+        names.sort();
+        let mut hasher = Sha256::new();
+        for name in names {
+            let t = vars[name].to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1);
+            let values: Vec<f32> = Vec::try_from(&t).expect("parameters are float tensors");
+            hasher.update(name.as_bytes());
+            for v in values {
+                hasher.update(v.to_le_bytes());
+            }
+        }
+        crate::digest::short_hex(hasher)
+    }
+}

@@ -1,0 +1,123 @@
+//! The results layout on disk (DESIGN.md "Results layout"), atomic writes (temporary name, then
+//! rename, so a reader never sees half a file), parquet read/write through polars, and the
+//! per-trial status file.
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `results/<experiment>/` and the paths inside it.
+#[derive(Debug, Clone)]
+pub struct ExperimentDir {
+    pub root: PathBuf,
+}
+
+impl ExperimentDir {
+    pub fn new(results_root: &Path, experiment: &str) -> ExperimentDir {
+        ExperimentDir { root: results_root.join(experiment) }
+    }
+    pub fn spec(&self) -> PathBuf {
+        self.root.join("experiment.toml")
+    }
+    pub fn trials_table(&self) -> PathBuf {
+        self.root.join("trials.parquet")
+    }
+    pub fn trial(&self, id: &str) -> PathBuf {
+        self.root.join("trials").join(id)
+    }
+    pub fn plots(&self) -> PathBuf {
+        self.root.join("plots")
+    }
+    pub fn report(&self) -> PathBuf {
+        self.root.join("report.md")
+    }
+}
+
+/// Files inside one trial's directory.
+pub mod trial_files {
+    pub const CONFIG: &str = "config.toml";
+    pub const STATUS: &str = "status.json";
+    pub const STEPS: &str = "steps.parquet";
+    pub const EVALS: &str = "evals.parquet";
+    pub const CHECKSUMS: &str = "checksums.json";
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = temp_path(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Writes a data frame as parquet, atomically.
+pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = temp_path(path);
+    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    anyhow::Context::with_context(ParquetWriter::new(file).finish(df), || format!("writing parquet {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Reads a parquet file written by [`write_parquet`].
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    anyhow::Context::with_context(ParquetReader::new(file).finish(), || format!("reading parquet {}", path.display()))
+}
+
+/// A trial's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Diverged,
+}
+
+impl State {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Running => "running",
+            State::Done => "done",
+            State::Failed => "failed",
+            State::Diverged => "diverged",
+        }
+    }
+}
+
+/// `status.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialStatus {
+    pub state: State,
+    pub attempts: u32,
+    /// Seconds spent training and evaluating, summed over attempts.
+    pub seconds: f64,
+    pub error: Option<String>,
+    /// The step at which a non-finite value appeared, for diverged trials.
+    pub diverged_step: Option<i64>,
+}
+
+impl TrialStatus {
+    pub fn read(trial_dir: &Path) -> Option<TrialStatus> {
+        let text = std::fs::read_to_string(trial_dir.join(trial_files::STATUS)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn write(&self, trial_dir: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        write_atomic(&trial_dir.join(trial_files::STATUS), text.as_bytes())
+    }
+}

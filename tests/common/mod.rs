@@ -1,0 +1,58 @@
+//! Helpers shared by the integration tests: a tiny experiment that trains in seconds.
+#![allow(dead_code)]
+
+use p2sbench::spec;
+use std::path::Path;
+
+/// A small but real experiment: every loss of the spine, 2 epochs on 16×16 synthetic faces.
+pub const TINY: &str = r#"name = "tiny"
+[data]
+identities = 12
+heldout_identities = 8
+images_per_identity = 8
+image_size = 16
+difficulty = 0.3
+seed = 3
+[model]
+widths = [8, 16]
+embedding = 16
+[train]
+epochs = 2
+batch_size = 16
+lr = 0.05
+lr_milestones = [1]
+seeds = [1]
+device = "cpu"
+threads = 1
+log_every = 2
+[[loss]]
+name = "p2sgrad"
+[[loss]]
+name = "cosface"
+s = 16.0
+m = 0.2
+[[loss]]
+name = "arcface"
+s = 16.0
+m = 0.3
+[[loss]]
+name = "l2softmax"
+alpha = 8.0
+[[loss]]
+name = "softmax"
+[eval]
+every_epochs = 1
+[eval.lfw]
+folds = 4
+pairs_per_fold = 10
+"#;
+
+pub fn experiment(text: &str) -> spec::Experiment {
+    spec::parse(Path::new("tiny.toml"), text).expect("the test experiment is valid")
+}
+
+/// A string column as owned strings (nulls as "").
+pub fn strings(df: &polars::prelude::DataFrame, name: &str) -> Vec<String> {
+    let col = df.column(name).unwrap().str().unwrap();
+    (0..col.len()).map(|i| col.get(i).unwrap_or("").to_string()).collect()
+}

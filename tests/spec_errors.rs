@@ -1,0 +1,172 @@
+//! Bad experiment files: each is rejected by `p2sbench run` with exit code 2, a message naming
+//! file:line:col and what was expected, and no results directory.
+
+use std::path::Path;
+use std::process::Command;
+
+const GOOD: &str = r#"name = "t"
+[data]
+identities = 4
+heldout_identities = 4
+images_per_identity = 4
+image_size = 16
+[model]
+widths = [4]
+embedding = 8
+[train]
+epochs = 1
+batch_size = 8
+[[loss]]
+name = "cosface"
+s = 30.0
+m = 0.35
+"#;
+
+/// Runs `p2sbench run` on `text`; returns (exit code, stderr) and checks nothing was written.
+fn run_bad(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = dir.path().join("results");
+    let result = Command::new(env!("CARGO_BIN_EXE_p2sbench")).arg("run").arg(&file).arg("--out").arg(&out).output().unwrap();
+    assert!(!Path::new(&out).exists(), "a results directory was created for an invalid file");
+    (result.status.code().unwrap_or(-1), String::from_utf8_lossy(&result.stderr).into_owned())
+}
+
+fn expect_error(text: &str, line: usize, expected: &str) {
+    let (code, stderr) = run_bad(text);
+    assert_eq!(code, 2, "exit code for:\n{text}\nstderr: {stderr}");
+    assert!(stderr.contains(&format!("bad.toml:{line}:")), "no bad.toml:{line}: in {stderr:?}");
+    assert!(stderr.contains(expected), "message {stderr:?} lacks {expected:?}");
+}
+
+fn replace(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from}");
+    GOOD.replace(from, to)
+}
+
+#[test]
+fn the_good_file_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("good.toml");
+    std::fs::write(&file, GOOD).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--dry-run"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("cosface-m0.35-s30-seed1-"), "{stdout}");
+    assert!(stdout.contains("1 trials"), "{stdout}");
+}
+
+#[test]
+fn unknown_top_level_key() {
+    expect_error(&format!("colour = 1\n{GOOD}"), 1, "unknown field `colour`");
+}
+
+#[test]
+fn unknown_train_key() {
+    expect_error(&replace("batch_size = 8", "batch_size = 8\nbatchsize = 8"), 13, "unknown field `batchsize`");
+}
+
+#[test]
+fn wrong_type() {
+    expect_error(&replace("epochs = 1", "epochs = \"one\""), 11, "invalid type");
+}
+
+#[test]
+fn batch_size_zero() {
+    expect_error(&replace("batch_size = 8", "batch_size = 0"), 12, "train.batch_size: expected at least 1");
+}
+
+#[test]
+fn negative_scale() {
+    expect_error(&replace("s = 30.0", "s = -1.0"), 15, "cosface.s: expected a finite number > 0, found -1.0");
+}
+
+#[test]
+fn negative_margin() {
+    expect_error(&replace("m = 0.35", "m = -0.1"), 16, "cosface.m: expected a finite number >= 0");
+}
+
+#[test]
+fn arcface_margin_too_large() {
+    expect_error(&replace("name = \"cosface\"\ns = 30.0\nm = 0.35", "name = \"arcface\"\nm = 1.6"), 15, "0 <= m < π/2");
+}
+
+#[test]
+fn empty_loss_list() {
+    let text = GOOD.split("[[loss]]").next().unwrap();
+    let (code, stderr) = run_bad(text);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad.toml") && stderr.contains("no [[loss]] blocks"), "{stderr}");
+}
+
+#[test]
+fn unknown_loss_name() {
+    expect_error(&replace("name = \"cosface\"", "name = \"cosfase\""), 14, "unknown loss \"cosfase\"");
+}
+
+#[test]
+fn unknown_loss_parameter() {
+    expect_error(&replace("m = 0.35", "m = 0.35\nmargin = 0.2"), 17, "unknown key \"margin\" for loss cosface");
+}
+
+#[test]
+fn loss_parameter_of_wrong_type() {
+    expect_error(&replace("s = 30.0", "s = \"big\""), 15, "cosface.s: expected a number, found \"big\"");
+}
+
+#[test]
+fn bad_value_inside_a_sweep_list() {
+    expect_error(&replace("s = 30.0", "s = [16.0, 0.0]"), 15, "cosface.s: expected a finite number > 0, found 0");
+}
+
+#[test]
+fn empty_sweep_list() {
+    expect_error(&replace("s = 30.0", "s = []"), 15, "an empty list sweeps nothing");
+}
+
+#[test]
+fn bad_choice() {
+    let text = replace("name = \"cosface\"\ns = 30.0\nm = 0.35", "name = \"p2sgrad\"\nreduction = \"sum\"");
+    expect_error(&text, 15, "expected one of \"paper\", \"mse-mean\"");
+}
+
+#[test]
+fn bad_device() {
+    expect_error(&replace("batch_size = 8", "batch_size = 8\ndevice = \"tpu\""), 13, "unknown variant `tpu`");
+}
+
+#[test]
+fn bad_channels() {
+    expect_error(&replace("image_size = 16", "image_size = 16\nchannels = 2"), 7, "data.channels: expected 1 (grey) or 3 (colour)");
+}
+
+#[test]
+fn bad_milestones() {
+    expect_error(&replace("batch_size = 8", "batch_size = 8\nlr_milestones = [3, 2]"), 13, "train.lr_milestones");
+}
+
+#[test]
+fn unknown_protocol() {
+    expect_error(&format!("{GOOD}[eval]\nprotocols = [\"lfw\", \"ytf\"]\n"), 18, "unknown protocol \"ytf\"");
+}
+
+#[test]
+fn invalid_toml_syntax() {
+    expect_error(&replace("epochs = 1", "epochs = = 1"), 11, "invalid TOML");
+}
+
+#[test]
+fn missing_required_table() {
+    let text = GOOD.replace("[train]\nepochs = 1\nbatch_size = 8\n", "");
+    let (code, stderr) = run_bad(&text);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("missing field `train`"), "{stderr}");
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "/nonexistent/x.toml", "--dry-run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml: cannot read"));
+}

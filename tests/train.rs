@@ -1,0 +1,87 @@
+//! Training end to end on a tiny experiment: the results layout, the telemetry columns, finite
+//! values, identical starting parameters and data order across losses, and CPU determinism.
+
+mod common;
+
+use p2sbench::runner::{self, RunOptions};
+use p2sbench::store::{self, ExperimentDir};
+use polars::prelude::*;
+use std::path::Path;
+
+const STEP_COLUMNS: &[&str] = &[
+    "trial", "step", "epoch", "lr", "loss", "train_acc", "theta_y_deg_mean", "theta_y_deg_p50", "theta_other_deg_mean",
+    "cos_y_mean", "coef_y_mean", "coef_other_sum_mean", "grad_norm_feat_mean", "grad_norm_class_weights",
+    "grad_norm_backbone", "feat_norm_mean", "scale", "step_seconds",
+];
+
+fn run(out: &Path) -> ExperimentDir {
+    let exp = common::experiment(common::TINY);
+    let summaries = runner::run_experiment(&exp, &RunOptions { out: out.to_path_buf(), progress: false }).unwrap();
+    assert_eq!(summaries.len(), 5);
+    ExperimentDir::new(out, "tiny")
+}
+
+fn without(df: DataFrame, cols: &[&str]) -> DataFrame {
+    df.drop_many(cols.iter().copied())
+}
+
+#[test]
+fn trains_every_loss_writes_the_layout_and_is_deterministic() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let dir_a = run(a.path());
+    let dir_b = run(b.path());
+
+    let trials = store::read_parquet(&dir_a.trials_table()).unwrap();
+    assert_eq!(trials.height(), 5);
+    assert!(common::strings(&trials, "status").iter().all(|s| s == "done"), "{trials}");
+    let init = common::strings(&trials, "init_checksum");
+    assert!(init[0].len() == 16 && init.iter().all(|c| c == &init[0]), "trials start from different parameters: {trials}");
+    let order = common::strings(&trials, "data_order_checksum");
+    assert!(order[0].len() == 16 && order.iter().all(|c| c == &order[0]), "trials saw different batch orders");
+    assert_eq!(common::strings(&trials, "loss"), ["p2sgrad", "cosface", "arcface", "l2softmax", "softmax"]);
+    assert!(dir_a.spec().exists());
+
+    for id in common::strings(&trials, "trial") {
+        let id = id.as_str();
+        let tdir = dir_a.trial(id);
+        assert!(tdir.join("config.toml").exists() && tdir.join("status.json").exists());
+        let steps = store::read_parquet(&tdir.join("steps.parquet")).unwrap();
+        let names: Vec<&str> = steps.get_column_names().iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, STEP_COLUMNS);
+        // 96 images / 16 = 6 steps an epoch, 2 epochs, a row every 2 steps.
+        assert_eq!(steps.height(), 6);
+        for name in &STEP_COLUMNS[3..] {
+            let col = steps.column(name).unwrap().f64().unwrap();
+            assert!(col.into_no_null_iter().all(f64::is_finite), "{id}: {name} not finite");
+        }
+        let lr: Vec<f64> = steps.column("lr").unwrap().f64().unwrap().into_no_null_iter().collect();
+        let expected_lr = [0.05, 0.05, 0.05, 0.005, 0.005, 0.005];
+        assert!(lr.iter().zip(expected_lr).all(|(a, b)| (a - b).abs() < 1e-12), "{id}: lr {lr:?}");
+        let evals = store::read_parquet(&tdir.join("evals.parquet")).unwrap();
+        // every epoch (2) × accuracy mean and std
+        assert_eq!(evals.height(), 4, "{evals}");
+        let acc = evals.clone().lazy().filter(col("metric").eq(lit("accuracy_mean"))).collect().unwrap();
+        for v in acc.column("value").unwrap().f64().unwrap().into_no_null_iter() {
+            assert!((0.0..=1.0).contains(&v));
+        }
+        let steps_b = store::read_parquet(&dir_b.trial(id).join("steps.parquet")).unwrap();
+        assert!(without(steps, &["step_seconds"]).equals(&without(steps_b, &["step_seconds"])), "{id}: steps differ between runs");
+        let evals_b = store::read_parquet(&dir_b.trial(id).join("evals.parquet")).unwrap();
+        assert!(evals.equals(&evals_b), "{id}: evals differ between runs");
+    }
+    let trials_b = store::read_parquet(&dir_b.trials_table()).unwrap();
+    assert!(without(trials, &["seconds"]).equals_missing(&without(trials_b, &["seconds"])));
+}
+
+#[test]
+fn rerun_skips_done_trials() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = run(out.path());
+    let exp = common::experiment(common::TINY);
+    let id = exp.trials[0].id();
+    let before = std::fs::metadata(dir.trial(&id).join("steps.parquet")).unwrap().modified().unwrap();
+    run(out.path());
+    let after = std::fs::metadata(dir.trial(&id).join("steps.parquet")).unwrap().modified().unwrap();
+    assert_eq!(before, after, "a done trial was retrained");
+}
