@@ -9,7 +9,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "p2sbench", version, about = "Benchmark cosine-softmax losses (P2SGrad, CosFace, ArcFace, …) for face recognition")]
+#[command(
+    name = "p2sbench",
+    version,
+    about = "Benchmark cosine-softmax losses (P2SGrad, CosFace, ArcFace, …) for face recognition"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -71,7 +75,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             for entry in loss::registry() {
                 println!("{:<10} {}", entry.name, entry.summary);
                 for p in entry.params {
-                    println!("    {:<12} {:<45} default {:<10} {}", p.name, p.kind.describe(), p.default.value().short(), p.help);
+                    println!(
+                        "    {:<12} {:<45} default {:<10} {}",
+                        p.name,
+                        p.kind.describe(),
+                        p.default.value().short(),
+                        p.help
+                    );
                 }
             }
             Ok(())

@@ -59,12 +59,25 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSu
     if first.train.threads > 0 {
         tch::set_num_threads(first.train.threads as i32);
     }
-    let bars = MultiProgress::with_draw_target(if opts.progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} (eta {eta})").expect("valid template").progress_chars("=> ");
-    let overall = bars.add(ProgressBar::new(exp.trials.len() as u64).with_style(style.clone()).with_prefix("experiment"));
+    let bars = MultiProgress::with_draw_target(if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+        .expect("valid template")
+        .progress_chars("=> ");
+    let overall =
+        bars.add(ProgressBar::new(exp.trials.len() as u64).with_style(style.clone()).with_prefix("experiment"));
     let started = Instant::now();
     let data = shared_data(first);
-    bars.println(format!("{}: {} trials on {:?}, data generated in {:.1}s", exp.name, exp.trials.len(), device, started.elapsed().as_secs_f64()))?;
+    bars.println(format!(
+        "{}: {} trials on {:?}, data generated in {:.1}s",
+        exp.name,
+        exp.trials.len(),
+        device,
+        started.elapsed().as_secs_f64()
+    ))?;
     let mut summaries = Vec::new();
     for cfg in &exp.trials {
         let id = cfg.id();
@@ -78,7 +91,8 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSu
         }
         let attempts = previous.map_or(0, |s| s.attempts) + 1;
         store::write_atomic(&trial_dir.join(trial_files::CONFIG), toml::to_string(cfg)?.as_bytes())?;
-        TrialStatus { state: State::Running, attempts, seconds: 0.0, error: None, diverged_step: None }.write(&trial_dir)?;
+        TrialStatus { state: State::Running, attempts, seconds: 0.0, error: None, diverged_step: None }
+            .write(&trial_dir)?;
         let total_steps = cfg.train.epochs * train::steps_per_epoch(data.train.len(), cfg.train.batch_size);
         let bar = bars.add(ProgressBar::new(total_steps as u64).with_style(style.clone()).with_prefix("trial"));
         bar.set_message(id.clone());
@@ -88,14 +102,30 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSu
         let seconds = t0.elapsed().as_secs_f64();
         let status = match result {
             Ok(outcome) => {
-                store::write_parquet(&trial_dir.join(trial_files::STEPS), &mut telemetry::steps_frame(&id, &outcome.steps)?)?;
-                store::write_parquet(&trial_dir.join(trial_files::EVALS), &mut telemetry::evals_frame(&id, &outcome.evals)?)?;
-                let checksums = Checksums { init: outcome.init_checksum.clone(), data_order: outcome.data_order_checksum.clone() };
-                store::write_atomic(&trial_dir.join(trial_files::CHECKSUMS), serde_json::to_string_pretty(&checksums)?.as_bytes())?;
+                store::write_parquet(
+                    &trial_dir.join(trial_files::STEPS),
+                    &mut telemetry::steps_frame(&id, &outcome.steps)?,
+                )?;
+                store::write_parquet(
+                    &trial_dir.join(trial_files::EVALS),
+                    &mut telemetry::evals_frame(&id, &outcome.evals)?,
+                )?;
+                let checksums =
+                    Checksums { init: outcome.init_checksum.clone(), data_order: outcome.data_order_checksum.clone() };
+                store::write_atomic(
+                    &trial_dir.join(trial_files::CHECKSUMS),
+                    serde_json::to_string_pretty(&checksums)?.as_bytes(),
+                )?;
                 let state = if outcome.diverged_step.is_some() { State::Diverged } else { State::Done };
                 TrialStatus { state, attempts, seconds, error: None, diverged_step: outcome.diverged_step }
             }
-            Err(e) => TrialStatus { state: State::Failed, attempts, seconds, error: Some(format!("{e:#}")), diverged_step: None },
+            Err(e) => TrialStatus {
+                state: State::Failed,
+                attempts,
+                seconds,
+                error: Some(format!("{e:#}")),
+                diverged_step: None,
+            },
         };
         status.write(&trial_dir)?;
         summaries.push(summary(cfg, &status, &trial_dir));
@@ -111,7 +141,8 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSu
 pub fn shared_data(cfg: &TrialConfig) -> TrialData {
     let train = synthetic::training_set(&cfg.data);
     let heldout = synthetic::heldout_set(&cfg.data);
-    let lfw_pairs = verification::lfw_style_pairs(&heldout.labels, cfg.eval.lfw.folds, cfg.eval.lfw.pairs_per_fold, cfg.data.seed);
+    let lfw_pairs =
+        verification::lfw_style_pairs(&heldout.labels, cfg.eval.lfw.folds, cfg.eval.lfw.pairs_per_fold, cfg.data.seed);
     TrialData { train, heldout, lfw_pairs }
 }
 
@@ -197,10 +228,21 @@ pub fn write_trials_table(dir: &ExperimentDir, exp: &Experiment) -> Result<()> {
 
 /// The closing table: loss, parameters, held-out accuracy, seconds.
 pub fn format_summary(rows: &[TrialSummary]) -> String {
-    let mut out = format!("{:<12} {:<40} {:>5} {:>9} {:>12} {:>8}\n", "loss", "parameters", "seed", "status", "lfw acc %", "seconds");
+    let mut out = format!(
+        "{:<12} {:<40} {:>5} {:>9} {:>12} {:>8}\n",
+        "loss", "parameters", "seed", "status", "lfw acc %", "seconds"
+    );
     for r in rows {
         let acc = r.lfw_accuracy.map_or("-".to_string(), |a| format!("{:.2}", a * 100.0));
-        out.push_str(&format!("{:<12} {:<40} {:>5} {:>9} {:>12} {:>8.1}\n", r.loss, r.params, r.seed, r.state.as_str(), acc, r.seconds));
+        out.push_str(&format!(
+            "{:<12} {:<40} {:>5} {:>9} {:>12} {:>8.1}\n",
+            r.loss,
+            r.params,
+            r.seed,
+            r.state.as_str(),
+            acc,
+            r.seconds
+        ));
     }
     out
 }

@@ -10,7 +10,8 @@ const C: i64 = 11;
 
 fn config(name: &str, params: &[(&str, ParamValue)]) -> LossConfig {
     let entry = loss::find(name).expect("known loss");
-    let mut map: BTreeMap<String, ParamValue> = entry.params.iter().map(|p| (p.name.to_string(), p.default.value())).collect();
+    let mut map: BTreeMap<String, ParamValue> =
+        entry.params.iter().map(|p| (p.name.to_string(), p.default.value())).collect();
     for (k, v) in params {
         map.insert(k.to_string(), v.clone());
     }
@@ -41,7 +42,13 @@ fn inputs(seed: i64) -> Inputs {
 fn loss_and_grad(cfg: &LossConfig, x: &Inputs) -> (f64, Tensor) {
     let mut l = loss::build(cfg, &LossContext { num_classes: C });
     let bias = l.uses_bias().then_some(&x.bias);
-    let out = l.forward(&CosineBatch { cos: &x.cos, feat_norm: &x.feat_norm, weight_norm: &x.weight_norm, bias, labels: &x.labels });
+    let out = l.forward(&CosineBatch {
+        cos: &x.cos,
+        feat_norm: &x.feat_norm,
+        weight_norm: &x.weight_norm,
+        bias,
+        labels: &x.labels,
+    });
     let g = Tensor::run_backward(&[&out.loss], &[&x.cos], false, false).remove(0);
     (out.loss.double_value(&[]), g)
 }
@@ -91,14 +98,29 @@ fn softmax_and_l2softmax_match_closed_forms() {
     let norms = &x.feat_norm * &x.weight_norm;
     let logits = &cos * &norms + &x.bias;
     let (value, g) = loss_and_grad(&config("softmax", &[]), &x);
-    assert_close(&g, &softmax_family_grad(&logits, &norms, &Tensor::ones([B, 1], (Kind::Double, tch::Device::Cpu)), &x), 1e-5, "softmax");
+    assert_close(
+        &g,
+        &softmax_family_grad(&logits, &norms, &Tensor::ones([B, 1], (Kind::Double, tch::Device::Cpu)), &x),
+        1e-5,
+        "softmax",
+    );
     assert!((value - ce(&logits, &x)).abs() < 1e-10);
 
     let alpha = 12.5;
     let scale = &x.weight_norm * alpha;
     let logits = &cos * &scale + &x.bias;
     let (value, g) = loss_and_grad(&config("l2softmax", &[("alpha", ParamValue::Float(alpha))]), &x);
-    assert_close(&g, &softmax_family_grad(&logits, &scale.expand([B, C], false), &Tensor::ones([B, 1], (Kind::Double, tch::Device::Cpu)), &x), 1e-5, "l2softmax");
+    assert_close(
+        &g,
+        &softmax_family_grad(
+            &logits,
+            &scale.expand([B, C], false),
+            &Tensor::ones([B, 1], (Kind::Double, tch::Device::Cpu)),
+            &x,
+        ),
+        1e-5,
+        "l2softmax",
+    );
     assert!((value - ce(&logits, &x)).abs() < 1e-10);
 }
 
@@ -110,7 +132,12 @@ fn cosface_matches_closed_form() {
     let logits = (&cos - one_hot(&x) * m) * s;
     let (value, g) = loss_and_grad(&config("cosface", &[("s", ParamValue::Float(s)), ("m", ParamValue::Float(m))]), &x);
     let scale = cos.full_like(s);
-    assert_close(&g, &softmax_family_grad(&logits, &scale, &Tensor::ones([B, 1], (Kind::Double, tch::Device::Cpu)), &x), 1e-5, "cosface");
+    assert_close(
+        &g,
+        &softmax_family_grad(&logits, &scale, &Tensor::ones([B, 1], (Kind::Double, tch::Device::Cpu)), &x),
+        1e-5,
+        "cosface",
+    );
     assert!((value - ce(&logits, &x)).abs() < 1e-10);
 }
 
@@ -128,14 +155,27 @@ fn arcface_exact_straight_through_and_fallback_match_closed_forms() {
         let oh = one_hot(&x);
         let logits = (&cos + &oh * (&target - &cos_y)) * s;
         let scale = cos.full_like(s);
-        let (value, g) = loss_and_grad(&config("arcface", &[("s", ParamValue::Float(s)), ("m", ParamValue::Float(m))]), &x);
+        let (value, g) =
+            loss_and_grad(&config("arcface", &[("s", ParamValue::Float(s)), ("m", ParamValue::Float(m))]), &x);
         assert_close(&g, &softmax_family_grad(&logits, &scale, &psi_prime, &x), 1e-5, "arcface exact");
         assert!((value - ce(&logits, &x)).abs() < 1e-9);
         let (value_st, g_st) = loss_and_grad(
-            &config("arcface", &[("s", ParamValue::Float(s)), ("m", ParamValue::Float(m)), ("gradient", ParamValue::Str("straight-through".into()))]),
+            &config(
+                "arcface",
+                &[
+                    ("s", ParamValue::Float(s)),
+                    ("m", ParamValue::Float(m)),
+                    ("gradient", ParamValue::Str("straight-through".into())),
+                ],
+            ),
             &x,
         );
-        assert_close(&g_st, &softmax_family_grad(&logits, &scale, &cos_y.ones_like(), &x), 1e-5, "arcface straight-through");
+        assert_close(
+            &g_st,
+            &softmax_family_grad(&logits, &scale, &cos_y.ones_like(), &x),
+            1e-5,
+            "arcface straight-through",
+        );
         assert!((value_st - value).abs() < 1e-12, "straight-through changes the gradient, not the value");
     }
 }
@@ -151,7 +191,12 @@ fn arcface_fallback_region_is_exercised() {
     let cos = x.cos.detach();
     let oh = one_hot(&x);
     let logits = (&cos - &oh * (m * m.sin())) * s;
-    assert_close(&g, &softmax_family_grad(&logits, &cos.full_like(s), &Tensor::ones([B, 1], (Kind::Double, tch::Device::Cpu)), &x), 1e-5, "arcface fallback");
+    assert_close(
+        &g,
+        &softmax_family_grad(&logits, &cos.full_like(s), &Tensor::ones([B, 1], (Kind::Double, tch::Device::Cpu)), &x),
+        1e-5,
+        "arcface fallback",
+    );
     assert!((value - ce(&logits, &x)).abs() < 1e-10);
 }
 

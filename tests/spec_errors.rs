@@ -28,7 +28,8 @@ fn run_bad(text: &str) -> (i32, String) {
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, text).unwrap();
     let out = dir.path().join("results");
-    let result = Command::new(env!("CARGO_BIN_EXE_p2sbench")).arg("run").arg(&file).arg("--out").arg(&out).output().unwrap();
+    let result =
+        Command::new(env!("CARGO_BIN_EXE_p2sbench")).arg("run").arg(&file).arg("--out").arg(&out).output().unwrap();
     assert!(!Path::new(&out).exists(), "a results directory was created for an invalid file");
     (result.status.code().unwrap_or(-1), String::from_utf8_lossy(&result.stderr).into_owned())
 }
@@ -138,7 +139,11 @@ fn bad_device() {
 
 #[test]
 fn bad_channels() {
-    expect_error(&replace("image_size = 16", "image_size = 16\nchannels = 2"), 7, "data.channels: expected 1 (grey) or 3 (colour)");
+    expect_error(
+        &replace("image_size = 16", "image_size = 16\nchannels = 2"),
+        7,
+        "data.channels: expected 1 (grey) or 3 (colour)",
+    );
 }
 
 #[test]
@@ -166,7 +171,10 @@ fn missing_required_table() {
 
 #[test]
 fn missing_file_is_a_clear_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "/nonexistent/x.toml", "--dry-run"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .args(["run", "/nonexistent/x.toml", "--dry-run"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml: cannot read"));
 }

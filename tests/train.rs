@@ -9,9 +9,24 @@ use polars::prelude::*;
 use std::path::Path;
 
 const STEP_COLUMNS: &[&str] = &[
-    "trial", "step", "epoch", "lr", "loss", "train_acc", "theta_y_deg_mean", "theta_y_deg_p50", "theta_other_deg_mean",
-    "cos_y_mean", "coef_y_mean", "coef_other_sum_mean", "grad_norm_feat_mean", "grad_norm_class_weights",
-    "grad_norm_backbone", "feat_norm_mean", "scale", "step_seconds",
+    "trial",
+    "step",
+    "epoch",
+    "lr",
+    "loss",
+    "train_acc",
+    "theta_y_deg_mean",
+    "theta_y_deg_p50",
+    "theta_other_deg_mean",
+    "cos_y_mean",
+    "coef_y_mean",
+    "coef_other_sum_mean",
+    "grad_norm_feat_mean",
+    "grad_norm_class_weights",
+    "grad_norm_backbone",
+    "feat_norm_mean",
+    "scale",
+    "step_seconds",
 ];
 
 fn run(out: &Path) -> ExperimentDir {
@@ -36,7 +51,10 @@ fn trains_every_loss_writes_the_layout_and_is_deterministic() {
     assert_eq!(trials.height(), 5);
     assert!(common::strings(&trials, "status").iter().all(|s| s == "done"), "{trials}");
     let init = common::strings(&trials, "init_checksum");
-    assert!(init[0].len() == 16 && init.iter().all(|c| c == &init[0]), "trials start from different parameters: {trials}");
+    assert!(
+        init[0].len() == 16 && init.iter().all(|c| c == &init[0]),
+        "trials start from different parameters: {trials}"
+    );
     let order = common::strings(&trials, "data_order_checksum");
     assert!(order[0].len() == 16 && order.iter().all(|c| c == &order[0]), "trials saw different batch orders");
     assert_eq!(common::strings(&trials, "loss"), ["p2sgrad", "cosface", "arcface", "l2softmax", "softmax"]);
@@ -66,7 +84,10 @@ fn trains_every_loss_writes_the_layout_and_is_deterministic() {
             assert!((0.0..=1.0).contains(&v));
         }
         let steps_b = store::read_parquet(&dir_b.trial(id).join("steps.parquet")).unwrap();
-        assert!(without(steps, &["step_seconds"]).equals(&without(steps_b, &["step_seconds"])), "{id}: steps differ between runs");
+        assert!(
+            without(steps, &["step_seconds"]).equals(&without(steps_b, &["step_seconds"])),
+            "{id}: steps differ between runs"
+        );
         let evals_b = store::read_parquet(&dir_b.trial(id).join("evals.parquet")).unwrap();
         assert!(evals.equals(&evals_b), "{id}: evals differ between runs");
     }

@@ -119,7 +119,13 @@ impl Nuisance {
         let noise = 0.01 + 0.06 * d;
         let background = 0.5 + s(0.45);
         let occluded = s(1.0).abs() < 0.05 + 0.35 * d;
-        let occ = (s(0.6), s(0.6), 0.1 + s(1.0).abs() * (0.15 + 0.3 * d), 0.1 + s(1.0).abs() * (0.15 + 0.3 * d), 0.5 + s(0.5));
+        let occ = (
+            s(0.6),
+            s(0.6),
+            0.1 + s(1.0).abs() * (0.15 + 0.3 * d),
+            0.1 + s(1.0).abs() * (0.15 + 0.3 * d),
+            0.5 + s(0.5),
+        );
         Nuisance {
             angle,
             scale,

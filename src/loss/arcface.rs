@@ -90,16 +90,8 @@ impl Loss for ArcFace {
     fn forward(&mut self, b: &CosineBatch) -> LossOutput {
         let cos_y = b.target_cos();
         let psi = self.psi(&cos_y);
-        let target = if self.straight_through {
-            &cos_y + (psi - &cos_y).detach()
-        } else {
-            psi
-        };
+        let target = if self.straight_through { &cos_y + (psi - &cos_y).detach() } else { psi };
         let logits = with_target(b.cos, &target, b.labels) * self.s;
-        LossOutput {
-            loss: cross_entropy(&logits, b.labels),
-            scale: self.s,
-            plain_logits: None,
-        }
+        LossOutput { loss: cross_entropy(&logits, b.labels), scale: self.s, plain_logits: None }
     }
 }

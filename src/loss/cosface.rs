@@ -38,10 +38,6 @@ impl Loss for CosFace {
     fn forward(&mut self, b: &CosineBatch) -> LossOutput {
         let target = b.target_cos() - self.m;
         let logits = with_target(b.cos, &target, b.labels) * self.s;
-        LossOutput {
-            loss: cross_entropy(&logits, b.labels),
-            scale: self.s,
-            plain_logits: None,
-        }
+        LossOutput { loss: cross_entropy(&logits, b.labels), scale: self.s, plain_logits: None }
     }
 }

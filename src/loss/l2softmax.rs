@@ -27,15 +27,12 @@ pub struct L2Softmax {
 
 impl Loss for L2Softmax {
     fn forward(&mut self, b: &CosineBatch) -> LossOutput {
-        let mut logits = b.cos * b.weight_norm * self.alpha;
-        if let Some(bias) = b.bias {
-            logits = logits + bias;
-        }
-        LossOutput {
-            loss: cross_entropy(&logits, b.labels),
-            scale: self.alpha,
-            plain_logits: Some(logits),
-        }
+        let scaled = b.cos * b.weight_norm * self.alpha;
+        let logits = match b.bias {
+            Some(bias) => scaled + bias,
+            None => scaled,
+        };
+        LossOutput { loss: cross_entropy(&logits, b.labels), scale: self.alpha, plain_logits: Some(logits) }
     }
 
     fn uses_bias(&self) -> bool {

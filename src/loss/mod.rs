@@ -36,9 +36,7 @@ impl CosineBatch<'_> {
     /// One-hot of the labels, [B, C], in the cosine's kind.
     pub fn one_hot(&self) -> Tensor {
         let num_classes = self.cos.size()[1];
-        self.labels
-            .one_hot(num_classes)
-            .to_kind(self.cos.kind())
+        self.labels.one_hot(num_classes).to_kind(self.cos.kind())
     }
 
     /// cos θ_iy, shape [B, 1].
@@ -69,9 +67,7 @@ pub trait Loss: Send {
 
 /// Softmax cross-entropy of `logits` against the batch labels, averaged over the batch.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits
-        .log_softmax(-1, None::<Kind>)
-        .g_nll_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100)
+    logits.log_softmax(-1, None::<Kind>).g_nll_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100)
 }
 
 /// Logits that are `others` ([B, C]) everywhere but the target column, which is `target` ([B, 1]).
@@ -95,13 +91,7 @@ pub struct LossContext {
 
 /// Every loss the harness knows, in the order `--help` lists them.
 pub fn registry() -> &'static [LossEntry] {
-    &[
-        softmax::ENTRY,
-        l2softmax::ENTRY,
-        cosface::ENTRY,
-        arcface::ENTRY,
-        p2sgrad::ENTRY,
-    ]
+    &[softmax::ENTRY, l2softmax::ENTRY, cosface::ENTRY, arcface::ENTRY, p2sgrad::ENTRY]
 }
 
 /// Looks a loss up by its `name`.

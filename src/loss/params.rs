@@ -58,7 +58,9 @@ impl ParamKind {
             ParamKind::Float => "a number".into(),
             ParamKind::Int => "an integer".into(),
             ParamKind::Bool => "true or false".into(),
-            ParamKind::Choice(c) => format!("one of {}", c.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")),
+            ParamKind::Choice(c) => {
+                format!("one of {}", c.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", "))
+            }
         }
     }
 }
@@ -150,9 +152,7 @@ impl LossConfig {
         let entry = super::find(&self.name);
         let mut out = self.name.clone();
         for (k, v) in &self.params {
-            let default = entry
-                .and_then(|e| e.params.iter().find(|p| p.name == k))
-                .map(|p| p.default.value());
+            let default = entry.and_then(|e| e.params.iter().find(|p| p.name == k)).map(|p| p.default.value());
             let numeric = matches!(v, ParamValue::Float(_) | ParamValue::Int(_));
             if numeric || default.as_ref() != Some(v) {
                 out.push('-');
@@ -169,10 +169,6 @@ impl LossConfig {
 
     /// `s=64, m=0.5` for tables and summaries.
     pub fn params_text(&self) -> String {
-        self.params
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.short()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.params.iter().map(|(k, v)| format!("{k}={}", v.short())).collect::<Vec<_>>().join(", ")
     }
 }

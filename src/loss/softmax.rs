@@ -3,12 +3,8 @@
 
 use super::{cross_entropy, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput};
 
-pub const ENTRY: LossEntry = LossEntry {
-    name: "softmax",
-    summary: "plain FC softmax cross-entropy, logits W_j·x + b_j",
-    params: &[],
-    build,
-};
+pub const ENTRY: LossEntry =
+    LossEntry { name: "softmax", summary: "plain FC softmax cross-entropy, logits W_j·x + b_j", params: &[], build };
 
 fn build(_: &LossConfig, _: &LossContext) -> Box<dyn Loss> {
     Box::new(Softmax)
@@ -18,15 +14,12 @@ pub struct Softmax;
 
 impl Loss for Softmax {
     fn forward(&mut self, b: &CosineBatch) -> LossOutput {
-        let mut logits = b.cos * b.feat_norm * b.weight_norm;
-        if let Some(bias) = b.bias {
-            logits = logits + bias;
-        }
-        LossOutput {
-            loss: cross_entropy(&logits, b.labels),
-            scale: 1.0,
-            plain_logits: Some(logits),
-        }
+        let scaled = b.cos * b.feat_norm * b.weight_norm;
+        let logits = match b.bias {
+            Some(bias) => scaled + bias,
+            None => scaled,
+        };
+        LossOutput { loss: cross_entropy(&logits, b.labels), scale: 1.0, plain_logits: Some(logits) }
     }
 
     fn uses_bias(&self) -> bool {

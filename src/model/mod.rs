@@ -20,7 +20,19 @@ pub struct Network {
 
 impl Network {
     /// Builds the network with parameters drawn from `init_seed` (on the CPU), then moves it to `device`.
-    pub fn new(spec: &ModelSpec, channels: usize, image_size: usize, classes: usize, with_bias: bool, init_seed: u64, device: Device) -> Network {
+    pub fn new(
+        spec: &ModelSpec,
+        channels: usize,
+        image_size: usize,
+        classes: usize,
+        with_bias: bool,
+        init_seed: u64,
+        device: Device,
+    ) -> Network {
+        // libtorch's generator is global: hold it for the whole draw so that trials built in
+        // parallel (threads of one process) each get exactly their seed's values.
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _draw = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         tch::manual_seed(init_seed as i64);
         let mut vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
@@ -59,11 +71,8 @@ impl Network {
     /// The trainable backbone tensors (everything but the head), in name order.
     pub fn backbone_params(&self) -> Vec<Tensor> {
         let vars = self.vs.variables();
-        let mut names: Vec<&String> = vars
-            .iter()
-            .filter(|(k, v)| k.starts_with("backbone.") && v.requires_grad())
-            .map(|(k, _)| k)
-            .collect();
+        let mut names: Vec<&String> =
+            vars.iter().filter(|(k, v)| k.starts_with("backbone.") && v.requires_grad()).map(|(k, _)| k).collect();
         names.sort();
         names.into_iter().map(|k| vars[k].shallow_clone()).collect()
     }

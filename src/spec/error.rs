@@ -12,12 +12,7 @@ pub enum SpecError {
         source: std::io::Error,
     },
     #[error("{path}:{line}:{col}: {message}")]
-    At {
-        path: PathBuf,
-        line: usize,
-        col: usize,
-        message: String,
-    },
+    At { path: PathBuf, line: usize, col: usize, message: String },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
 }
@@ -62,42 +57,25 @@ impl Locator<'_> {
         match self.span_of(keys) {
             Some(offset) => {
                 let (line, col) = line_col(self.src, offset);
-                SpecError::At {
-                    path: self.path.to_path_buf(),
-                    line,
-                    col,
-                    message: message.into(),
-                }
+                SpecError::At { path: self.path.to_path_buf(), line, col, message: message.into() }
             }
-            None => SpecError::File {
-                path: self.path.to_path_buf(),
-                message: message.into(),
-            },
+            None => SpecError::File { path: self.path.to_path_buf(), message: message.into() },
         }
     }
 
     /// An error at a byte offset (from a deserializer's span).
     pub fn at_offset(&self, offset: usize, message: impl Into<String>) -> SpecError {
         let (line, col) = line_col(self.src, offset);
-        SpecError::At {
-            path: self.path.to_path_buf(),
-            line,
-            col,
-            message: message.into(),
-        }
+        SpecError::At { path: self.path.to_path_buf(), line, col, message: message.into() }
     }
 
     fn span_of(&self, keys: &[Key]) -> Option<usize> {
         let mut item: &toml_edit::Item = self.doc.as_item();
         let mut best = None;
         for key in keys {
-            let next = match (key, item) {
-                (Key::Name(k), _) => item.get(k.as_str()),
-                (Key::Index(i), toml_edit::Item::ArrayOfTables(a)) => {
-                    a.get(*i).and_then(|t| t.span()).map(|s| best = Some(s.start));
-                    item.get(*i)
-                }
-                (Key::Index(i), _) => item.get(*i),
+            let next = match key {
+                Key::Name(k) => item.get(k.as_str()),
+                Key::Index(i) => item.get(*i),
             };
             let Some(next) = next else { break };
             if let Some(span) = next.span() {

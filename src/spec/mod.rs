@@ -6,7 +6,9 @@ mod error;
 mod schema;
 
 pub use error::{line_col, SpecError};
-pub use schema::{DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, ModelSpec, RawExperiment, TrainSpec, KNOWN_PROTOCOLS};
+pub use schema::{
+    DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, ModelSpec, RawExperiment, TrainSpec, KNOWN_PROTOCOLS,
+};
 
 use crate::loss::{self, LossConfig, ParamKind, ParamValue};
 use error::{Key, Locator};
@@ -103,10 +105,24 @@ pub fn parse(path: &Path, source: &str) -> Result<Experiment, SpecError> {
     let mut seen = BTreeMap::new();
     for (i, t) in trials.iter().enumerate() {
         if let Some(j) = seen.insert(t.id(), i) {
-            return Err(loc.at(&[], format!("trials {} and {} are the same trial ({}); remove the duplicate loss setting", j + 1, i + 1, t.id())));
+            return Err(loc.at(
+                &[],
+                format!(
+                    "trials {} and {} are the same trial ({}); remove the duplicate loss setting",
+                    j + 1,
+                    i + 1,
+                    t.id()
+                ),
+            ));
         }
     }
-    Ok(Experiment { path: path.to_path_buf(), source: source.to_string(), name: raw.name, description: raw.description, trials })
+    Ok(Experiment {
+        path: path.to_path_buf(),
+        source: source.to_string(),
+        name: raw.name,
+        description: raw.description,
+        trials,
+    })
 }
 
 /// One `[[loss]]` block → its resolved configurations (the grid product of its list values).
@@ -115,8 +131,15 @@ fn expand_loss_block(loc: &Locator, index: usize, block: &toml::Table) -> Result
     let known: Vec<&str> = loss::registry().iter().map(|e| e.name).collect();
     let name = match block.get("name") {
         Some(toml::Value::String(s)) => s.clone(),
-        Some(_) => return Err(loc.at(&here("name"), format!("loss.name: expected a loss name as a string, one of {known:?}"))),
-        None => return Err(loc.at(&[Key::from("loss"), Key::Index(index)], format!("[[loss]] block {} has no name; expected one of {known:?}", index + 1))),
+        Some(_) => {
+            return Err(loc.at(&here("name"), format!("loss.name: expected a loss name as a string, one of {known:?}")))
+        }
+        None => {
+            return Err(loc.at(
+                &[Key::from("loss"), Key::Index(index)],
+                format!("[[loss]] block {} has no name; expected one of {known:?}", index + 1),
+            ))
+        }
     };
     let Some(entry) = loss::find(&name) else {
         return Err(loc.at(&here("name"), format!("unknown loss \"{name}\"; expected one of {known:?}")));
@@ -124,7 +147,9 @@ fn expand_loss_block(loc: &Locator, index: usize, block: &toml::Table) -> Result
     for key in block.keys() {
         if key != "name" && !entry.params.iter().any(|p| p.name == key) {
             let allowed: Vec<&str> = entry.params.iter().map(|p| p.name).collect();
-            return Err(loc.at(&here(key), format!("unknown key \"{key}\" for loss {name}; its parameters are {allowed:?}")));
+            return Err(
+                loc.at(&here(key), format!("unknown key \"{key}\" for loss {name}; its parameters are {allowed:?}"))
+            );
         }
     }
     let mut grid: Vec<BTreeMap<String, ParamValue>> = vec![BTreeMap::new()];
@@ -133,7 +158,14 @@ fn expand_loss_block(loc: &Locator, index: usize, block: &toml::Table) -> Result
             None => vec![spec.default.value()],
             Some(toml::Value::Array(items)) => {
                 if items.is_empty() {
-                    return Err(loc.at(&here(spec.name), format!("{name}.{}: an empty list sweeps nothing; give {} or a non-empty list", spec.name, spec.kind.describe())));
+                    return Err(loc.at(
+                        &here(spec.name),
+                        format!(
+                            "{name}.{}: an empty list sweeps nothing; give {} or a non-empty list",
+                            spec.name,
+                            spec.kind.describe()
+                        ),
+                    ));
                 }
                 let mut values = Vec::new();
                 for (i, item) in items.iter().enumerate() {
@@ -143,7 +175,9 @@ fn expand_loss_block(loc: &Locator, index: usize, block: &toml::Table) -> Result
                 }
                 values
             }
-            Some(v) => vec![convert(v, spec).map_err(|m| loc.at(&here(spec.name), format!("{name}.{}: {m}", spec.name)))?],
+            Some(v) => {
+                vec![convert(v, spec).map_err(|m| loc.at(&here(spec.name), format!("{name}.{}: {m}", spec.name)))?]
+            }
         };
         grid = grid
             .into_iter()
@@ -167,7 +201,9 @@ fn convert(value: &toml::Value, spec: &loss::ParamSpec) -> Result<ParamValue, St
         (ParamKind::Float, toml::Value::Integer(i)) => ParamValue::Float(*i as f64),
         (ParamKind::Int, toml::Value::Integer(i)) => ParamValue::Int(*i),
         (ParamKind::Bool, toml::Value::Boolean(b)) => ParamValue::Bool(*b),
-        (ParamKind::Choice(options), toml::Value::String(s)) if options.contains(&s.as_str()) => ParamValue::Str(s.clone()),
+        (ParamKind::Choice(options), toml::Value::String(s)) if options.contains(&s.as_str()) => {
+            ParamValue::Str(s.clone())
+        }
         _ => return Err(wrong()),
     };
     (spec.check)(&v).map_err(|expected| format!("expected {expected}, found {}", describe(value)))?;

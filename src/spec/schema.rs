@@ -177,12 +177,7 @@ pub struct EvalSpec {
 
 impl Default for EvalSpec {
     fn default() -> Self {
-        EvalSpec {
-            protocols: default_protocols(),
-            every_epochs: 0,
-            flip: default_flip(),
-            lfw: LfwSpec::default(),
-        }
+        EvalSpec { protocols: default_protocols(), every_epochs: 0, flip: default_flip(), lfw: LfwSpec::default() }
     }
 }
 
@@ -214,10 +209,12 @@ pub type Violation = (Vec<super::error::Key>, String);
 pub fn check_values(raw: &RawExperiment) -> Option<Violation> {
     use super::error::Key;
     let at = |table: &str, key: &str, msg: &str| Some((vec![Key::from(table), Key::from(key)], msg.to_string()));
-    let name_ok = !raw.name.is_empty()
-        && raw.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let name_ok = !raw.name.is_empty() && raw.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !name_ok {
-        return Some((vec![Key::from("name")], "name: expected a non-empty name of letters, digits, '-' and '_' (it names the results directory)".into()));
+        return Some((
+            vec![Key::from("name")],
+            "name: expected a non-empty name of letters, digits, '-' and '_' (it names the results directory)".into(),
+        ));
     }
     let d = &raw.data;
     if d.identities < 2 {
@@ -246,7 +243,11 @@ pub fn check_values(raw: &RawExperiment) -> Option<Violation> {
         return at("model", "embedding", "model.embedding: expected an embedding dimension of at least 2");
     }
     if d.image_size >> m.widths.len() == 0 {
-        return at("model", "widths", "model.widths: too many stages for data.image_size (each stage halves the resolution)");
+        return at(
+            "model",
+            "widths",
+            "model.widths: too many stages for data.image_size (each stage halves the resolution)",
+        );
     }
     let t = &raw.train;
     if t.epochs == 0 {
@@ -268,7 +269,11 @@ pub fn check_values(raw: &RawExperiment) -> Option<Violation> {
         return at("train", "lr_gamma", "train.lr_gamma: expected 0 < lr_gamma <= 1");
     }
     if t.lr_milestones.windows(2).any(|w| w[0] >= w[1]) || t.lr_milestones.iter().any(|&e| e == 0 || e >= t.epochs) {
-        return at("train", "lr_milestones", "train.lr_milestones: expected strictly increasing epochs between 1 and epochs - 1");
+        return at(
+            "train",
+            "lr_milestones",
+            "train.lr_milestones: expected strictly increasing epochs between 1 and epochs - 1",
+        );
     }
     if t.seeds.is_empty() {
         return at("train", "seeds", "train.seeds: expected at least one seed");
@@ -286,10 +291,16 @@ pub fn check_values(raw: &RawExperiment) -> Option<Violation> {
         }
     }
     if e.lfw.folds < 2 {
-        return Some((vec![Key::from("eval"), Key::from("lfw"), Key::from("folds")], "eval.lfw.folds: expected at least 2 folds".into()));
+        return Some((
+            vec![Key::from("eval"), Key::from("lfw"), Key::from("folds")],
+            "eval.lfw.folds: expected at least 2 folds".into(),
+        ));
     }
     if e.lfw.pairs_per_fold == 0 {
-        return Some((vec![Key::from("eval"), Key::from("lfw"), Key::from("pairs_per_fold")], "eval.lfw.pairs_per_fold: expected at least 1".into()));
+        return Some((
+            vec![Key::from("eval"), Key::from("lfw"), Key::from("pairs_per_fold")],
+            "eval.lfw.pairs_per_fold: expected at least 1".into(),
+        ));
     }
     None
 }

@@ -65,7 +65,9 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
     }
     let tmp = temp_path(path);
     let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    anyhow::Context::with_context(ParquetWriter::new(file).finish(df), || format!("writing parquet {}", tmp.display()))?;
+    anyhow::Context::with_context(ParquetWriter::new(file).finish(df), || {
+        format!("writing parquet {}", tmp.display())
+    })?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 

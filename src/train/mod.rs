@@ -5,13 +5,13 @@
 pub mod telemetry;
 
 use crate::data::ImageSet;
+use crate::digest::short_hex;
 use crate::eval::{features, verification};
 use crate::loss::{self, CosineBatch, LossContext};
 use crate::model::Network;
 use crate::spec::{DeviceChoice, TrialConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use crate::digest::short_hex;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
 use tch::nn::OptimizerConfig;
@@ -73,11 +73,17 @@ pub fn steps_per_epoch(n: usize, batch_size: usize) -> usize {
 }
 
 /// Trains one trial; `on_step` is called after every optimiser step with the global step.
-pub fn train_trial(cfg: &TrialConfig, data: &TrialData, device: Device, on_step: &mut dyn FnMut(i64)) -> anyhow::Result<TrialOutcome> {
+pub fn train_trial(
+    cfg: &TrialConfig,
+    data: &TrialData,
+    device: Device,
+    on_step: &mut dyn FnMut(i64),
+) -> anyhow::Result<TrialOutcome> {
     let train = &data.train;
     let ctx = LossContext { num_classes: train.num_classes as i64 };
     let mut loss_fn = loss::build(&cfg.loss, &ctx);
-    let net = Network::new(&cfg.model, train.channels, train.size, train.num_classes, loss_fn.uses_bias(), cfg.seed, device);
+    let net =
+        Network::new(&cfg.model, train.channels, train.size, train.num_classes, loss_fn.uses_bias(), cfg.seed, device);
     let init_checksum = net.init_checksum();
     let mut opt = nn::Sgd { momentum: cfg.train.momentum, dampening: 0.0, wd: cfg.train.weight_decay, nesterov: false }
         .build(&net.vs, cfg.train.lr)?;
@@ -139,11 +145,23 @@ pub fn train_trial(cfg: &TrialConfig, data: &TrialData, device: Device, on_step:
                 let finite = r.is_finite();
                 steps.push(r);
                 if !finite {
-                    return Ok(TrialOutcome { steps, evals, init_checksum, data_order_checksum: short_hex(order_hash), diverged_step: Some(step) });
+                    return Ok(TrialOutcome {
+                        steps,
+                        evals,
+                        init_checksum,
+                        data_order_checksum: short_hex(order_hash),
+                        diverged_step: Some(step),
+                    });
                 }
             }
             if !loss_value.is_finite() {
-                return Ok(TrialOutcome { steps, evals, init_checksum, data_order_checksum: short_hex(order_hash), diverged_step: Some(step) });
+                return Ok(TrialOutcome {
+                    steps,
+                    evals,
+                    init_checksum,
+                    data_order_checksum: short_hex(order_hash),
+                    diverged_step: Some(step),
+                });
             }
             opt.step();
             step += 1;
@@ -157,7 +175,6 @@ pub fn train_trial(cfg: &TrialConfig, data: &TrialData, device: Device, on_step:
     }
     Ok(TrialOutcome { steps, evals, init_checksum, data_order_checksum: short_hex(order_hash), diverged_step: None })
 }
-
 
 /// Runs the configured protocols on the held-out identities.
 pub fn evaluate(cfg: &TrialConfig, net: &Network, data: &TrialData, device: Device, step: i64) -> Vec<EvalRow> {

@@ -117,26 +117,29 @@ pub fn grad_norm(params: &[Tensor]) -> f64 {
 pub fn steps_frame(trial: &str, rows: &[StepRow]) -> PolarsResult<DataFrame> {
     let f = |get: fn(&StepRow) -> f64| rows.iter().map(get).collect::<Vec<f64>>();
     let n = rows.len();
-    DataFrame::new(n, vec![
-        Column::new("trial".into(), vec![trial; n]),
-        Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<i64>>()),
-        Column::new("epoch".into(), rows.iter().map(|r| r.epoch).collect::<Vec<i64>>()),
-        Column::new("lr".into(), f(|r| r.lr)),
-        Column::new("loss".into(), f(|r| r.loss)),
-        Column::new("train_acc".into(), f(|r| r.train_acc)),
-        Column::new("theta_y_deg_mean".into(), f(|r| r.theta_y_deg_mean)),
-        Column::new("theta_y_deg_p50".into(), f(|r| r.theta_y_deg_p50)),
-        Column::new("theta_other_deg_mean".into(), f(|r| r.theta_other_deg_mean)),
-        Column::new("cos_y_mean".into(), f(|r| r.cos_y_mean)),
-        Column::new("coef_y_mean".into(), f(|r| r.coef_y_mean)),
-        Column::new("coef_other_sum_mean".into(), f(|r| r.coef_other_sum_mean)),
-        Column::new("grad_norm_feat_mean".into(), f(|r| r.grad_norm_feat_mean)),
-        Column::new("grad_norm_class_weights".into(), f(|r| r.grad_norm_class_weights)),
-        Column::new("grad_norm_backbone".into(), f(|r| r.grad_norm_backbone)),
-        Column::new("feat_norm_mean".into(), f(|r| r.feat_norm_mean)),
-        Column::new("scale".into(), f(|r| r.scale)),
-        Column::new("step_seconds".into(), f(|r| r.step_seconds)),
-    ])
+    DataFrame::new(
+        n,
+        vec![
+            Column::new("trial".into(), vec![trial; n]),
+            Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<i64>>()),
+            Column::new("epoch".into(), rows.iter().map(|r| r.epoch).collect::<Vec<i64>>()),
+            Column::new("lr".into(), f(|r| r.lr)),
+            Column::new("loss".into(), f(|r| r.loss)),
+            Column::new("train_acc".into(), f(|r| r.train_acc)),
+            Column::new("theta_y_deg_mean".into(), f(|r| r.theta_y_deg_mean)),
+            Column::new("theta_y_deg_p50".into(), f(|r| r.theta_y_deg_p50)),
+            Column::new("theta_other_deg_mean".into(), f(|r| r.theta_other_deg_mean)),
+            Column::new("cos_y_mean".into(), f(|r| r.cos_y_mean)),
+            Column::new("coef_y_mean".into(), f(|r| r.coef_y_mean)),
+            Column::new("coef_other_sum_mean".into(), f(|r| r.coef_other_sum_mean)),
+            Column::new("grad_norm_feat_mean".into(), f(|r| r.grad_norm_feat_mean)),
+            Column::new("grad_norm_class_weights".into(), f(|r| r.grad_norm_class_weights)),
+            Column::new("grad_norm_backbone".into(), f(|r| r.grad_norm_backbone)),
+            Column::new("feat_norm_mean".into(), f(|r| r.feat_norm_mean)),
+            Column::new("scale".into(), f(|r| r.scale)),
+            Column::new("step_seconds".into(), f(|r| r.step_seconds)),
+        ],
+    )
 }
 
 /// One row of evals.parquet.
@@ -152,12 +155,15 @@ pub struct EvalRow {
 /// The evals.parquet frame for one trial.
 pub fn evals_frame(trial: &str, rows: &[EvalRow]) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    DataFrame::new(n, vec![
-        Column::new("trial".into(), vec![trial; n]),
-        Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<i64>>()),
-        Column::new("protocol".into(), rows.iter().map(|r| r.protocol.as_str()).collect::<Vec<&str>>()),
-        Column::new("variant".into(), rows.iter().map(|r| r.variant.as_str()).collect::<Vec<&str>>()),
-        Column::new("metric".into(), rows.iter().map(|r| r.metric.as_str()).collect::<Vec<&str>>()),
-        Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<f64>>()),
-    ])
+    DataFrame::new(
+        n,
+        vec![
+            Column::new("trial".into(), vec![trial; n]),
+            Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<i64>>()),
+            Column::new("protocol".into(), rows.iter().map(|r| r.protocol.as_str()).collect::<Vec<&str>>()),
+            Column::new("variant".into(), rows.iter().map(|r| r.variant.as_str()).collect::<Vec<&str>>()),
+            Column::new("metric".into(), rows.iter().map(|r| r.metric.as_str()).collect::<Vec<&str>>()),
+            Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<f64>>()),
+        ],
+    )
 }
