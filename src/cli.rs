@@ -1,6 +1,8 @@
 //! Command-line interface: clap commands mapped onto library calls. Bad input (an experiment
-//! file that fails validation) exits with code 2 before anything is written; other failures 1.
+//! file that fails validation, a malformed data or protocol file: `SpecError` or `InputError`
+//! anywhere in the error chain) exits with code 2 before anything is written; other failures 1.
 
+use crate::error::InputError;
 use crate::loss;
 use crate::runner::{self, RunOptions};
 use crate::spec::{self, SpecError};
@@ -48,7 +50,7 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.chain().any(|c| c.is::<SpecError>()) {
+            if e.chain().any(|c| c.is::<SpecError>() || c.is::<InputError>()) {
                 2
             } else {
                 1

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod data;
 pub mod digest;
+pub mod error;
 pub mod eval;
 pub mod loss;
 pub mod model;
