@@ -2,17 +2,18 @@
 //! once, trains each trial (skipping those already done), writes each trial's files as it
 //! finishes, keeps trials.parquet current, and prints the summary table.
 
-use crate::data::synthetic;
-use crate::eval::verification;
+use crate::data::{noise, synthetic};
 use crate::loss::ParamValue;
 use crate::spec::{Experiment, TrialConfig};
 use crate::store::{self, trial_files, ExperimentDir, State, TrialStatus};
 use crate::train::{self, telemetry, TrialData};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use polars::prelude::*;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// How to run.
@@ -22,6 +23,16 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Draw progress bars (on a terminal).
     pub progress: bool,
+    /// Trials trained at once; the cores are split between them.
+    pub jobs: usize,
+    /// Stop starting trials after the first one that fails or diverges.
+    pub fail_fast: bool,
+}
+
+impl RunOptions {
+    pub fn new(out: impl Into<PathBuf>) -> RunOptions {
+        RunOptions { out: out.into(), progress: false, jobs: 1, fail_fast: false }
+    }
 }
 
 /// `checksums.json`: what makes trials comparable: identical initial parameters and data order.
@@ -32,7 +43,7 @@ pub struct Checksums {
 }
 
 impl Checksums {
-    pub fn read(trial_dir: &std::path::Path) -> Option<Checksums> {
+    pub fn read(trial_dir: &Path) -> Option<Checksums> {
         serde_json::from_str(&std::fs::read_to_string(trial_dir.join(trial_files::CHECKSUMS)).ok()?).ok()
     }
 }
@@ -44,21 +55,33 @@ pub struct TrialSummary {
     pub loss: String,
     pub params: String,
     pub seed: u64,
+    pub noise: String,
     pub state: State,
     pub lfw_accuracy: Option<f64>,
     pub seconds: f64,
+    pub diverged_step: Option<i64>,
 }
 
-/// Runs every trial of `exp` that is not already done; returns one summary per trial.
+/// Runs every trial of `exp` that is not already done; see [`run_selected`].
 pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSummary>> {
+    run_selected(exp, &exp.trials, opts)
+}
+
+/// Runs the `selected` trials of `exp` (all, or those `--only`/`--skip` kept) that are not
+/// already done, resuming unfinished ones from their checkpoints; returns one summary per
+/// selected trial, in file order. trials.parquet always lists every trial of the file. Holds the
+/// results directory's lock for the whole run.
+pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOptions) -> Result<Vec<TrialSummary>> {
     let dir = ExperimentDir::new(&opts.out, &exp.name);
-    std::fs::create_dir_all(&dir.root).with_context(|| format!("creating {}", dir.root.display()))?;
+    let _lock = store::lock(&dir.root)?;
     store::write_atomic(&dir.spec(), exp.source.as_bytes())?;
     let first = &exp.trials[0];
     let device = train::resolve_device(first.train.device)?;
-    if first.train.threads > 0 {
-        tch::set_num_threads(first.train.threads as i32);
-    }
+    let jobs = opts.jobs.max(1).min(selected.len().max(1));
+    let threads = match first.train.threads {
+        0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / jobs).max(1),
+        n => n,
+    };
     let bars = MultiProgress::with_draw_target(if opts.progress {
         ProgressDrawTarget::stderr()
     } else {
@@ -67,86 +90,137 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSu
     let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
         .expect("valid template")
         .progress_chars("=> ");
-    let overall =
-        bars.add(ProgressBar::new(exp.trials.len() as u64).with_style(style.clone()).with_prefix("experiment"));
+    let overall = bars.add(ProgressBar::new(selected.len() as u64).with_style(style.clone()).with_prefix("experiment"));
     let started = Instant::now();
     let data = shared_data(first);
+    let stale = stale_trials(&dir, exp);
+    if !stale.is_empty() {
+        bars.println(format!(
+            "{} trial(s) in {} are no longer in the experiment file (kept, not deleted): {}",
+            stale.len(),
+            dir.root.display(),
+            stale.join(", ")
+        ))?;
+    }
     bars.println(format!(
-        "{}: {} trials on {:?}, data generated in {:.1}s",
+        "{}: {} trials ({} selected) on {device:?}, {jobs} at a time with {threads} thread(s) each; data generated in {:.1}s",
         exp.name,
         exp.trials.len(),
-        device,
+        selected.len(),
         started.elapsed().as_secs_f64()
     ))?;
-    let mut summaries = Vec::new();
-    for cfg in &exp.trials {
-        let id = cfg.id();
-        let trial_dir = dir.trial(&id);
-        overall.set_message(id.clone());
-        let previous = TrialStatus::read(&trial_dir);
-        if let Some(status) = previous.as_ref().filter(|s| s.state == State::Done) {
-            summaries.push(summary(cfg, status, &trial_dir));
-            overall.inc(1);
-            continue;
-        }
-        let attempts = previous.map_or(0, |s| s.attempts) + 1;
-        store::write_atomic(&trial_dir.join(trial_files::CONFIG), toml::to_string(cfg)?.as_bytes())?;
-        TrialStatus { state: State::Running, attempts, seconds: 0.0, error: None, diverged_step: None }
-            .write(&trial_dir)?;
-        let total_steps = cfg.train.epochs * train::steps_per_epoch(data.train.len(), cfg.train.batch_size);
-        let bar = bars.add(ProgressBar::new(total_steps as u64).with_style(style.clone()).with_prefix("trial"));
-        bar.set_message(id.clone());
-        let t0 = Instant::now();
-        let result = train::train_trial(cfg, &data, device, &mut |s| bar.set_position(s as u64));
-        bar.finish_and_clear();
-        let seconds = t0.elapsed().as_secs_f64();
-        let status = match result {
-            Ok(outcome) => {
-                store::write_parquet(
-                    &trial_dir.join(trial_files::STEPS),
-                    &mut telemetry::steps_frame(&id, &outcome.steps)?,
-                )?;
-                store::write_parquet(
-                    &trial_dir.join(trial_files::EVALS),
-                    &mut telemetry::evals_frame(&id, &outcome.evals)?,
-                )?;
-                let checksums =
-                    Checksums { init: outcome.init_checksum.clone(), data_order: outcome.data_order_checksum.clone() };
-                store::write_atomic(
-                    &trial_dir.join(trial_files::CHECKSUMS),
-                    serde_json::to_string_pretty(&checksums)?.as_bytes(),
-                )?;
-                let state = if outcome.diverged_step.is_some() { State::Diverged } else { State::Done };
-                TrialStatus { state, attempts, seconds, error: None, diverged_step: outcome.diverged_step }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<TrialSummary>>> = Mutex::new(vec![None; selected.len()]);
+    let table = Mutex::new(());
+    let worker = || -> Result<()> {
+        tch::set_num_threads(threads as i32);
+        loop {
+            let k = next.fetch_add(1, Ordering::SeqCst);
+            if k >= selected.len() || stop.load(Ordering::SeqCst) {
+                return Ok(());
             }
-            Err(e) => TrialStatus {
-                state: State::Failed,
-                attempts,
-                seconds,
-                error: Some(format!("{e:#}")),
-                diverged_step: None,
-            },
-        };
-        status.write(&trial_dir)?;
-        summaries.push(summary(cfg, &status, &trial_dir));
-        write_trials_table(&dir, exp)?;
-        overall.inc(1);
-    }
+            let summary = run_trial(&selected[k], &dir, &data, device, &bars, &style)?;
+            if opts.fail_fast && matches!(summary.state, State::Failed | State::Diverged) {
+                stop.store(true, Ordering::SeqCst);
+            }
+            results.lock().expect("no poisoned lock")[k] = Some(summary);
+            let _table = table.lock().expect("no poisoned lock");
+            write_trials_table(&dir, exp)?;
+            overall.inc(1);
+        }
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let handles: Vec<_> = (0..jobs).map(|_| scope.spawn(worker)).collect();
+        for h in handles {
+            h.join().expect("trial worker panicked")?;
+        }
+        Ok(())
+    })?;
     overall.finish_and_clear();
     write_trials_table(&dir, exp)?;
-    Ok(summaries)
+    Ok(results.into_inner().expect("no poisoned lock").into_iter().flatten().collect())
 }
 
-/// Generates the training and held-out identities and the LFW-style pairs.
+/// Trains one trial (or resumes it from its checkpoint) unless it is done; writes its files.
+fn run_trial(
+    cfg: &TrialConfig,
+    dir: &ExperimentDir,
+    data: &TrialData,
+    device: tch::Device,
+    bars: &MultiProgress,
+    style: &ProgressStyle,
+) -> Result<TrialSummary> {
+    let id = cfg.id();
+    let trial_dir = dir.trial(&id);
+    let previous = TrialStatus::read(&trial_dir);
+    if let Some(status) = previous.as_ref().filter(|s| s.state == State::Done) {
+        return Ok(summary(cfg, status, &trial_dir));
+    }
+    let attempts = previous.as_ref().map_or(0, |s| s.attempts) + 1;
+    let earlier_seconds = previous.as_ref().map_or(0.0, |s| s.seconds);
+    store::write_atomic(&trial_dir.join(trial_files::CONFIG), toml::to_string(cfg)?.as_bytes())?;
+    TrialStatus { state: State::Running, attempts, seconds: earlier_seconds, error: None, diverged_step: None }
+        .write(&trial_dir)?;
+    let train_set = noise::apply(&data.train, &cfg.data, &cfg.noise);
+    let total_steps = cfg.train.epochs * train::steps_per_epoch(train_set.images.len(), cfg.train.batch_size);
+    let bar = bars.add(ProgressBar::new(total_steps as u64).with_style(style.clone()).with_prefix("trial"));
+    bar.set_message(id.clone());
+    let t0 = Instant::now();
+    let checkpoint_dir = trial_dir.join(trial_files::CHECKPOINT);
+    let checkpointing = train::Checkpointing { dir: &checkpoint_dir, trial: &id };
+    let result =
+        train::train_trial(cfg, data, &train_set, device, Some(&checkpointing), &mut |s| bar.set_position(s as u64));
+    bar.finish_and_clear();
+    let seconds = earlier_seconds + t0.elapsed().as_secs_f64();
+    let status = match result {
+        Ok(outcome) => {
+            store::write_parquet(
+                &trial_dir.join(trial_files::STEPS),
+                &mut telemetry::steps_frame(&id, &outcome.steps)?,
+            )?;
+            store::write_parquet(
+                &trial_dir.join(trial_files::EVALS),
+                &mut telemetry::evals_frame(&id, &outcome.evals)?,
+            )?;
+            let checksums = Checksums { init: outcome.init_checksum, data_order: outcome.data_order_checksum };
+            store::write_atomic(
+                &trial_dir.join(trial_files::CHECKSUMS),
+                serde_json::to_string_pretty(&checksums)?.as_bytes(),
+            )?;
+            let state = if outcome.diverged_step.is_some() { State::Diverged } else { State::Done };
+            TrialStatus { state, attempts, seconds, error: None, diverged_step: outcome.diverged_step }
+        }
+        Err(e) => {
+            TrialStatus { state: State::Failed, attempts, seconds, error: Some(format!("{e:#}")), diverged_step: None }
+        }
+    };
+    status.write(&trial_dir)?;
+    Ok(summary(cfg, &status, &trial_dir))
+}
+
+/// Trial directories under the results that the experiment file no longer produces.
+fn stale_trials(dir: &ExperimentDir, exp: &Experiment) -> Vec<String> {
+    let current: BTreeSet<String> = exp.trials.iter().map(|t| t.id()).collect();
+    let Ok(entries) = std::fs::read_dir(dir.root.join("trials")) else { return Vec::new() };
+    let mut stale: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !current.contains(name))
+        .collect();
+    stale.sort();
+    stale
+}
+
+/// Generates the training and held-out identities and constructs the built-in evaluation protocols.
 pub fn shared_data(cfg: &TrialConfig) -> TrialData {
     let train = synthetic::training_set(&cfg.data);
     let heldout = synthetic::heldout_set(&cfg.data);
-    let lfw_pairs =
-        verification::lfw_style_pairs(&heldout.labels, cfg.eval.lfw.folds, cfg.eval.lfw.pairs_per_fold, cfg.data.seed);
-    TrialData { train, heldout, lfw_pairs }
+    let protocols = crate::eval::suite::Suite::new(&cfg.eval, &cfg.data, &heldout.labels);
+    TrialData { train, heldout, protocols }
 }
 
-fn final_metric(trial_dir: &std::path::Path, protocol: &str, metric: &str) -> Option<f64> {
+fn final_metric(trial_dir: &Path, protocol: &str, metric: &str) -> Option<f64> {
     let df = store::read_parquet(&trial_dir.join(trial_files::EVALS)).ok()?;
     let out = df
         .lazy()
@@ -158,15 +232,17 @@ fn final_metric(trial_dir: &std::path::Path, protocol: &str, metric: &str) -> Op
     out.column("value").ok()?.f64().ok()?.get(0)
 }
 
-fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &std::path::Path) -> TrialSummary {
+fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSummary {
     TrialSummary {
         id: cfg.id(),
         loss: cfg.loss.name.clone(),
         params: cfg.loss.params_text(),
         seed: cfg.seed,
+        noise: cfg.noise.label(),
         state: status.state,
         lfw_accuracy: final_metric(trial_dir, "lfw", "accuracy_mean"),
         seconds: status.seconds,
+        diverged_step: status.diverged_step,
     }
 }
 
@@ -180,6 +256,7 @@ pub fn write_trials_table(dir: &ExperimentDir, exp: &Experiment) -> Result<()> {
     let mut order_checksums = Vec::with_capacity(n);
     let mut seconds = Vec::with_capacity(n);
     let mut attempts = Vec::with_capacity(n);
+    let mut diverged = Vec::with_capacity(n);
     let mut acc_mean = Vec::with_capacity(n);
     let mut acc_std = Vec::with_capacity(n);
     for cfg in trials {
@@ -189,6 +266,7 @@ pub fn write_trials_table(dir: &ExperimentDir, exp: &Experiment) -> Result<()> {
         states.push(status.as_ref().map_or("pending", |s| s.state.as_str()));
         seconds.push(status.as_ref().map(|s| s.seconds));
         attempts.push(status.as_ref().map_or(0, |s| s.attempts as i64));
+        diverged.push(status.as_ref().and_then(|s| s.diverged_step));
         let checksums = Checksums::read(&tdir);
         init_checksums.push(checksums.as_ref().map(|c| c.init.clone()));
         order_checksums.push(checksums.map(|c| c.data_order));
@@ -213,9 +291,15 @@ pub fn write_trials_table(dir: &ExperimentDir, exp: &Experiment) -> Result<()> {
     }
     columns.extend([
         Column::new("seed".into(), trials.iter().map(|t| t.seed as i64).collect::<Vec<_>>()),
-        Column::new("noise".into(), vec!["none"; n]),
+        Column::new("noise".into(), trials.iter().map(|t| t.noise.label()).collect::<Vec<_>>()),
+        Column::new(
+            "noise_kind".into(),
+            trials.iter().map(|t| format!("{:?}", t.noise.kind).to_lowercase()).collect::<Vec<_>>(),
+        ),
+        Column::new("noise_ratio".into(), trials.iter().map(|t| t.noise.ratio).collect::<Vec<_>>()),
         Column::new("status".into(), states),
         Column::new("attempts".into(), attempts),
+        Column::new("diverged_step".into(), diverged),
         Column::new("init_checksum".into(), init_checksums),
         Column::new("data_order_checksum".into(), order_checksums),
         Column::new("lfw_accuracy_mean".into(), acc_mean),
@@ -226,22 +310,21 @@ pub fn write_trials_table(dir: &ExperimentDir, exp: &Experiment) -> Result<()> {
     store::write_parquet(&dir.trials_table(), &mut df)
 }
 
-/// The closing table: loss, parameters, held-out accuracy, seconds.
+/// The closing table: loss, parameters, noise, held-out accuracy, seconds.
 pub fn format_summary(rows: &[TrialSummary]) -> String {
     let mut out = format!(
-        "{:<12} {:<40} {:>5} {:>9} {:>12} {:>8}\n",
-        "loss", "parameters", "seed", "status", "lfw acc %", "seconds"
+        "{:<12} {:<40} {:>5} {:<12} {:>9} {:>10} {:>8}\n",
+        "loss", "parameters", "seed", "noise", "status", "lfw acc %", "seconds"
     );
     for r in rows {
         let acc = r.lfw_accuracy.map_or("-".to_string(), |a| format!("{:.2}", a * 100.0));
+        let state = match r.diverged_step {
+            Some(step) => format!("{}@{step}", r.state.as_str()),
+            None => r.state.as_str().to_string(),
+        };
         out.push_str(&format!(
-            "{:<12} {:<40} {:>5} {:>9} {:>12} {:>8.1}\n",
-            r.loss,
-            r.params,
-            r.seed,
-            r.state.as_str(),
-            acc,
-            r.seconds
+            "{:<12} {:<40} {:>5} {:<12} {:>9} {:>10} {:>8.1}\n",
+            r.loss, r.params, r.seed, r.noise, state, acc, r.seconds
         ));
     }
     out

@@ -27,11 +27,15 @@ const STEP_COLUMNS: &[&str] = &[
     "feat_norm_mean",
     "scale",
     "step_seconds",
+    "theta_y_deg_mean_clean",
+    "theta_y_deg_mean_noisy",
+    "coef_y_mean_clean",
+    "coef_y_mean_noisy",
 ];
 
 fn run(out: &Path) -> ExperimentDir {
     let exp = common::experiment(common::TINY);
-    let summaries = runner::run_experiment(&exp, &RunOptions { out: out.to_path_buf(), progress: false }).unwrap();
+    let summaries = runner::run_experiment(&exp, &RunOptions::new(out)).unwrap();
     assert_eq!(summaries.len(), 5);
     ExperimentDir::new(out, "tiny")
 }
@@ -69,10 +73,16 @@ fn trains_every_loss_writes_the_layout_and_is_deterministic() {
         assert_eq!(names, STEP_COLUMNS);
         // 96 images / 16 = 6 steps an epoch, 2 epochs, a row every 2 steps.
         assert_eq!(steps.height(), 6);
-        for name in &STEP_COLUMNS[3..] {
+        for name in &STEP_COLUMNS[3..STEP_COLUMNS.len() - 4] {
             let col = steps.column(name).unwrap().f64().unwrap();
+            assert_eq!(col.null_count(), 0, "{id}: {name} has nulls");
             assert!(col.into_no_null_iter().all(f64::is_finite), "{id}: {name} not finite");
         }
+        // Without label noise every sample is clean: the clean means are the overall ones.
+        let clean = steps.column("theta_y_deg_mean_clean").unwrap().f64().unwrap();
+        let all = steps.column("theta_y_deg_mean").unwrap().f64().unwrap();
+        assert!((0..steps.height()).all(|i| (clean.get(i).unwrap() - all.get(i).unwrap()).abs() < 1e-9));
+        assert_eq!(steps.column("coef_y_mean_noisy").unwrap().null_count(), steps.height());
         let lr: Vec<f64> = steps.column("lr").unwrap().f64().unwrap().into_no_null_iter().collect();
         let expected_lr = [0.05, 0.05, 0.05, 0.005, 0.005, 0.005];
         assert!(lr.iter().zip(expected_lr).all(|(a, b)| (a - b).abs() < 1e-12), "{id}: lr {lr:?}");
@@ -85,7 +95,7 @@ fn trains_every_loss_writes_the_layout_and_is_deterministic() {
         }
         let steps_b = store::read_parquet(&dir_b.trial(id).join("steps.parquet")).unwrap();
         assert!(
-            without(steps, &["step_seconds"]).equals(&without(steps_b, &["step_seconds"])),
+            without(steps, &["step_seconds"]).equals_missing(&without(steps_b, &["step_seconds"])),
             "{id}: steps differ between runs"
         );
         let evals_b = store::read_parquet(&dir_b.trial(id).join("evals.parquet")).unwrap();

@@ -1,6 +1,7 @@
 //! Datasets. For now the built-in synthetic identities ([`synthetic`]); every dataset is held
 //! as an [`ImageSet`] of u8 pixels that turns index lists into float batches.
 
+pub mod noise;
 pub mod synthetic;
 
 use tch::{Device, Kind, Tensor};

@@ -257,15 +257,20 @@ pub fn generate(spec: &DataSpec, first: usize, count: usize) -> ImageSet {
     let image_len = channels * size * size;
     let mut pixels = vec![0u8; count * per * image_len];
     pixels.par_chunks_mut(image_len).enumerate().for_each(|(k, out)| {
-        let identity = first + k / per;
-        let image = k % per;
-        let id = Identity::sample(spec.seed, identity);
-        let nz = Nuisance::sample(spec.seed, identity, image, spec.difficulty as f32);
-        let mut noise_rng = rng_for(spec.seed ^ 0x5eed, identity, Some(image));
-        render(&id, &nz, size, channels, &mut noise_rng, out);
+        out.copy_from_slice(&render_one(spec, first + k / per, k % per));
     });
     let labels = (0..count * per).map(|k| (k / per) as i64).collect();
     ImageSet { pixels, labels, num_classes: count, channels, size }
+}
+
+/// Renders image `image` of identity `identity` (any index, inside or outside the spec's ranges).
+pub fn render_one(spec: &DataSpec, identity: usize, image: usize) -> Vec<u8> {
+    let mut out = vec![0u8; spec.channels * spec.image_size * spec.image_size];
+    let id = Identity::sample(spec.seed, identity);
+    let nz = Nuisance::sample(spec.seed, identity, image, spec.difficulty as f32);
+    let mut noise_rng = rng_for(spec.seed ^ 0x5eed, identity, Some(image));
+    render(&id, &nz, spec.image_size, spec.channels, &mut noise_rng, &mut out);
+    out
 }
 
 /// The training identities (`0..identities`).

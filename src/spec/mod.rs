@@ -3,11 +3,13 @@
 //! Nothing here touches tensors or the disk beyond reading the file.
 
 mod error;
+pub mod filter;
 mod schema;
 
 pub use error::{line_col, SpecError};
 pub use schema::{
-    DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, ModelSpec, RawExperiment, TrainSpec, KNOWN_PROTOCOLS,
+    DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany,
+    RawExperiment, TrainSpec, KNOWN_PROTOCOLS,
 };
 
 use crate::loss::{self, LossConfig, ParamKind, ParamValue};
@@ -37,20 +39,22 @@ pub struct TrialConfig {
     pub model: ModelSpec,
     pub train: TrainSpec,
     pub eval: EvalSpec,
+    pub noise: NoiseSetting,
 }
 
 impl TrialConfig {
     /// `arcface-s64-m0.5-seed1-1a2b3c`: readable parameters, then a hash of the resolved config
-    /// (execution settings — device, threads, the seed list — excluded).
+    /// (execution settings — device, threads, checkpointing, the seed list — excluded).
     pub fn id(&self) -> String {
-        format!("{}-seed{}-{}", self.loss.label(), self.seed, &self.content_hash()[..6])
+        let noise = if self.noise.is_clean() { String::new() } else { format!("-{}", self.noise.label()) };
+        format!("{}{noise}-seed{}-{}", self.loss.label(), self.seed, &self.content_hash()[..6])
     }
 
     /// SHA-256 (hex) over the canonical JSON of the settings that change a trial's results.
     pub fn content_hash(&self) -> String {
         let mut value = serde_json::to_value(self).expect("trial configs serialise");
         if let Some(train) = value.get_mut("train").and_then(|t| t.as_object_mut()) {
-            for key in ["seeds", "device", "threads"] {
+            for key in ["seeds", "device", "threads", "checkpoint_every"] {
                 train.remove(key);
             }
         }
@@ -86,19 +90,23 @@ pub fn parse(path: &Path, source: &str) -> Result<Experiment, SpecError> {
     if raw.losses.is_empty() {
         return Err(loc.at(&[], "no [[loss]] blocks: expected at least one, e.g.\n[[loss]]\nname = \"p2sgrad\""));
     }
+    let noises = noise_settings(raw.noise.as_ref());
     let mut trials = Vec::new();
     for (index, block) in raw.losses.iter().enumerate() {
         for loss in expand_loss_block(&loc, index, block)? {
-            for &seed in &raw.train.seeds {
-                trials.push(TrialConfig {
-                    experiment: raw.name.clone(),
-                    seed,
-                    loss: loss.clone(),
-                    data: raw.data.clone(),
-                    model: raw.model.clone(),
-                    train: raw.train.clone(),
-                    eval: raw.eval.clone(),
-                });
+            for noise in &noises {
+                for &seed in &raw.train.seeds {
+                    trials.push(TrialConfig {
+                        experiment: raw.name.clone(),
+                        seed,
+                        loss: loss.clone(),
+                        data: raw.data.clone(),
+                        model: raw.model.clone(),
+                        train: raw.train.clone(),
+                        eval: raw.eval.clone(),
+                        noise: *noise,
+                    });
+                }
             }
         }
     }
@@ -125,7 +133,27 @@ pub fn parse(path: &Path, source: &str) -> Result<Experiment, SpecError> {
     })
 }
 
-/// One `[[loss]]` block → its resolved configurations (the grid product of its list values).
+/// The noise axis: every (kind, ratio) pair, a ratio of 0 collapsing to one clean setting.
+fn noise_settings(spec: Option<&NoiseSpec>) -> Vec<NoiseSetting> {
+    let Some(spec) = spec else { return vec![NoiseSetting::CLEAN] };
+    let mut out: Vec<NoiseSetting> = Vec::new();
+    for ratio in spec.ratio.values() {
+        for kind in spec.kind.values() {
+            let setting = if ratio == 0.0 {
+                NoiseSetting::CLEAN
+            } else {
+                NoiseSetting { kind, ratio, seed: spec.seed, outlier_identities: spec.outlier_identities }
+            };
+            if !out.contains(&setting) {
+                out.push(setting);
+            }
+        }
+    }
+    out
+}
+
+/// One `[[loss]]` block → its resolved configurations: the grid product of its list values,
+/// except that the axes named together in a `zip` group vary together.
 fn expand_loss_block(loc: &Locator, index: usize, block: &toml::Table) -> Result<Vec<LossConfig>, SpecError> {
     let here = |key: &str| vec![Key::from("loss"), Key::Index(index), Key::from(key)];
     let known: Vec<&str> = loss::registry().iter().map(|e| e.name).collect();
@@ -145,14 +173,15 @@ fn expand_loss_block(loc: &Locator, index: usize, block: &toml::Table) -> Result
         return Err(loc.at(&here("name"), format!("unknown loss \"{name}\"; expected one of {known:?}")));
     };
     for key in block.keys() {
-        if key != "name" && !entry.params.iter().any(|p| p.name == key) {
+        if key != "name" && key != "zip" && !entry.params.iter().any(|p| p.name == key) {
             let allowed: Vec<&str> = entry.params.iter().map(|p| p.name).collect();
             return Err(
                 loc.at(&here(key), format!("unknown key \"{key}\" for loss {name}; its parameters are {allowed:?}"))
             );
         }
     }
-    let mut grid: Vec<BTreeMap<String, ParamValue>> = vec![BTreeMap::new()];
+    let zip_groups = zip_groups(loc, index, block, &name)?;
+    let mut axes: Vec<(Vec<&'static str>, Vec<Vec<ParamValue>>)> = Vec::new();
     for spec in entry.params {
         let values = match block.get(spec.name) {
             None => vec![spec.default.value()],
@@ -179,18 +208,78 @@ fn expand_loss_block(loc: &Locator, index: usize, block: &toml::Table) -> Result
                 vec![convert(v, spec).map_err(|m| loc.at(&here(spec.name), format!("{name}.{}: {m}", spec.name)))?]
             }
         };
+        match zip_groups.iter().position(|g| g.iter().any(|k| k == spec.name)) {
+            Some(g) => {
+                let axis =
+                    axes.iter_mut().find(|(names, _)| names.iter().any(|n| zip_groups[g].contains(&n.to_string())));
+                match axis {
+                    Some((names, rows)) => {
+                        if rows.len() != values.len() {
+                            return Err(loc.at(
+                                &here(spec.name),
+                                format!(
+                                    "{name}.{}: zipped axes must have equal lengths ({} vs {})",
+                                    spec.name,
+                                    values.len(),
+                                    rows.len()
+                                ),
+                            ));
+                        }
+                        names.push(spec.name);
+                        for (row, v) in rows.iter_mut().zip(values) {
+                            row.push(v);
+                        }
+                    }
+                    None => axes.push((vec![spec.name], values.into_iter().map(|v| vec![v]).collect())),
+                }
+            }
+            None => axes.push((vec![spec.name], values.into_iter().map(|v| vec![v]).collect())),
+        }
+    }
+    let mut grid: Vec<BTreeMap<String, ParamValue>> = vec![BTreeMap::new()];
+    for (names, rows) in &axes {
         grid = grid
             .into_iter()
             .flat_map(|partial| {
-                values.iter().map(move |v| {
+                rows.iter().map(move |row| {
                     let mut p = partial.clone();
-                    p.insert(spec.name.to_string(), v.clone());
+                    for (n, v) in names.iter().zip(row) {
+                        p.insert(n.to_string(), v.clone());
+                    }
                     p
                 })
             })
             .collect();
     }
     Ok(grid.into_iter().map(|params| LossConfig { name: name.clone(), params }).collect())
+}
+
+/// The `zip = [["s", "m"], …]` groups of a block: parameter names that vary together.
+fn zip_groups(loc: &Locator, index: usize, block: &toml::Table, loss: &str) -> Result<Vec<Vec<String>>, SpecError> {
+    let keys = vec![Key::from("loss"), Key::Index(index), Key::from("zip")];
+    let Some(value) = block.get("zip") else { return Ok(Vec::new()) };
+    let expected = || format!("{loss}.zip: expected a list of lists of parameter names, e.g. zip = [[\"s\", \"m\"]]");
+    let groups = value.as_array().ok_or_else(|| loc.at(&keys, expected()))?;
+    let mut out = Vec::new();
+    for group in groups {
+        let names = group.as_array().ok_or_else(|| loc.at(&keys, expected()))?;
+        let mut names_out = Vec::new();
+        for n in names {
+            let n = n.as_str().ok_or_else(|| loc.at(&keys, expected()))?;
+            match block.get(n) {
+                Some(toml::Value::Array(_)) => names_out.push(n.to_string()),
+                Some(_) => {
+                    return Err(loc.at(&keys, format!("{loss}.zip: \"{n}\" is not a list, so it cannot be zipped")))
+                }
+                None => return Err(loc.at(&keys, format!("{loss}.zip: \"{n}\" is not a parameter set in this block"))),
+            }
+        }
+        if out.iter().flatten().any(|n: &String| names_out.contains(n)) {
+            return Err(loc.at(&keys, format!("{loss}.zip: a parameter may be in one zip group only")));
+        }
+        out.push(names_out);
+    }
+    Ok(out)
 }
 
 /// Type-checks and range-checks one TOML value against a parameter spec.

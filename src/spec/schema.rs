@@ -117,6 +117,87 @@ pub struct TrainSpec {
     /// Telemetry row every this many steps.
     #[serde(default = "default_log_every")]
     pub log_every: usize,
+    /// Checkpoint every this many steps (and at every epoch end); 0 = epoch ends only.
+    #[serde(default)]
+    pub checkpoint_every: usize,
+}
+
+/// A scalar or a list of them (a sweep axis).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    pub fn values(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Label-noise kinds: `flip` (closed set: the label becomes another training identity's),
+/// `outlier` (open set: the image is replaced by one of an identity outside the training set,
+/// label kept), `mixed` (half and half). `none` is what a ratio of 0 resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseKind {
+    None,
+    Flip,
+    Outlier,
+    Mixed,
+}
+
+fn default_noise_kind() -> OneOrMany<NoiseKind> {
+    OneOrMany::One(NoiseKind::Flip)
+}
+fn default_outlier_identities() -> usize {
+    100
+}
+
+/// `[noise]`: label noise on the training set; `ratio` and `kind` are global sweep axes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseSpec {
+    /// Fraction of training images made noisy (a number or a list).
+    pub ratio: OneOrMany<f64>,
+    #[serde(default = "default_noise_kind")]
+    pub kind: OneOrMany<NoiseKind>,
+    /// Which images are noisy, and how, follows from this seed; the same for every loss.
+    #[serde(default)]
+    pub seed: u64,
+    /// Identities outside training and held-out sets that outlier images are drawn from.
+    #[serde(default = "default_outlier_identities")]
+    pub outlier_identities: usize,
+}
+
+/// The noise of one trial.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoiseSetting {
+    pub kind: NoiseKind,
+    pub ratio: f64,
+    pub seed: u64,
+    pub outlier_identities: usize,
+}
+
+impl NoiseSetting {
+    pub const CLEAN: NoiseSetting = NoiseSetting { kind: NoiseKind::None, ratio: 0.0, seed: 0, outlier_identities: 0 };
+
+    pub fn is_clean(&self) -> bool {
+        self.kind == NoiseKind::None
+    }
+
+    /// `flip0.2`, `outlier0.4`, `none`.
+    pub fn label(&self) -> String {
+        match self.kind {
+            NoiseKind::None => "none".into(),
+            kind => format!("{}{}", format!("{kind:?}").to_lowercase(), crate::loss::format_float(self.ratio)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,7 +224,15 @@ fn default_pairs_per_fold() -> usize {
     300
 }
 
-/// `[eval.lfw]`: the LFW-style verification protocol on held-out identities.
+fn default_distance() -> String {
+    "squared-l2".into()
+}
+fn default_lfw_thresholds() -> String {
+    "0:4:0.01".into()
+}
+
+/// `[eval.lfw]`: LFW verification, built-in (pairs over the held-out identities) or on real files
+/// (`pairs` + `images`, or a `bin` pack).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LfwSpec {
@@ -152,11 +241,150 @@ pub struct LfwSpec {
     /// Matched pairs per fold (and as many mismatched), as in LFW View 2 (300).
     #[serde(default = "default_pairs_per_fold")]
     pub pairs_per_fold: usize,
+    /// "squared-l2" (insightface) or "cosine".
+    #[serde(default = "default_distance")]
+    pub distance: String,
+    /// Threshold grid `start:stop:step` (stop excluded).
+    #[serde(default = "default_lfw_thresholds")]
+    pub thresholds: String,
+    /// Real protocol: LFW View 2 pairs.txt (with `images`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<std::path::PathBuf>,
+    /// Real protocol: the LFW-layout image directory `<name>/<name>_0001.jpg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<std::path::PathBuf>,
+    /// Real protocol: an insightface .bin pack (lfw.bin, cfp_fp.bin, agedb_30.bin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin: Option<std::path::PathBuf>,
 }
 
 impl Default for LfwSpec {
     fn default() -> Self {
-        LfwSpec { folds: default_folds(), pairs_per_fold: default_pairs_per_fold() }
+        LfwSpec {
+            folds: default_folds(),
+            pairs_per_fold: default_pairs_per_fold(),
+            distance: default_distance(),
+            thresholds: default_lfw_thresholds(),
+            pairs: None,
+            images: None,
+            bin: None,
+        }
+    }
+}
+
+fn default_megaface_far() -> f64 {
+    1e-6
+}
+fn default_at_most() -> String {
+    "at-most".into()
+}
+fn default_nearest() -> String {
+    "nearest".into()
+}
+
+/// `[eval.megaface]`: MegaFace Challenge 1, built-in (probe identities and distractors from the
+/// held-out identities) or on real files (devkit lists of aligned images).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MegafaceSpec {
+    /// Built-in: held-out identities used as probes (default: a fifth of them, at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_identities: Option<usize>,
+    /// FAR of the TAR read-out.
+    #[serde(default = "default_megaface_far")]
+    pub far: f64,
+    /// "at-most" (highest TAR with FAR ≤ target) or "nearest" (nearest ROC point).
+    #[serde(default = "default_at_most")]
+    pub far_readout: String,
+    /// Real protocol: the FaceScrub probe list (JSON with "id" and "path").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<std::path::PathBuf>,
+    /// Real protocol: distractor lists (JSON with "path"), one per size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distractors: Vec<std::path::PathBuf>,
+    /// Real protocol: the root the probe list's paths are relative to (aligned images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_images: Option<std::path::PathBuf>,
+    /// Real protocol: the root the distractor lists' paths are relative to (aligned images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distractor_images: Option<std::path::PathBuf>,
+    /// Cleaned variant: insightface's facescrub_noises.txt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_noise: Option<std::path::PathBuf>,
+    /// Cleaned variant: insightface's megaface_noises.txt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distractor_noise: Option<std::path::PathBuf>,
+}
+
+impl Default for MegafaceSpec {
+    fn default() -> Self {
+        MegafaceSpec {
+            probe_identities: None,
+            far: default_megaface_far(),
+            far_readout: default_at_most(),
+            probes: None,
+            distractors: Vec::new(),
+            probe_images: None,
+            distractor_images: None,
+            probe_noise: None,
+            distractor_noise: None,
+        }
+    }
+}
+
+fn default_templates_per_identity() -> usize {
+    3
+}
+fn default_max_media_size() -> usize {
+    3
+}
+fn default_max_impostor_pairs() -> usize {
+    200_000
+}
+
+/// `[eval.ijbc]`: IJB-C 1:1 and 1:N, built-in (templates from the held-out identities) or on
+/// real files (the meta directory and the loose-crop images, aligned by their five landmarks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IjbcSpec {
+    /// Built-in: templates per identity (the first enrols in a gallery, the others are probes).
+    #[serde(default = "default_templates_per_identity")]
+    pub templates_per_identity: usize,
+    /// Built-in: images per media are drawn from 1..=max_media_size.
+    #[serde(default = "default_max_media_size")]
+    pub max_media_size: usize,
+    /// Built-in: every impostor template pair up to this many, else a seeded sample of this many.
+    #[serde(default = "default_max_impostor_pairs")]
+    pub max_impostor_pairs: usize,
+    /// "nearest" (insightface) or "at-most".
+    #[serde(default = "default_nearest")]
+    pub far_readout: String,
+    /// Keep image feature norms when pooling (default: normalise each image first).
+    #[serde(default)]
+    pub keep_norm: bool,
+    /// Real protocol: weight images by their detector score.
+    #[serde(default)]
+    pub detector_scores: bool,
+    /// Real protocol: the meta directory (ijbc_face_tid_mid.txt, ijbc_name_5pts_score.txt, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<std::path::PathBuf>,
+    /// Real protocol: the image directory the names of ijbc_name_5pts_score.txt are in (loose_crop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<std::path::PathBuf>,
+}
+
+impl Default for IjbcSpec {
+    fn default() -> Self {
+        IjbcSpec {
+            templates_per_identity: default_templates_per_identity(),
+            max_media_size: default_max_media_size(),
+            max_impostor_pairs: default_max_impostor_pairs(),
+            far_readout: default_nearest(),
+            keep_norm: false,
+            detector_scores: false,
+            meta: None,
+            images: None,
+        }
     }
 }
 
@@ -173,16 +401,27 @@ pub struct EvalSpec {
     pub flip: FlipMode,
     #[serde(default)]
     pub lfw: LfwSpec,
+    #[serde(default)]
+    pub megaface: MegafaceSpec,
+    #[serde(default)]
+    pub ijbc: IjbcSpec,
 }
 
 impl Default for EvalSpec {
     fn default() -> Self {
-        EvalSpec { protocols: default_protocols(), every_epochs: 0, flip: default_flip(), lfw: LfwSpec::default() }
+        EvalSpec {
+            protocols: default_protocols(),
+            every_epochs: 0,
+            flip: default_flip(),
+            lfw: LfwSpec::default(),
+            megaface: MegafaceSpec::default(),
+            ijbc: IjbcSpec::default(),
+        }
     }
 }
 
 /// Protocols `[eval] protocols` may name.
-pub const KNOWN_PROTOCOLS: &[&str] = &["lfw"];
+pub const KNOWN_PROTOCOLS: &[&str] = &["lfw", "megaface", "ijbc"];
 
 /// The whole file as serde sees it; `[[loss]]` blocks stay raw tables because their keys
 /// depend on the loss named.
@@ -200,6 +439,7 @@ pub struct RawExperiment {
     pub losses: Vec<toml::Table>,
     #[serde(default)]
     pub eval: EvalSpec,
+    pub noise: Option<NoiseSpec>,
 }
 
 /// A value check: the key path (within the file) and what is expected, or `None` if fine.
@@ -281,6 +521,36 @@ pub fn check_values(raw: &RawExperiment) -> Option<Violation> {
     if t.log_every == 0 {
         return at("train", "log_every", "train.log_every: expected at least 1");
     }
+    if let Some(noise) = &raw.noise {
+        let ratios = noise.ratio.values();
+        if ratios.is_empty() {
+            return at("noise", "ratio", "noise.ratio: expected a fraction or a non-empty list of fractions");
+        }
+        if let Some(i) = ratios.iter().position(|r| !(0.0..1.0).contains(r)) {
+            return Some((
+                vec![Key::from("noise"), Key::from("ratio"), Key::Index(i)],
+                format!("noise.ratio: expected a fraction 0 <= ratio < 1, found {}", ratios[i]),
+            ));
+        }
+        let kinds = noise.kind.values();
+        if kinds.is_empty() || kinds.contains(&NoiseKind::None) {
+            return at(
+                "noise",
+                "kind",
+                "noise.kind: expected \"flip\", \"outlier\", \"mixed\" or a non-empty list of them",
+            );
+        }
+        if noise.outlier_identities == 0 {
+            return at("noise", "outlier_identities", "noise.outlier_identities: expected at least 1");
+        }
+    }
+    check_eval(raw)
+}
+
+/// The `[eval]` part of [`check_values`].
+fn check_eval(raw: &RawExperiment) -> Option<Violation> {
+    use super::error::Key;
+    let at = |keys: &[&str], msg: String| Some((keys.iter().map(|k| Key::from(*k)).collect::<Vec<_>>(), msg));
     let e = &raw.eval;
     for (i, p) in e.protocols.iter().enumerate() {
         if !KNOWN_PROTOCOLS.contains(&p.as_str()) {
@@ -289,18 +559,168 @@ pub fn check_values(raw: &RawExperiment) -> Option<Violation> {
                 format!("eval.protocols: unknown protocol \"{p}\"; expected one of {KNOWN_PROTOCOLS:?}"),
             ));
         }
+        if e.protocols[..i].contains(p) {
+            return Some((
+                vec![Key::from("eval"), Key::from("protocols"), Key::Index(i)],
+                format!("eval.protocols: \"{p}\" is listed twice"),
+            ));
+        }
     }
-    if e.lfw.folds < 2 {
-        return Some((
-            vec![Key::from("eval"), Key::from("lfw"), Key::from("folds")],
-            "eval.lfw.folds: expected at least 2 folds".into(),
-        ));
+    let missing = |p: &std::path::Path| !p.exists();
+    let l = &e.lfw;
+    if l.folds < 2 {
+        return at(&["eval", "lfw", "folds"], "eval.lfw.folds: expected at least 2 folds".into());
     }
-    if e.lfw.pairs_per_fold == 0 {
-        return Some((
-            vec![Key::from("eval"), Key::from("lfw"), Key::from("pairs_per_fold")],
-            "eval.lfw.pairs_per_fold: expected at least 1".into(),
-        ));
+    if l.pairs_per_fold == 0 {
+        return at(&["eval", "lfw", "pairs_per_fold"], "eval.lfw.pairs_per_fold: expected at least 1".into());
+    }
+    if !["squared-l2", "cosine"].contains(&l.distance.as_str()) {
+        return at(
+            &["eval", "lfw", "distance"],
+            format!("eval.lfw.distance: \"{}\"; expected \"squared-l2\" or \"cosine\"", l.distance),
+        );
+    }
+    if let Err(msg) = threshold_grid(&l.thresholds) {
+        return at(&["eval", "lfw", "thresholds"], format!("eval.lfw.thresholds: {msg}"));
+    }
+    match (&l.pairs, &l.images, &l.bin) {
+        (Some(_), None, _) => {
+            return at(&["eval", "lfw", "pairs"], "eval.lfw.pairs: also give images = \"<LFW image directory>\"".into())
+        }
+        (None, Some(_), _) => {
+            return at(&["eval", "lfw", "images"], "eval.lfw.images: also give pairs = \"<pairs.txt>\"".into())
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return at(
+                &["eval", "lfw", "bin"],
+                "eval.lfw.bin: give either a .bin pack or pairs + images, not both".into(),
+            )
+        }
+        _ => {}
+    }
+    for (key, path) in [("pairs", &l.pairs), ("images", &l.images), ("bin", &l.bin)] {
+        if let Some(p) = path.as_deref().filter(|p| missing(p)) {
+            return at(&["eval", "lfw", key], format!("eval.lfw.{key}: {} does not exist", p.display()));
+        }
+    }
+    let m = &e.megaface;
+    if let Some(k) = m.probe_identities {
+        if k == 0 || k >= raw.data.heldout_identities {
+            return at(
+                &["eval", "megaface", "probe_identities"],
+                format!(
+                    "eval.megaface.probe_identities: expected 1 to {} (data.heldout_identities - 1: the rest are distractors)",
+                    raw.data.heldout_identities - 1
+                ),
+            );
+        }
+    }
+    if !(m.far > 0.0 && m.far < 1.0) {
+        return at(
+            &["eval", "megaface", "far"],
+            "eval.megaface.far: expected a rate between 0 and 1, e.g. 1e-6".into(),
+        );
+    }
+    for (table, value) in [("megaface", &m.far_readout), ("ijbc", &e.ijbc.far_readout)] {
+        if !["nearest", "at-most"].contains(&value.as_str()) {
+            return at(
+                &["eval", table, "far_readout"],
+                format!("eval.{table}.far_readout: \"{value}\"; expected \"nearest\" or \"at-most\""),
+            );
+        }
+    }
+    let real_megaface =
+        m.probes.is_some() || !m.distractors.is_empty() || m.probe_images.is_some() || m.distractor_images.is_some();
+    if real_megaface {
+        for (key, given) in [
+            ("probes", m.probes.is_some()),
+            ("distractors", !m.distractors.is_empty()),
+            ("probe_images", m.probe_images.is_some()),
+            ("distractor_images", m.distractor_images.is_some()),
+        ] {
+            if !given {
+                return at(
+                    &["eval", "megaface"],
+                    format!("eval.megaface.{key}: missing; the real protocol needs probes, distractors, probe_images and distractor_images"),
+                );
+            }
+        }
+        if m.distractors.len() > 8 {
+            return at(&["eval", "megaface", "distractors"], "eval.megaface.distractors: at most 8 lists".into());
+        }
+    }
+    let singles = [
+        ("probes", &m.probes),
+        ("probe_images", &m.probe_images),
+        ("distractor_images", &m.distractor_images),
+        ("probe_noise", &m.probe_noise),
+        ("distractor_noise", &m.distractor_noise),
+    ];
+    for (key, path) in singles {
+        if let Some(p) = path.as_deref().filter(|p| missing(p)) {
+            return at(&["eval", "megaface", key], format!("eval.megaface.{key}: {} does not exist", p.display()));
+        }
+    }
+    for (i, p) in m.distractors.iter().enumerate() {
+        if missing(p) {
+            return Some((
+                vec![Key::from("eval"), Key::from("megaface"), Key::from("distractors"), Key::Index(i)],
+                format!("eval.megaface.distractors: {} does not exist", p.display()),
+            ));
+        }
+    }
+    let j = &e.ijbc;
+    let builtin_ijbc = e.protocols.iter().any(|p| p == "ijbc") && j.meta.is_none();
+    if j.templates_per_identity < 2 || (builtin_ijbc && j.templates_per_identity > raw.data.images_per_identity) {
+        return at(
+            &["eval", "ijbc", "templates_per_identity"],
+            format!(
+                "eval.ijbc.templates_per_identity: expected 2 to {} (data.images_per_identity): one template enrols, the others probe",
+                raw.data.images_per_identity
+            ),
+        );
+    }
+    if j.max_media_size == 0 {
+        return at(&["eval", "ijbc", "max_media_size"], "eval.ijbc.max_media_size: expected at least 1".into());
+    }
+    if j.max_impostor_pairs == 0 {
+        return at(&["eval", "ijbc", "max_impostor_pairs"], "eval.ijbc.max_impostor_pairs: expected at least 1".into());
+    }
+    match (&j.meta, &j.images) {
+        (Some(_), None) => {
+            return at(
+                &["eval", "ijbc", "meta"],
+                "eval.ijbc.meta: also give images = \"<loose_crop directory>\"".into(),
+            )
+        }
+        (None, Some(_)) => {
+            return at(&["eval", "ijbc", "images"], "eval.ijbc.images: also give meta = \"<meta directory>\"".into())
+        }
+        _ => {}
+    }
+    if j.detector_scores && j.meta.is_none() {
+        return at(
+            &["eval", "ijbc", "detector_scores"],
+            "eval.ijbc.detector_scores: only the real protocol (meta, images) has detector scores".into(),
+        );
+    }
+    for (key, path) in [("meta", &j.meta), ("images", &j.images)] {
+        if let Some(p) = path.as_deref().filter(|p| missing(p)) {
+            return at(&["eval", "ijbc", key], format!("eval.ijbc.{key}: {} does not exist", p.display()));
+        }
     }
     None
+}
+
+/// Checks a `start:stop:step` threshold grid.
+fn threshold_grid(text: &str) -> Result<(), String> {
+    let parts: Vec<f64> = text
+        .split(':')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("\"{text}\": expected start:stop:step, e.g. \"0:4:0.01\""))?;
+    match parts.as_slice() {
+        &[start, stop, step] if step > 0.0 && stop > start && start.is_finite() && stop.is_finite() => Ok(()),
+        _ => Err(format!("\"{text}\": expected start:stop:step with stop > start and step > 0")),
+    }
 }

@@ -41,6 +41,7 @@ pub mod trial_files {
     pub const STEPS: &str = "steps.parquet";
     pub const EVALS: &str = "evals.parquet";
     pub const CHECKSUMS: &str = "checksums.json";
+    pub const CHECKPOINT: &str = "checkpoint";
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -122,4 +123,34 @@ impl TrialStatus {
         let text = serde_json::to_string_pretty(self)?;
         write_atomic(&trial_dir.join(trial_files::STATUS), text.as_bytes())
     }
+}
+
+/// An exclusive lock on a results directory, held until dropped. It is an advisory `flock` on
+/// `<dir>/.lock`, which the kernel releases when the holder exits, so a killed run never leaves
+/// the directory locked.
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of the results directory `dir` (creating it), or fails if another run holds it.
+pub fn lock(dir: &Path) -> Result<DirLock> {
+    use std::os::unix::io::AsRawFd;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; no memory is shared with the call.
+    let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
+    if held {
+        anyhow::bail!(
+            "{} is in use by another p2sbench run (lock {}); wait for it to finish or use another --out",
+            dir.display(),
+            path.display()
+        );
+    }
+    Ok(DirLock { _file: file })
 }

@@ -2,28 +2,32 @@
 //! weight decay, a step learning-rate schedule, data order from the trial's seed, telemetry every
 //! `log_every` steps, and the held-out evaluation every `eval.every_epochs` and at the end.
 
+pub mod checkpoint;
+pub mod sgd;
 pub mod telemetry;
 
+use crate::data::noise::TrainSet;
 use crate::data::ImageSet;
 use crate::digest::short_hex;
-use crate::eval::{features, verification};
 use crate::loss::{self, CosineBatch, LossContext};
 use crate::model::Network;
 use crate::spec::{DeviceChoice, TrialConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use sgd::Sgd;
 use sha2::{Digest, Sha256};
+use std::path::Path;
 use std::time::Instant;
-use tch::nn::OptimizerConfig;
-use tch::{nn, Device, Tensor};
+use tch::{Device, Tensor};
 use telemetry::{EvalRow, StepRow, StepTensors};
 
 /// The data every trial of an experiment shares.
 pub struct TrialData {
     pub train: ImageSet,
     pub heldout: ImageSet,
-    /// LFW-style pairs over the held-out images.
-    pub lfw_pairs: Vec<verification::Pair>,
+    /// The evaluation protocols `[eval]` selects: built-in ones constructed over the held-out
+    /// identities, real-file ones prepared on first use.
+    pub protocols: crate::eval::suite::Suite,
 }
 
 /// What a trial produced.
@@ -72,39 +76,76 @@ pub fn steps_per_epoch(n: usize, batch_size: usize) -> usize {
     n / batch_size.min(n).max(1)
 }
 
-/// Trains one trial; `on_step` is called after every optimiser step with the global step.
+/// Where a trial keeps its checkpoint, and how often.
+pub struct Checkpointing<'a> {
+    pub dir: &'a Path,
+    /// The trial id, written into the checkpoint's telemetry rows.
+    pub trial: &'a str,
+}
+
+/// Trains one trial on `train` (the training set with this trial's label noise), evaluating on
+/// `data`'s held-out identities. With `checkpoint`, it resumes from a checkpoint found there and
+/// writes one every `train.checkpoint_every` steps and at every epoch end. `on_step` is called
+/// after every optimiser step with the global step.
 pub fn train_trial(
     cfg: &TrialConfig,
     data: &TrialData,
+    train: &TrainSet,
     device: Device,
+    checkpoint: Option<&Checkpointing>,
     on_step: &mut dyn FnMut(i64),
 ) -> anyhow::Result<TrialOutcome> {
-    let train = &data.train;
-    let ctx = LossContext { num_classes: train.num_classes as i64 };
+    let images = &*train.images;
+    let ctx = LossContext { num_classes: images.num_classes as i64 };
     let mut loss_fn = loss::build(&cfg.loss, &ctx);
-    let net =
-        Network::new(&cfg.model, train.channels, train.size, train.num_classes, loss_fn.uses_bias(), cfg.seed, device);
+    let net = Network::new(
+        &cfg.model,
+        images.channels,
+        images.size,
+        images.num_classes,
+        loss_fn.uses_bias(),
+        cfg.seed,
+        device,
+    );
     let init_checksum = net.init_checksum();
-    let mut opt = nn::Sgd { momentum: cfg.train.momentum, dampening: 0.0, wd: cfg.train.weight_decay, nesterov: false }
-        .build(&net.vs, cfg.train.lr)?;
+    let mut opt = Sgd::new(&net.vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.lr);
     let backbone = net.backbone_params();
-    let mut steps = Vec::new();
-    let mut evals = Vec::new();
-    let mut step: i64 = 0;
+    let noisy_mask = (!train.is_clean()).then(|| Tensor::from_slice(&train.noisy));
+    let (mut step, mut steps, mut evals) = (0i64, Vec::new(), Vec::new());
+    if let Some(ck) = checkpoint {
+        if let Some(restored) = checkpoint::load(ck.dir, &net.vs, &mut opt)? {
+            step = restored.step;
+            steps = restored.steps;
+            evals = restored.evals;
+            loss_fn.set_state(&restored.loss_state);
+        }
+    }
+    let per_epoch = steps_per_epoch(images.len(), cfg.train.batch_size) as i64;
+    let resume_epoch = (step / per_epoch.max(1)) as usize;
     let mut order_hash = Sha256::new();
+    let outcome = |steps, evals, order_hash: Sha256, diverged_step| TrialOutcome {
+        steps,
+        evals,
+        init_checksum: init_checksum.clone(),
+        data_order_checksum: short_hex(order_hash),
+        diverged_step,
+    };
     for epoch in 0..cfg.train.epochs {
         let lr = lr_at(cfg, epoch);
-        opt.set_lr(lr);
-        let order = epoch_order(train.len(), cfg.seed, epoch);
-        for batch in batches(&order, cfg.train.batch_size) {
-            let started = Instant::now();
+        opt.lr = lr;
+        let order = epoch_order(images.len(), cfg.seed, epoch);
+        for (index, batch) in batches(&order, cfg.train.batch_size).enumerate() {
             for &i in batch {
                 order_hash.update((i as u64).to_le_bytes());
             }
+            if epoch < resume_epoch || (epoch == resume_epoch && (index as i64) < step % per_epoch) {
+                continue;
+            }
+            let started = Instant::now();
             let log = step % cfg.train.log_every as i64 == 0;
-            let images = train.images(batch, device);
-            let labels = train.labels(batch, device);
-            let x = net.embed(&images, true);
+            let batch_images = images.images(batch, device);
+            let labels = images.labels(batch, device);
+            let x = net.embed(&batch_images, true);
             let feat_norm = x.norm_scalaropt_dim(2, [1], true);
             let w = &net.class_weights;
             let w_norm = w.norm_scalaropt_dim(2, [1], true);
@@ -118,19 +159,26 @@ pub fn train_trial(
                 labels: &labels,
             });
             let loss_value = out.loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                return Ok(outcome(steps, evals, order_hash, Some(step)));
+            }
             opt.zero_grad();
             let mut row = None;
             if log {
                 let grads = Tensor::run_backward(&[&out.loss], &[&cos, &x], true, false);
-                let stats = telemetry::batch_stats(&StepTensors {
+                let batch_noisy = noisy_mask.as_ref().map(|m| {
+                    let idx: Vec<i64> = batch.iter().map(|&i| i as i64).collect();
+                    m.index_select(0, &Tensor::from_slice(&idx)).to_device(device)
+                });
+                row = Some(telemetry::batch_stats(&StepTensors {
                     cos: &cos.detach(),
                     labels: &labels,
                     logits_for_acc: &out.plain_logits.as_ref().unwrap_or(&cos).detach(),
                     grad_cos: &grads[0],
                     grad_feat: &grads[1],
                     feat_norm: &feat_norm.detach(),
-                });
-                row = Some(stats);
+                    noisy: batch_noisy.as_ref(),
+                }));
             }
             out.loss.backward();
             if let Some(mut r) = row.take() {
@@ -142,54 +190,50 @@ pub fn train_trial(
                 r.grad_norm_class_weights = telemetry::grad_norm(std::slice::from_ref(w));
                 r.grad_norm_backbone = telemetry::grad_norm(&backbone);
                 r.step_seconds = started.elapsed().as_secs_f64();
-                let finite = r.is_finite();
-                steps.push(r);
-                if !finite {
-                    return Ok(TrialOutcome {
-                        steps,
-                        evals,
-                        init_checksum,
-                        data_order_checksum: short_hex(order_hash),
-                        diverged_step: Some(step),
-                    });
+                if !r.is_finite() {
+                    return Ok(outcome(steps, evals, order_hash, Some(step)));
                 }
-            }
-            if !loss_value.is_finite() {
-                return Ok(TrialOutcome {
-                    steps,
-                    evals,
-                    init_checksum,
-                    data_order_checksum: short_hex(order_hash),
-                    diverged_step: Some(step),
-                });
+                steps.push(r);
             }
             opt.step();
             step += 1;
             on_step(step);
+            let epoch_end = step % per_epoch == 0;
+            let every = cfg.train.checkpoint_every as i64;
+            if let Some(ck) = checkpoint.filter(|_| every > 0 && step % every == 0 && !epoch_end) {
+                checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &steps, &evals)?;
+            }
+        }
+        if epoch < resume_epoch {
+            continue;
         }
         let last = epoch + 1 == cfg.train.epochs;
         let every = cfg.eval.every_epochs;
         if last || (every > 0 && (epoch + 1) % every == 0) {
-            evals.extend(evaluate(cfg, &net, data, device, step));
+            evals.extend(evaluate(cfg, &net, data, device, step)?);
+        }
+        if let Some(ck) = checkpoint {
+            checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &steps, &evals)?;
         }
     }
-    Ok(TrialOutcome { steps, evals, init_checksum, data_order_checksum: short_hex(order_hash), diverged_step: None })
+    Ok(outcome(steps, evals, order_hash, None))
 }
 
-/// Runs the configured protocols on the held-out identities.
-pub fn evaluate(cfg: &TrialConfig, net: &Network, data: &TrialData, device: Device, step: i64) -> Vec<EvalRow> {
+/// Runs the protocols `[eval]` selects (built-in ones on the held-out identities, real-file ones
+/// on their images); one row per metric, with the variant that produced it.
+pub fn evaluate(
+    cfg: &TrialConfig,
+    net: &Network,
+    data: &TrialData,
+    device: Device,
+    step: i64,
+) -> anyhow::Result<Vec<EvalRow>> {
+    let results = data.protocols.run(&cfg.eval, &cfg.data, net, &data.heldout, device)?;
     let mut rows = Vec::new();
-    if cfg.eval.protocols.iter().any(|p| p == "lfw") && !data.lfw_pairs.is_empty() {
-        let (feats, dim) = features::extract(net, &data.heldout, cfg.eval.flip, 256, device);
-        let result = verification::verify(&feats, dim, &data.lfw_pairs, cfg.eval.lfw.folds);
-        let variant = format!(
-            "builtin heldout; flip={:?}; distance=squared-l2-normalised; thresholds=0.00:3.99:0.01; folds={} contiguous",
-            cfg.eval.flip, cfg.eval.lfw.folds
-        )
-        .to_lowercase();
-        for (metric, value) in [("accuracy_mean", result.mean), ("accuracy_std", result.std)] {
-            rows.push(EvalRow { step, protocol: "lfw".into(), variant: variant.clone(), metric: metric.into(), value });
+    for r in &results {
+        for (variant, metric, value) in r.rows() {
+            rows.push(EvalRow { step, protocol: r.protocol.clone(), variant, metric, value });
         }
     }
-    rows
+    Ok(rows)
 }

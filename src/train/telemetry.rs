@@ -25,6 +25,12 @@ pub struct StepRow {
     pub feat_norm_mean: f64,
     pub scale: f64,
     pub step_seconds: f64,
+    /// The θ_y and g_y means over the clean and the noisy samples of the batch; `None` where
+    /// the batch has no such sample (always for `_noisy` without label noise).
+    pub theta_y_deg_mean_clean: Option<f64>,
+    pub theta_y_deg_mean_noisy: Option<f64>,
+    pub coef_y_mean_clean: Option<f64>,
+    pub coef_y_mean_noisy: Option<f64>,
 }
 
 impl StepRow {
@@ -46,6 +52,11 @@ impl StepRow {
             self.scale,
         ]
         .iter()
+        .chain(
+            [self.theta_y_deg_mean_clean, self.theta_y_deg_mean_noisy, self.coef_y_mean_clean, self.coef_y_mean_noisy]
+                .iter()
+                .flatten(),
+        )
         .all(|v| v.is_finite())
     }
 }
@@ -58,6 +69,8 @@ pub struct StepTensors<'a> {
     pub grad_cos: &'a Tensor,
     pub grad_feat: &'a Tensor,
     pub feat_norm: &'a Tensor,
+    /// Which samples of the batch are noisy (bool [B]); `None` without label noise.
+    pub noisy: Option<&'a Tensor>,
 }
 
 fn scalar(t: &Tensor) -> f64 {
@@ -80,6 +93,14 @@ pub fn batch_stats(t: &StepTensors) -> StepRow {
     let g_other = g.abs().sum_dim_intlist(1, false, Kind::Double) - g_y.abs();
     let feat_grad_norms = t.grad_feat.to_kind(Kind::Double).norm_scalaropt_dim(2, [1], false);
     let correct = t.logits_for_acc.argmax(1, false).eq_tensor(t.labels).to_kind(Kind::Double);
+    let masked_mean = |values: &Tensor, mask: &Tensor| -> Option<f64> {
+        let n = mask.sum(Kind::Int64).int64_value(&[]);
+        (n > 0).then(|| scalar(&values.masked_select(mask).mean(Kind::Double)))
+    };
+    let (clean, noisy) = match t.noisy {
+        Some(mask) => (mask.logical_not(), mask.shallow_clone()),
+        None => (theta_y.ones_like().to_kind(Kind::Bool), theta_y.zeros_like().to_kind(Kind::Bool)),
+    };
     StepRow {
         step: 0,
         epoch: 0,
@@ -98,6 +119,10 @@ pub fn batch_stats(t: &StepTensors) -> StepRow {
         feat_norm_mean: scalar(&t.feat_norm.to_kind(Kind::Double).mean(Kind::Double)),
         scale: 0.0,
         step_seconds: 0.0,
+        theta_y_deg_mean_clean: masked_mean(&theta_y, &clean),
+        theta_y_deg_mean_noisy: masked_mean(&theta_y, &noisy),
+        coef_y_mean_clean: masked_mean(&g_y, &clean).map(|v| v * b),
+        coef_y_mean_noisy: masked_mean(&g_y, &noisy).map(|v| v * b),
     }
 }
 
@@ -116,6 +141,7 @@ pub fn grad_norm(params: &[Tensor]) -> f64 {
 /// The steps.parquet frame for one trial.
 pub fn steps_frame(trial: &str, rows: &[StepRow]) -> PolarsResult<DataFrame> {
     let f = |get: fn(&StepRow) -> f64| rows.iter().map(get).collect::<Vec<f64>>();
+    let opt = |get: fn(&StepRow) -> Option<f64>| rows.iter().map(get).collect::<Vec<Option<f64>>>();
     let n = rows.len();
     DataFrame::new(
         n,
@@ -138,8 +164,73 @@ pub fn steps_frame(trial: &str, rows: &[StepRow]) -> PolarsResult<DataFrame> {
             Column::new("feat_norm_mean".into(), f(|r| r.feat_norm_mean)),
             Column::new("scale".into(), f(|r| r.scale)),
             Column::new("step_seconds".into(), f(|r| r.step_seconds)),
+            Column::new("theta_y_deg_mean_clean".into(), opt(|r| r.theta_y_deg_mean_clean)),
+            Column::new("theta_y_deg_mean_noisy".into(), opt(|r| r.theta_y_deg_mean_noisy)),
+            Column::new("coef_y_mean_clean".into(), opt(|r| r.coef_y_mean_clean)),
+            Column::new("coef_y_mean_noisy".into(), opt(|r| r.coef_y_mean_noisy)),
         ],
     )
+}
+
+/// Reads rows back from a steps frame written by [`steps_frame`] (for resuming a trial).
+pub fn steps_from_frame(df: &DataFrame) -> PolarsResult<Vec<StepRow>> {
+    let f = |name: &str| -> PolarsResult<Vec<f64>> { Ok(df.column(name)?.f64()?.into_no_null_iter().collect()) };
+    let o = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
+        let c = df.column(name)?.f64()?;
+        Ok((0..c.len()).map(|i| c.get(i)).collect())
+    };
+    let i = |name: &str| -> PolarsResult<Vec<i64>> { Ok(df.column(name)?.i64()?.into_no_null_iter().collect()) };
+    let (step, epoch) = (i("step")?, i("epoch")?);
+    let cols: Vec<Vec<f64>> = [
+        "lr",
+        "loss",
+        "train_acc",
+        "theta_y_deg_mean",
+        "theta_y_deg_p50",
+        "theta_other_deg_mean",
+        "cos_y_mean",
+        "coef_y_mean",
+        "coef_other_sum_mean",
+        "grad_norm_feat_mean",
+        "grad_norm_class_weights",
+        "grad_norm_backbone",
+        "feat_norm_mean",
+        "scale",
+        "step_seconds",
+    ]
+    .iter()
+    .map(|n| f(n))
+    .collect::<PolarsResult<_>>()?;
+    let opts: Vec<Vec<Option<f64>>> =
+        ["theta_y_deg_mean_clean", "theta_y_deg_mean_noisy", "coef_y_mean_clean", "coef_y_mean_noisy"]
+            .iter()
+            .map(|n| o(n))
+            .collect::<PolarsResult<_>>()?;
+    Ok((0..df.height())
+        .map(|k| StepRow {
+            step: step[k],
+            epoch: epoch[k],
+            lr: cols[0][k],
+            loss: cols[1][k],
+            train_acc: cols[2][k],
+            theta_y_deg_mean: cols[3][k],
+            theta_y_deg_p50: cols[4][k],
+            theta_other_deg_mean: cols[5][k],
+            cos_y_mean: cols[6][k],
+            coef_y_mean: cols[7][k],
+            coef_other_sum_mean: cols[8][k],
+            grad_norm_feat_mean: cols[9][k],
+            grad_norm_class_weights: cols[10][k],
+            grad_norm_backbone: cols[11][k],
+            feat_norm_mean: cols[12][k],
+            scale: cols[13][k],
+            step_seconds: cols[14][k],
+            theta_y_deg_mean_clean: opts[0][k],
+            theta_y_deg_mean_noisy: opts[1][k],
+            coef_y_mean_clean: opts[2][k],
+            coef_y_mean_noisy: opts[3][k],
+        })
+        .collect())
 }
 
 /// One row of evals.parquet.
@@ -166,4 +257,24 @@ pub fn evals_frame(trial: &str, rows: &[EvalRow]) -> PolarsResult<DataFrame> {
             Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<f64>>()),
         ],
     )
+}
+
+/// Reads rows back from an evals frame written by [`evals_frame`] (for resuming a trial).
+pub fn evals_from_frame(df: &DataFrame) -> PolarsResult<Vec<EvalRow>> {
+    let text = |name: &str| -> PolarsResult<Vec<String>> {
+        let c = df.column(name)?.str()?;
+        Ok((0..c.len()).map(|i| c.get(i).unwrap_or_default().to_string()).collect())
+    };
+    let step: Vec<i64> = df.column("step")?.i64()?.into_no_null_iter().collect();
+    let value: Vec<f64> = df.column("value")?.f64()?.into_no_null_iter().collect();
+    let (protocol, variant, metric) = (text("protocol")?, text("variant")?, text("metric")?);
+    Ok((0..df.height())
+        .map(|k| EvalRow {
+            step: step[k],
+            protocol: protocol[k].clone(),
+            variant: variant[k].clone(),
+            metric: metric[k].clone(),
+            value: value[k],
+        })
+        .collect())
 }

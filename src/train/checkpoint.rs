@@ -1,0 +1,95 @@
+//! Checkpoints for resume: every variable of the network (parameters and batch-norm statistics),
+//! the optimiser's momentum buffers, the step reached, the loss's adaptive state, and the
+//! telemetry and evaluation rows logged so far. The rows go to parquet files first and the
+//! tensors last (each written atomically), so the tensor file, whose presence marks a usable
+//! checkpoint, never points at rows that were not written.
+
+use super::sgd::Sgd;
+use super::telemetry::{self, EvalRow, StepRow};
+use crate::store;
+use anyhow::{Context, Result};
+use std::path::Path;
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+
+const STATE: &str = "state.pt";
+const STEPS: &str = "steps.parquet";
+const EVALS: &str = "evals.parquet";
+
+/// What a checkpoint restores besides the tensors.
+pub struct Restored {
+    pub step: i64,
+    pub loss_state: Vec<f64>,
+    pub steps: Vec<StepRow>,
+    pub evals: Vec<EvalRow>,
+}
+
+/// Whether `dir` holds a complete checkpoint.
+pub fn exists(dir: &Path) -> bool {
+    dir.join(STATE).exists()
+}
+
+/// Writes a checkpoint into `dir`.
+#[allow(clippy::too_many_arguments)]
+pub fn save(
+    dir: &Path,
+    trial: &str,
+    vs: &VarStore,
+    sgd: &Sgd,
+    step: i64,
+    loss_state: &[f64],
+    steps: &[StepRow],
+    evals: &[EvalRow],
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    store::write_parquet(&dir.join(STEPS), &mut telemetry::steps_frame(trial, steps)?)?;
+    store::write_parquet(&dir.join(EVALS), &mut telemetry::evals_frame(trial, evals)?)?;
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in vars {
+        named.push((format!("var/{name}"), t.to_device(tch::Device::Cpu)));
+    }
+    for ((name, _), buf) in sgd.params.iter().zip(&sgd.buffers) {
+        if let Some(b) = buf {
+            named.push((format!("momentum/{name}"), b.to_device(tch::Device::Cpu)));
+        }
+    }
+    named.push(("meta/step".into(), Tensor::from_slice(&[step])));
+    named.push(("meta/rows".into(), Tensor::from_slice(&[steps.len() as i64, evals.len() as i64])));
+    named.push(("meta/loss_state".into(), Tensor::from_slice(loss_state)));
+    let tmp = dir.join(format!(".{STATE}.tmp-{}", std::process::id()));
+    let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    Tensor::save_multi(&refs, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(STATE)).with_context(|| format!("renaming {}", tmp.display()))
+}
+
+/// Loads the checkpoint in `dir` into `vs` and `sgd`; `None` when there is none.
+pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>> {
+    if !exists(dir) {
+        return Ok(None);
+    }
+    let path = dir.join(STATE);
+    let loaded = Tensor::load_multi(&path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let get = |name: &str| loaded.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+    let device = vs.device();
+    let _guard = tch::no_grad_guard();
+    for (name, var) in vs.variables() {
+        let saved = get(&format!("var/{name}")).with_context(|| format!("{}: no tensor for {name}", path.display()))?;
+        let mut var = var;
+        var.copy_(&saved.to_device(device));
+    }
+    for ((name, _), buf) in sgd.params.iter().zip(sgd.buffers.iter_mut()) {
+        *buf = get(&format!("momentum/{name}")).map(|t| t.to_device(device));
+    }
+    let meta = |name: &str| get(name).with_context(|| format!("{}: no {name}", path.display()));
+    let step = meta("meta/step")?.int64_value(&[0]);
+    let rows = meta("meta/rows")?;
+    let (n_steps, n_evals) = (rows.int64_value(&[0]) as usize, rows.int64_value(&[1]) as usize);
+    let loss_state = Vec::<f64>::try_from(meta("meta/loss_state")?.to_kind(Kind::Double))?;
+    let mut steps = telemetry::steps_from_frame(&store::read_parquet(&dir.join(STEPS))?)?;
+    let mut evals = telemetry::evals_from_frame(&store::read_parquet(&dir.join(EVALS))?)?;
+    steps.truncate(n_steps);
+    evals.truncate(n_evals);
+    Ok(Some(Restored { step, loss_state, steps, evals }))
+}

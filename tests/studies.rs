@@ -1,0 +1,289 @@
+//! Studies: sweep expansion (grid, zip, seeds, noise axes, ids, filters), label-noise injection,
+//! divergence handling, the results-directory lock, and resume after SIGKILL.
+
+mod common;
+
+use p2sbench::data::{noise, synthetic};
+use p2sbench::runner::{self, RunOptions};
+use p2sbench::spec::filter::{select, Filter};
+use p2sbench::spec::{NoiseKind, NoiseSetting};
+use p2sbench::store::{self, ExperimentDir};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SWEEP: &str = r#"name = "sweep"
+[data]
+identities = 6
+heldout_identities = 4
+images_per_identity = 4
+image_size = 16
+[model]
+widths = [4]
+embedding = 8
+[train]
+epochs = 1
+batch_size = 8
+seeds = [1, 2]
+[[loss]]
+name = "cosface"
+s = [16.0, 32.0, 64.0]
+m = [0.2, 0.35]
+[[loss]]
+name = "arcface"
+s = [16.0, 32.0]
+m = [0.3, 0.5]
+zip = [["s", "m"]]
+[[loss]]
+name = "p2sgrad"
+[noise]
+ratio = [0.0, 0.2]
+kind = ["flip", "outlier"]
+"#;
+
+#[test]
+fn sweep_expands_to_the_grid_with_zip_seeds_and_noise() {
+    let exp = common::experiment(SWEEP);
+    // losses: cosface 3×2 + arcface zipped 2 + p2sgrad 1 = 9; noise: clean, flip0.2, outlier0.2 = 3; seeds 2.
+    assert_eq!(exp.trials.len(), 9 * 3 * 2);
+    let arc: Vec<String> =
+        exp.trials.iter().filter(|t| t.loss.name == "arcface").map(|t| t.loss.params_text()).collect();
+    assert!(arc.iter().all(|p| p.contains("m=0.3, s=16") || p.contains("m=0.5, s=32")), "{arc:?}");
+    let ids: Vec<String> = exp.trials.iter().map(|t| t.id()).collect();
+    let again: Vec<String> = common::experiment(SWEEP).trials.iter().map(|t| t.id()).collect();
+    assert_eq!(ids, again, "ids are stable");
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len());
+    assert!(ids.iter().any(|id| id.starts_with("cosface-m0.2-s64-flip0.2-seed2-")), "{ids:?}");
+    // A changed hyper-parameter is a different trial; an execution setting is not.
+    let threads = common::experiment(&SWEEP.replace("seeds = [1, 2]", "seeds = [1, 2]\nthreads = 1"));
+    assert_eq!(threads.trials[0].id(), ids[0]);
+    let changed = common::experiment(&SWEEP.replace("epochs = 1", "epochs = 2"));
+    assert_ne!(changed.trials[0].id(), ids[0]);
+}
+
+#[test]
+fn filters_select_by_resolved_parameters() {
+    let exp = common::experiment(SWEEP);
+    let only = Filter::parse("loss=cosface,s=64", "--only").unwrap();
+    let kept = select(&exp.trials, Some(&only), None);
+    assert_eq!(kept.len(), 2 * 3 * 2);
+    assert!(kept.iter().all(|t| t.loss.name == "cosface" && t.loss.f64("s") == 64.0));
+    let skip = Filter::parse("noise=outlier", "--skip").unwrap();
+    let kept = select(&exp.trials, Some(&only), Some(&skip));
+    assert_eq!(kept.len(), 2 * 2 * 2);
+    assert!(Filter::parse("loss", "--only").is_err());
+    let typo = Filter::parse("margin=0.5", "--only").unwrap();
+    assert_eq!(typo.unknown_keys(&exp.trials), ["margin"]);
+}
+
+#[test]
+fn dry_run_prints_the_trial_table_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sweep.toml");
+    std::fs::write(&file, SWEEP).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .args(["run", "--dry-run", "--only", "loss=arcface"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("12 trials (of 54 in the file)"), "{text}");
+    assert!(text.contains("outlier0.2"), "{text}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .args(["run", "--dry-run", "--only", "nope"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+fn noise_setting(kind: NoiseKind, ratio: f64) -> NoiseSetting {
+    NoiseSetting { kind, ratio, seed: 5, outlier_identities: 7 }
+}
+
+#[test]
+fn noise_injection_is_exact_deterministic_and_outliers_come_from_outside() {
+    let exp = common::experiment(common::TINY);
+    let spec = &exp.trials[0].data;
+    let clean = synthetic::training_set(spec);
+    let n = clean.len();
+    let image_len = clean.channels * clean.size * clean.size;
+    let flip = noise::apply(&clean, spec, &noise_setting(NoiseKind::Flip, 0.25));
+    assert_eq!(flip.noisy_count(), n / 4);
+    for i in 0..n {
+        assert_eq!(flip.images.labels[i] != clean.labels[i], flip.noisy[i], "image {i}: label changed iff noisy");
+        assert_eq!(
+            flip.images.pixels[i * image_len..(i + 1) * image_len],
+            clean.pixels[i * image_len..(i + 1) * image_len]
+        );
+    }
+    let again = noise::apply(&clean, spec, &noise_setting(NoiseKind::Flip, 0.25));
+    assert_eq!(flip.noisy, again.noisy);
+    assert_eq!(flip.images.labels, again.images.labels);
+
+    let outlier = noise::apply(&clean, spec, &noise_setting(NoiseKind::Outlier, 0.25));
+    assert_eq!(outlier.noisy_count(), n / 4);
+    assert_eq!(outlier.images.labels, clean.labels, "outliers keep their label");
+    let pool: Vec<Vec<u8>> = (0..7)
+        .flat_map(|k| (0..spec.images_per_identity).map(move |j| (k, j)))
+        .map(|(k, j)| synthetic::render_one(spec, noise::first_outlier_identity(spec) + k, j))
+        .collect();
+    let heldout = synthetic::heldout_set(spec);
+    let known: Vec<&[u8]> = clean.pixels.chunks(image_len).chain(heldout.pixels.chunks(image_len)).collect();
+    for i in (0..n).filter(|&i| outlier.noisy[i]) {
+        let img = &outlier.images.pixels[i * image_len..(i + 1) * image_len];
+        assert!(pool.iter().any(|p| p.as_slice() == img), "image {i} is not from the outlier pool");
+        assert!(!known.contains(&img), "image {i} shows a training or held-out identity");
+    }
+    let mixed = noise::apply(&clean, spec, &noise_setting(NoiseKind::Mixed, 0.5));
+    let flipped = (0..n).filter(|&i| mixed.images.labels[i] != clean.labels[i]).count();
+    assert_eq!(mixed.noisy_count(), n / 2);
+    assert_eq!(flipped, n / 4);
+}
+
+fn run(text: &str, out: &Path) -> Vec<runner::TrialSummary> {
+    runner::run_experiment(&common::experiment(text), &RunOptions::new(out)).unwrap()
+}
+
+#[test]
+fn every_loss_sees_the_same_noisy_images_and_telemetry_splits_them() {
+    let text = format!("{}[noise]\nratio = 0.3\nkind = \"flip\"\nseed = 9\n", common::TINY);
+    let out = tempfile::tempdir().unwrap();
+    let summaries = run(&text, out.path());
+    assert!(summaries.iter().all(|s| s.noise == "flip0.3"));
+    let dir = ExperimentDir::new(out.path(), "tiny");
+    let trials = store::read_parquet(&dir.trials_table()).unwrap();
+    let orders = common::strings(&trials, "data_order_checksum");
+    assert!(orders.iter().all(|o| o == &orders[0]));
+    for id in common::strings(&trials, "trial") {
+        let steps = store::read_parquet(&dir.trial(&id).join("steps.parquet")).unwrap();
+        for name in ["theta_y_deg_mean_clean", "theta_y_deg_mean_noisy", "coef_y_mean_clean", "coef_y_mean_noisy"] {
+            let col = steps.column(name).unwrap().f64().unwrap();
+            assert!(col.null_count() < steps.height(), "{id}: {name} is empty");
+            assert!((0..col.len()).filter_map(|i| col.get(i)).all(f64::is_finite));
+        }
+    }
+}
+
+#[test]
+fn a_diverging_trial_is_marked_and_the_others_go_on() {
+    // An absurd learning rate drives softmax (unnormalised logits) to inf/NaN.
+    let text = common::TINY.replace("lr = 0.05", "lr = 1e30").replace("log_every = 2", "log_every = 1");
+    let out = tempfile::tempdir().unwrap();
+    let summaries = run(&text, out.path());
+    let softmax = summaries.iter().find(|s| s.loss == "softmax").unwrap();
+    assert_eq!(softmax.state, store::State::Diverged, "{summaries:?}");
+    let step = softmax.diverged_step.unwrap();
+    let dir = ExperimentDir::new(out.path(), "tiny");
+    let steps = store::read_parquet(&dir.trial(&softmax.id).join("steps.parquet")).unwrap();
+    let logged: Vec<i64> = steps.column("step").unwrap().i64().unwrap().into_no_null_iter().collect();
+    assert!(logged.iter().all(|&s| s < step), "rows after the divergence: {logged:?} vs {step}");
+    let loss = steps.column("loss").unwrap().f64().unwrap();
+    assert!(loss.into_no_null_iter().all(f64::is_finite), "the kept rows are the finite ones");
+    assert_eq!(summaries.len(), 5, "the other trials ran");
+    let status = store::TrialStatus::read(&dir.trial(&softmax.id)).unwrap();
+    assert_eq!(status.diverged_step, Some(step));
+}
+
+#[test]
+fn a_second_run_on_the_same_directory_is_refused_until_the_first_ends() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("tiny");
+    let held = store::lock(&dir).unwrap();
+    let err = runner::run_experiment(&common::experiment(common::TINY), &RunOptions::new(out.path())).unwrap_err();
+    assert!(format!("{err:#}").contains("in use by another p2sbench run"), "{err:#}");
+    drop(held);
+    assert!(store::lock(&dir).is_ok(), "the lock is free once its holder is gone");
+}
+
+/// A run long enough to be killed mid-trial, checkpointing often.
+fn long_experiment() -> String {
+    common::TINY
+        .replace("epochs = 2", "epochs = 6")
+        .replace("lr_milestones = [1]", "lr_milestones = [3]")
+        .replace("log_every = 2", "log_every = 1\ncheckpoint_every = 2")
+}
+
+fn frames_equal(a: &Path, b: &Path, drop: &[&str]) -> bool {
+    let a = store::read_parquet(a).unwrap().drop_many(drop.iter().copied());
+    let b = store::read_parquet(b).unwrap().drop_many(drop.iter().copied());
+    a.equals_missing(&b)
+}
+
+#[test]
+fn a_trial_killed_with_sigkill_resumes_to_identical_results() {
+    let text = long_experiment();
+    let exp = common::experiment(&text);
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("tiny.toml");
+    std::fs::write(&file, &text).unwrap();
+
+    let reference = work.path().join("reference");
+    runner::run_experiment(&exp, &RunOptions::new(&reference)).unwrap();
+
+    let resumed = work.path().join("resumed");
+    let second = exp.trials[1].id();
+    let dir = ExperimentDir::new(&resumed, "tiny");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .args(["run", "--out"])
+        .arg(&resumed)
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once the second trial has a checkpoint but has not finished.
+    let state = dir.trial(&second).join("checkpoint").join("state.pt");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !state.exists() {
+        assert!(Instant::now() < deadline, "no checkpoint appeared");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let status = store::TrialStatus::read(&dir.trial(&second)).unwrap();
+    assert_eq!(status.state, store::State::Running, "killed mid-trial");
+    assert!(!dir.trial(&second).join("steps.parquet").exists());
+
+    let summaries = runner::run_experiment(&exp, &RunOptions::new(&resumed)).unwrap();
+    assert!(summaries.iter().all(|s| s.state == store::State::Done));
+    assert_eq!(store::TrialStatus::read(&dir.trial(&second)).unwrap().attempts, 2);
+    let reference_dir = ExperimentDir::new(&reference, "tiny");
+    for t in &exp.trials {
+        let id = t.id();
+        for file in ["steps.parquet", "evals.parquet"] {
+            assert!(
+                frames_equal(&reference_dir.trial(&id).join(file), &dir.trial(&id).join(file), &["step_seconds"]),
+                "{id}/{file} differs after resume"
+            );
+        }
+    }
+    let trials = store::read_parquet(&dir.trials_table()).unwrap();
+    assert_eq!(common::strings(&trials, "status"), vec!["done"; 5]);
+}
+
+#[test]
+fn parallel_jobs_give_the_same_results_as_sequential_ones_with_equal_threads() {
+    let text = common::TINY.to_string();
+    let exp = common::experiment(&text);
+    let seq = tempfile::tempdir().unwrap();
+    let par = tempfile::tempdir().unwrap();
+    runner::run_experiment(&exp, &RunOptions::new(seq.path())).unwrap();
+    let opts = RunOptions { jobs: 2, ..RunOptions::new(par.path()) };
+    let summaries = runner::run_experiment(&exp, &opts).unwrap();
+    assert_eq!(summaries.len(), 5);
+    let (a, b) = (ExperimentDir::new(seq.path(), "tiny"), ExperimentDir::new(par.path(), "tiny"));
+    for t in &exp.trials {
+        let id = t.id();
+        assert!(
+            frames_equal(&a.trial(&id).join("steps.parquet"), &b.trial(&id).join("steps.parquet"), &["step_seconds"]),
+            "{id}"
+        );
+    }
+    let ta = store::read_parquet(&a.trials_table()).unwrap().drop_many(["seconds"]);
+    let tb = store::read_parquet(&b.trials_table()).unwrap().drop_many(["seconds"]);
+    assert!(ta.equals_missing(&tb));
+}
