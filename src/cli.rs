@@ -4,8 +4,12 @@
 
 use crate::error::InputError;
 use crate::loss;
+use crate::plot;
+use crate::report::{self, run_info::RunInfo};
 use crate::runner::{self, RunOptions};
 use crate::spec::{self, SpecError};
+use crate::train;
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -41,6 +45,22 @@ pub enum Command {
     },
     /// List the losses, their parameters and defaults.
     Losses,
+    /// Render every figure of an experiment (PNG and SVG under <dir>/plots/) from its parquet
+    /// files alone, without retraining: training curves, gradient magnitudes, angles, g_y against
+    /// θ_y, protocol curves and study figures. Kinds the results hold no data for are skipped
+    /// and listed in plots/plots.json. Exit code 2: a results file is missing or malformed.
+    Plot {
+        /// The experiment's results directory (results/<experiment name>).
+        dir: PathBuf,
+    },
+    /// Write <dir>/report.md from the parquet files alone, without retraining: hardware and time,
+    /// every trial's status, paper-style tables (mean ± std over seeds), sensitivity spread, noise
+    /// robustness, published numbers beside ours, and the figures of `plot`. Exit code 2: a
+    /// results file is missing or malformed.
+    Report {
+        /// The experiment's results directory (results/<experiment name>).
+        dir: PathBuf,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -68,9 +88,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             }
             let opts = RunOptions { out: out.clone(), progress: std::io::stderr().is_terminal() };
+            let started = std::time::Instant::now();
             let summaries = runner::run_experiment(&exp, &opts)?;
             print!("{}", runner::format_summary(&summaries));
-            println!("results: {}", out.join(&exp.name).display());
+            let dir = out.join(&exp.name);
+            record_run(&exp, &dir, started.elapsed().as_secs_f64())?;
+            plot_and_report(&dir)?;
+            println!("results: {}", dir.display());
+            Ok(())
+        }
+        Command::Plot { dir } => {
+            let manifest = plot::render_all(&dir)?;
+            print_manifest(&dir, &manifest);
+            Ok(())
+        }
+        Command::Report { dir } => {
+            println!("report: {}", report::write_report(&dir)?.display());
             Ok(())
         }
         Command::Losses => {
@@ -88,6 +121,35 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Writes run.json (hardware, device, wall time) next to the results, for the report.
+fn record_run(exp: &spec::Experiment, dir: &std::path::Path, wall_seconds: f64) -> anyhow::Result<()> {
+    let device = match exp.trials.first() {
+        Some(t) => match train::resolve_device(t.train.device)? {
+            tch::Device::Cpu => "cpu".to_string(),
+            tch::Device::Cuda(i) => format!("cuda:{i}"),
+            other => format!("{other:?}").to_lowercase(),
+        },
+        None => "none".to_string(),
+    };
+    RunInfo::capture(&device, tch::get_num_threads() as i64, wall_seconds).write(dir)
+}
+
+/// The end of `run`: figures, then the report that embeds them.
+fn plot_and_report(dir: &std::path::Path) -> anyhow::Result<()> {
+    let manifest = plot::render_all(dir).context("training finished, but rendering the plots failed")?;
+    print_manifest(dir, &manifest);
+    let report = report::write_report(dir).context("training finished, but writing the report failed")?;
+    println!("report: {}", report.display());
+    Ok(())
+}
+
+fn print_manifest(dir: &std::path::Path, manifest: &plot::Manifest) {
+    println!("plots: {} figures in {}", manifest.figures.len(), dir.join("plots").display());
+    for s in &manifest.skipped {
+        println!("  skipped {}: {}", s.kind, s.reason);
     }
 }
 

@@ -12,6 +12,8 @@ pub mod error;
 pub mod eval;
 pub mod loss;
 pub mod model;
+pub mod plot;
+pub mod report;
 pub mod runner;
 pub mod spec;
 pub mod store;

@@ -1,0 +1,159 @@
+//! Figures, re-rendered from an experiment's parquet files alone (no retraining): training
+//! curves, gradient magnitudes, angles and θ_y histograms, empirical g_y against θ_y, protocol
+//! curves (ROC, TPIR, CMC, MegaFace rank-1 against distractors) and study figures (sensitivity
+//! over s × m, noise robustness). Each kind renders what the results hold and is skipped, with
+//! the reason, when they hold nothing for it. Output: `results/<experiment>/plots/<name>.png`
+//! and `.svg`, and `plots/plots.json`, the manifest the report embeds figures from.
+//!
+//! [`style`] is the shared look (font, loss colours, frame, PNG+SVG saving); [`panel`] the x–y
+//! panel most figures are built from. Reading and aggregating belongs to [`crate::report`].
+
+pub mod coef;
+pub mod histograms;
+pub mod panel;
+pub mod protocols;
+pub mod studies;
+pub mod style;
+pub mod training;
+
+use crate::report::aggregate::{self, Representative, SettingMetric};
+use crate::report::results::Results;
+use anyhow::Result;
+use polars::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The manifest file inside `plots/`.
+pub const MANIFEST: &str = "plots.json";
+
+/// A rendered figure: `plots/<stem>.png` and `plots/<stem>.svg`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FigureInfo {
+    pub stem: String,
+    pub title: String,
+    /// One sentence on what the figure shows and how it was aggregated.
+    pub caption: String,
+}
+
+/// A figure kind that was not drawn, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub kind: String,
+    pub reason: String,
+}
+
+/// What `plot` wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Manifest {
+    pub figures: Vec<FigureInfo>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Manifest {
+    /// Reads `plots/plots.json` of an experiment directory; `None` when absent.
+    pub fn read(experiment_dir: &Path) -> Result<Option<Manifest>> {
+        let path = experiment_dir.join("plots").join(MANIFEST);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let m = serde_json::from_str(&text)
+            .map_err(|e| crate::error::InputError::file(&path, format!("malformed plot manifest: {e}")))?;
+        Ok(Some(m))
+    }
+}
+
+/// A figure kind's result: the figures drawn, or why there was nothing to draw.
+pub type Rendered = std::result::Result<Vec<FigureInfo>, String>;
+
+/// Steps columns the figures read (those absent in a run are skipped).
+pub const STEP_COLUMNS: &[&str] = &[
+    "lr",
+    "loss",
+    "train_acc",
+    "theta_y_deg_mean",
+    "theta_other_deg_mean",
+    "coef_y_mean",
+    "coef_other_sum_mean",
+    "grad_norm_feat_mean",
+    "grad_norm_class_weights",
+    "theta_y_deg_mean_clean",
+    "theta_y_deg_mean_noisy",
+    "coef_y_mean_clean",
+    "coef_y_mean_noisy",
+];
+
+/// Everything the figure kinds share: the results, the per-setting metrics, one representative
+/// setting per loss, and the steps averaged over seeds.
+pub struct Ctx<'a> {
+    pub r: &'a Results,
+    pub rows: Vec<SettingMetric>,
+    pub reps: Vec<Representative>,
+    pub steps: Option<DataFrame>,
+    pub out: PathBuf,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(r: &'a Results) -> Result<Ctx<'a>> {
+        let rows = aggregate::by_setting(r)?;
+        let reps = aggregate::representatives(r, &rows)?;
+        let steps = aggregate::steps_by_setting(r, STEP_COLUMNS)?;
+        Ok(Ctx { r, rows, reps, steps, out: r.dir.plots() })
+    }
+
+    /// Saves a figure under `plots/` and describes it.
+    pub fn save<F: style::Figure>(&self, fig: &F, stem: &str, title: &str, caption: &str) -> Result<FigureInfo> {
+        style::save(fig, &self.out, stem)?;
+        Ok(FigureInfo { stem: stem.into(), title: title.into(), caption: caption.into() })
+    }
+
+    /// A legend note "mean over N seeds" when some setting has more than one seed.
+    pub fn seeds_note(&self) -> Option<style::LegendEntry> {
+        let max = self.rows.iter().map(|m| m.n).max().unwrap_or(1);
+        (max > 1).then(|| style::LegendEntry::note(format!("mean over up to {max} seeds")))
+    }
+}
+
+/// Display label of a setting at a noise ratio (see [`crate::report::results::short_setting`]).
+pub fn setting_label(setting: &str, noise_ratio: f64) -> String {
+    let s = crate::report::results::short_setting(setting);
+    if noise_ratio > 0.0 {
+        format!("{s}, noise {}%", (noise_ratio * 1000.0).round() / 10.0)
+    } else {
+        s
+    }
+}
+
+/// Renders every figure kind of the experiment in `dir` and writes the manifest.
+pub fn render_all(dir: &Path) -> Result<Manifest> {
+    let r = Results::load(dir)?;
+    render(&r)
+}
+
+/// Renders every figure kind of loaded results and writes the manifest.
+pub fn render(r: &Results) -> Result<Manifest> {
+    let ctx = Ctx::new(r)?;
+    type Kind = fn(&Ctx) -> Result<Rendered>;
+    let kinds: &[(&str, Kind)] = &[
+        ("training curves", training::training_curves),
+        ("gradient magnitudes", training::gradients),
+        ("angles", training::angles),
+        ("clean vs noisy telemetry", training::noise_telemetry),
+        ("θ_y histograms", histograms::angle_histograms),
+        ("g_y against θ_y", coef::coef_vs_theta),
+        ("ROC", protocols::roc),
+        ("CMC", protocols::cmc),
+        ("MegaFace rank-1 vs distractors", protocols::distractors),
+        ("sensitivity", studies::sensitivity),
+        ("noise robustness", studies::noise_robustness),
+    ];
+    let mut manifest = Manifest::default();
+    for (kind, render) in kinds {
+        match render(&ctx)? {
+            Ok(figs) => manifest.figures.extend(figs),
+            Err(reason) => manifest.skipped.push(Skipped { kind: kind.to_string(), reason }),
+        }
+    }
+    crate::store::write_atomic(&ctx.out.join(MANIFEST), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+    Ok(manifest)
+}

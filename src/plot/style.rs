@@ -1,0 +1,306 @@
+//! The look every figure shares, and the one place to get it from (the `curves` analysis command
+//! can draw with it too): the embedded font, one colour per loss, text sizes, the figure frame
+//! (title on top, legend in its own column on the right so it never covers data), and [`save`],
+//! which renders a [`Figure`] to PNG and SVG, each written atomically.
+//!
+//! PNG text is rasterised by plotters' `ab_glyph` backend from DejaVu Sans, embedded in the
+//! binary by the `dejavu` crate (Bitstream Vera / DejaVu licence, which allows embedding and
+//! redistribution): nothing depends on the fonts installed on the machine. SVG text names the
+//! `sans-serif` family and is rendered by the viewer.
+
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{register_font, FontStyle};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The font family every figure uses (plotters' default family, so axis text uses it too).
+pub const FAMILY: &str = "sans-serif";
+/// Figure title.
+pub const TITLE_PX: f64 = 30.0;
+/// Panel title.
+pub const CAPTION_PX: f64 = 22.0;
+/// Axis descriptions.
+pub const AXIS_PX: f64 = 19.0;
+/// Tick labels.
+pub const TICK_PX: f64 = 16.0;
+/// Legend text.
+pub const LEGEND_PX: f64 = 18.0;
+/// Size of one panel in pixels (figures are grids of panels plus title and legend).
+pub const PANEL: (u32, u32) = (620, 440);
+/// Height of the figure title band.
+pub const TITLE_BAND: u32 = 56;
+
+/// Registers the embedded DejaVu Sans (regular and bold) as [`FAMILY`]. Idempotent; [`save`]
+/// calls it, code that draws on its own backends should call it first.
+pub fn register_fonts() -> Result<()> {
+    static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        register_font(FAMILY, FontStyle::Normal, dejavu::sans::regular())
+            .map_err(|_| "DejaVu Sans (regular) is not a valid font".to_string())?;
+        register_font(FAMILY, FontStyle::Bold, dejavu::sans::bold())
+            .map_err(|_| "DejaVu Sans (bold) is not a valid font".to_string())
+    })
+    .clone()
+    .map_err(|e| anyhow!("registering the embedded font: {e}"))
+}
+
+/// Regular text of `px` pixels.
+pub fn text(px: f64) -> TextStyle<'static> {
+    TextStyle::from((FAMILY, px).into_font()).color(&BLACK)
+}
+
+/// Bold text of `px` pixels.
+pub fn bold(px: f64) -> TextStyle<'static> {
+    TextStyle::from((FAMILY, px, FontStyle::Bold).into_font()).color(&BLACK)
+}
+
+/// Fixed colours for the losses the harness knows (Okabe–Ito, colour-blind safe).
+const LOSS_COLORS: &[(&str, RGBColor)] = &[
+    ("p2sgrad", RGBColor(213, 94, 0)),
+    ("cosface", RGBColor(0, 114, 178)),
+    ("arcface", RGBColor(0, 158, 115)),
+    ("l2softmax", RGBColor(204, 121, 167)),
+    ("softmax", RGBColor(85, 85, 85)),
+    ("normface", RGBColor(230, 159, 0)),
+    ("sphereface", RGBColor(86, 180, 233)),
+    ("adacos", RGBColor(136, 34, 85)),
+    ("combined", RGBColor(153, 153, 51)),
+];
+
+/// Colours for losses not in the fixed table, chosen by a hash of the name.
+const FALLBACK: &[RGBColor] = &[
+    RGBColor(68, 119, 170),
+    RGBColor(170, 51, 119),
+    RGBColor(34, 136, 51),
+    RGBColor(204, 187, 68),
+    RGBColor(102, 204, 238),
+    RGBColor(238, 102, 119),
+    RGBColor(17, 119, 51),
+    RGBColor(51, 34, 136),
+];
+
+/// The colour of a loss: the same in every figure (fixed for known losses, a stable hash of the
+/// name otherwise). Variants such as `adacos-dynamic` take their family's colour
+/// ([`shade`] tells settings of one family apart).
+pub fn loss_color(loss: &str) -> RGBColor {
+    let name = loss.to_ascii_lowercase();
+    if let Some((_, c)) = LOSS_COLORS.iter().find(|(n, _)| *n == name) {
+        return *c;
+    }
+    if let Some((_, c)) = LOSS_COLORS.iter().find(|(n, _)| name.starts_with(n) && *n != "softmax") {
+        return *c;
+    }
+    // FNV-1a: stable across runs and platforms.
+    let h = name.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    FALLBACK[(h % FALLBACK.len() as u64) as usize]
+}
+
+/// The `k`-th of `n` shades of `base`: `base` itself for k = 0, lighter for larger k, for telling
+/// apart several settings (or steps) of one loss while keeping its hue.
+pub fn shade(base: RGBColor, k: usize, n: usize) -> RGBColor {
+    if n <= 1 || k == 0 {
+        return base;
+    }
+    let t = k as f64 / (n - 1) as f64 * 0.6;
+    let mix = |c: u8| (c as f64 + (255.0 - c as f64) * t).round().clamp(0.0, 255.0) as u8;
+    RGBColor(mix(base.0), mix(base.1), mix(base.2))
+}
+
+/// How a legend entry is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Line,
+    Dashed,
+    Dot,
+    Hollow,
+    Swatch,
+    /// No marker: a heading or an explanatory line.
+    Text,
+}
+
+/// One legend line.
+#[derive(Debug, Clone)]
+pub struct LegendEntry {
+    pub label: String,
+    pub color: RGBColor,
+    pub mark: Mark,
+}
+
+impl LegendEntry {
+    pub fn new(label: impl Into<String>, color: RGBColor, mark: Mark) -> LegendEntry {
+        LegendEntry { label: label.into(), color, mark }
+    }
+    pub fn note(label: impl Into<String>) -> LegendEntry {
+        LegendEntry { label: label.into(), color: BLACK, mark: Mark::Text }
+    }
+}
+
+/// Converts a plotters drawing error (generic over the backend) into an error value.
+pub fn de<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("drawing: {e}")
+}
+
+/// The width the legend column needs.
+pub fn legend_width(entries: &[LegendEntry]) -> u32 {
+    if entries.is_empty() {
+        return 0;
+    }
+    // DejaVu Sans averages ~0.55 em per character; measured layout is not available before a
+    // backend exists, and the column only needs to be wide enough.
+    let chars = entries.iter().map(|e| e.label.chars().count()).max().unwrap_or(0) as f64;
+    (chars * LEGEND_PX * 0.55 + 70.0).ceil() as u32
+}
+
+/// `text` shortened with "…" to fit `width_px` pixels at `px` (bold DejaVu Sans is ~0.65 em
+/// a character).
+pub fn fit(text: &str, width_px: u32, px: f64) -> String {
+    let max = ((width_px as f64 - 24.0) / (px * 0.65)).floor().max(4.0) as usize;
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(max - 1).collect();
+    s.push('…');
+    s
+}
+
+/// Figure size for `n` panels in `cols` columns with a legend column of `legend_w` pixels, wide
+/// enough for `title`.
+pub fn grid_size(n: usize, cols: usize, legend_w: u32, title: &str) -> (u32, u32) {
+    let cols = cols.clamp(1, n.max(1));
+    let rows = n.max(1).div_ceil(cols);
+    let title_w = (title.chars().count() as f64 * TITLE_PX * 0.65 + 40.0).ceil() as u32;
+    ((PANEL.0 * cols as u32 + legend_w).max(title_w), PANEL.1 * rows as u32 + TITLE_BAND)
+}
+
+/// Draws the title band and the legend column; returns the area left for panels.
+pub fn frame<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    legend: &[LegendEntry],
+) -> Result<DrawingArea<DB, Shift>> {
+    let (w, _) = root.dim_in_pixel();
+    let (band, body) = root.split_vertically(TITLE_BAND);
+    band.draw_text(
+        &fit(title, w, TITLE_PX),
+        &bold(TITLE_PX).pos(Pos::new(HPos::Center, VPos::Center)),
+        (w as i32 / 2, TITLE_BAND as i32 / 2),
+    )
+    .map_err(de)?;
+    let lw = legend_width(legend);
+    if lw == 0 {
+        return Ok(body);
+    }
+    let (panels, side) = body.split_horizontally(w.saturating_sub(lw));
+    draw_legend(&side, legend)?;
+    Ok(panels)
+}
+
+/// Draws legend entries top-down in `area`.
+pub fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[LegendEntry]) -> Result<()> {
+    let line_h = (LEGEND_PX * 1.45) as i32;
+    let style = text(LEGEND_PX).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, e) in entries.iter().enumerate() {
+        let y = 24 + i as i32 * line_h;
+        let (x0, x1) = (10, 44);
+        let c = e.color;
+        match e.mark {
+            Mark::Line => area.draw(&PathElement::new(vec![(x0, y), (x1, y)], c.stroke_width(3))).map_err(de)?,
+            Mark::Dashed => {
+                for s in [x0, x0 + 13, x0 + 26] {
+                    area.draw(&PathElement::new(vec![(s, y), (s + 8, y)], c.stroke_width(3))).map_err(de)?;
+                }
+            }
+            Mark::Dot => area.draw(&Circle::new(((x0 + x1) / 2, y), 5, c.filled())).map_err(de)?,
+            Mark::Hollow => area.draw(&Circle::new(((x0 + x1) / 2, y), 5, c.stroke_width(2))).map_err(de)?,
+            Mark::Swatch => area.draw(&Rectangle::new([(x0, y - 8), (x1, y + 8)], c.filled())).map_err(de)?,
+            Mark::Text => {}
+        }
+        let x = if e.mark == Mark::Text { x0 } else { x1 + 10 };
+        area.draw_text(&e.label, &style, (x, y)).map_err(de)?;
+    }
+    Ok(())
+}
+
+/// Something that can be drawn on any plotters backend.
+pub trait Figure {
+    /// Pixel size of the whole figure.
+    fn size(&self) -> (u32, u32);
+    /// Draws the figure on `root` (already filled white).
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+fn temp_png(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}.png", std::process::id()))
+}
+
+/// Renders `fig` to `<dir>/<stem>.png` and `<dir>/<stem>.svg` (each through a temporary file
+/// and a rename); returns both paths.
+pub fn save<F: Figure>(fig: &F, dir: &Path, stem: &str) -> Result<[PathBuf; 2]> {
+    register_fonts()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let size = fig.size();
+    let png = dir.join(format!("{stem}.png"));
+    let tmp = temp_png(&png);
+    {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(de)?;
+        fig.draw(&root).with_context(|| format!("drawing {}", png.display()))?;
+        root.present().map_err(de).with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, &png).with_context(|| format!("renaming {} to {}", tmp.display(), png.display()))?;
+    let svg = dir.join(format!("{stem}.svg"));
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        root.fill(&WHITE).map_err(de)?;
+        fig.draw(&root).with_context(|| format!("drawing {}", svg.display()))?;
+        root.present().map_err(de)?;
+    }
+    crate::store::write_atomic(&svg, text.as_bytes())?;
+    Ok([png, svg])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_colours_are_fixed_and_distinct() {
+        let known: Vec<RGBColor> =
+            ["p2sgrad", "cosface", "arcface", "l2softmax", "softmax"].iter().map(|l| loss_color(l)).collect();
+        for (i, a) in known.iter().enumerate() {
+            assert!(known[i + 1..].iter().all(|b| b != a), "two losses share {a:?}");
+        }
+        assert_eq!(loss_color("ArcFace"), loss_color("arcface"));
+        assert_eq!(loss_color("adacos-dynamic"), loss_color("adacos"));
+        assert_eq!(loss_color("somenewloss"), loss_color("somenewloss"));
+    }
+
+    #[test]
+    fn shades_start_at_the_loss_colour_and_lighten() {
+        let base = RGBColor(0, 114, 178);
+        let lum = |c: RGBColor| c.0 as u32 + c.1 as u32 + c.2 as u32;
+        let shades: Vec<u32> = (0..4).map(|k| lum(shade(base, k, 4))).collect();
+        assert!(shades.windows(2).all(|w| w[0] < w[1]), "{shades:?}");
+        assert_eq!(shade(base, 0, 1), base);
+        assert_eq!(shade(base, 0, 4), base);
+    }
+
+    #[test]
+    fn fit_shortens_long_titles() {
+        assert_eq!(fit("short", 600, 22.0), "short");
+        let long = "x".repeat(200);
+        let f = fit(&long, 600, 22.0);
+        assert!(f.ends_with('…') && f.chars().count() < 50, "{f}");
+    }
+
+    #[test]
+    fn embedded_font_registers() {
+        register_fonts().unwrap();
+        register_fonts().unwrap();
+    }
+}

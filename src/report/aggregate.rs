@@ -1,0 +1,330 @@
+//! The polars aggregations behind every table and figure: each trial's final evaluation (the
+//! last evaluated step), joined with trials.parquet and reduced over seeds per setting (loss and
+//! hyper-parameters) and noise ratio; steps averaged over seeds; the spread of a metric over a
+//! loss's hyper-parameter grid; the drop of a metric from clean to noisy training; and the
+//! choice of one representative setting per loss for the figures that show one curve per loss.
+
+use super::metrics::{self, Metric};
+use super::results::{floats, strings, Results};
+use anyhow::Result;
+use polars::prelude::*;
+use std::collections::BTreeMap;
+
+/// One metric of one setting at one noise ratio, reduced over seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettingMetric {
+    pub loss: String,
+    pub params: String,
+    pub setting: String,
+    pub noise_ratio: f64,
+    pub protocol: String,
+    pub variant: String,
+    pub metric: String,
+    pub mean: f64,
+    /// Sample standard deviation over seeds (`None` with one seed).
+    pub std: Option<f64>,
+    /// Number of seeds (done trials) behind the numbers.
+    pub n: usize,
+}
+
+/// A table column: one metric of one protocol variant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ColumnKey {
+    pub protocol: String,
+    pub variant: String,
+    pub metric: String,
+}
+
+impl SettingMetric {
+    pub fn key(&self) -> ColumnKey {
+        ColumnKey { protocol: self.protocol.clone(), variant: self.variant.clone(), metric: self.metric.clone() }
+    }
+}
+
+/// Columns of trials.parquet joined onto per-trial rows.
+fn trial_keys(r: &Results) -> LazyFrame {
+    r.trials.clone().lazy().select([
+        col("trial"),
+        col("loss"),
+        col("params"),
+        col("setting"),
+        col("seed"),
+        col("noise_ratio"),
+        col("status"),
+    ])
+}
+
+/// Each done trial's last evaluated value of every (protocol, variant, metric), with its loss,
+/// setting, seed and noise ratio. `None` when no trial wrote evaluations.
+pub fn final_evals(r: &Results) -> Option<LazyFrame> {
+    let evals = r.evals.as_ref()?;
+    Some(
+        evals
+            .clone()
+            .lazy()
+            .group_by([col("trial"), col("protocol"), col("variant"), col("metric")])
+            .agg([
+                col("value").sort_by([col("step")], SortMultipleOptions::default()).last().alias("value"),
+                col("step").max().alias("step"),
+            ])
+            .join(trial_keys(r), [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
+            .filter(col("status").eq(lit("done"))),
+    )
+}
+
+/// [`final_evals`] reduced over seeds: mean, sample std, min, max and count per setting, noise
+/// ratio and metric.
+pub fn by_setting_frame(r: &Results) -> Option<LazyFrame> {
+    Some(
+        final_evals(r)?
+            .group_by([
+                col("loss"),
+                col("params"),
+                col("setting"),
+                col("noise_ratio"),
+                col("protocol"),
+                col("variant"),
+                col("metric"),
+            ])
+            .agg([
+                col("value").mean().alias("mean"),
+                col("value").std(1).alias("std"),
+                col("value").count().cast(DataType::Int64).alias("n"),
+            ]),
+    )
+}
+
+/// The order settings first appear in trials.parquet (the experiment file's order).
+pub fn setting_order(r: &Results) -> Result<BTreeMap<String, usize>> {
+    let mut order = BTreeMap::new();
+    for s in strings(&r.trials, "setting")? {
+        let next = order.len();
+        order.entry(s).or_insert(next);
+    }
+    Ok(order)
+}
+
+/// Loss names in the order they first appear in trials.parquet.
+pub fn loss_order(r: &Results) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for l in strings(&r.trials, "loss")? {
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    Ok(out)
+}
+
+/// [`by_setting_frame`] as rows, in trials.parquet order of settings, then noise ratio.
+pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
+    let Some(lf) = by_setting_frame(r) else { return Ok(Vec::new()) };
+    let df = lf.collect()?;
+    let text = |name: &str| strings(&df, name);
+    let (loss, params, setting, protocol, variant, metric) =
+        (text("loss")?, text("params")?, text("setting")?, text("protocol")?, text("variant")?, text("metric")?);
+    let (noise, mean, std, n) =
+        (floats(&df, "noise_ratio")?, floats(&df, "mean")?, floats(&df, "std")?, floats(&df, "n")?);
+    let mut rows: Vec<SettingMetric> = (0..df.height())
+        .filter_map(|i| {
+            Some(SettingMetric {
+                loss: loss[i].clone(),
+                params: params[i].clone(),
+                setting: setting[i].clone(),
+                noise_ratio: noise[i].unwrap_or(0.0),
+                protocol: protocol[i].clone(),
+                variant: variant[i].clone(),
+                metric: metric[i].clone(),
+                mean: mean[i].filter(|v| v.is_finite())?,
+                std: std[i].filter(|v| v.is_finite()),
+                n: n[i].unwrap_or(0.0) as usize,
+            })
+        })
+        .collect();
+    let order = setting_order(r)?;
+    rows.sort_by(|a, b| {
+        order
+            .get(&a.setting)
+            .cmp(&order.get(&b.setting))
+            .then(a.noise_ratio.total_cmp(&b.noise_ratio))
+            .then(a.key().cmp(&b.key()))
+    });
+    Ok(rows)
+}
+
+/// The paper-table columns present in `rows`: headline metrics (see [`metrics::is_headline`]) in
+/// protocol order, then metric order, then variant. Rows for one part of a protocol (a variant
+/// with `part=`, e.g. IJB-C's galleries G1 and G2, whose mean the protocol also reports) are left
+/// to the figures.
+pub fn headline_columns(rows: &[SettingMetric]) -> Vec<ColumnKey> {
+    let mut keys: Vec<ColumnKey> = Vec::new();
+    for r in rows.iter().filter(|r| !r.variant.split(';').any(|kv| kv.trim().starts_with("part="))) {
+        let k = r.key();
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let largest = |protocol: &str| {
+        keys.iter()
+            .filter(|k| k.protocol == protocol)
+            .filter_map(|k| match Metric::parse(&k.metric).curve_point() {
+                Some((metrics::Curve::Distractors, n)) => Some(n),
+                _ => None,
+            })
+            .max_by(f64::total_cmp)
+    };
+    let mut out: Vec<ColumnKey> = keys
+        .iter()
+        .filter(|k| metrics::is_headline(&Metric::parse(&k.metric), largest(&k.protocol)))
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| {
+        metrics::protocol_rank(&a.protocol)
+            .cmp(&metrics::protocol_rank(&b.protocol))
+            .then(a.protocol.cmp(&b.protocol))
+            .then(metrics::metric_order(&Metric::parse(&a.metric), &Metric::parse(&b.metric)))
+            .then(a.variant.cmp(&b.variant))
+    });
+    out
+}
+
+/// Each protocol's primary metric, the one the study figures are drawn for: accuracy where the
+/// protocol has it, else TAR@FAR=1e-4 (IJB-C's headline), else rank-1 (MegaFace's), else its first
+/// headline column.
+pub fn primary_columns(rows: &[SettingMetric]) -> Vec<ColumnKey> {
+    let headline = headline_columns(rows);
+    let mut protocols: Vec<&str> = Vec::new();
+    for k in &headline {
+        if !protocols.contains(&k.protocol.as_str()) {
+            protocols.push(&k.protocol);
+        }
+    }
+    let preferences: [&dyn Fn(&Metric) -> bool; 3] = [
+        &|m| m.base.starts_with("accuracy"),
+        &|m| m.curve_point().is_some_and(|(c, x)| c == metrics::Curve::Roc && (x - 1e-4).abs() < 1e-12),
+        &|m| m.curve_point() == Some((metrics::Curve::Cmc, 1.0)),
+    ];
+    protocols
+        .into_iter()
+        .filter_map(|p| {
+            let mine: Vec<&ColumnKey> = headline.iter().filter(|k| k.protocol == p).collect();
+            preferences
+                .iter()
+                .find_map(|want| mine.iter().find(|k| want(&Metric::parse(&k.metric))))
+                .or(mine.first())
+                .map(|k| (*k).clone())
+        })
+        .collect()
+}
+
+/// The clean noise ratio: 0 when present, else the smallest ratio.
+pub fn clean_ratio(r: &Results) -> Result<f64> {
+    Ok(floats(&r.trials, "noise_ratio")?.into_iter().flatten().min_by(f64::total_cmp).unwrap_or(0.0))
+}
+
+/// One setting chosen to stand for its loss.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Representative {
+    pub loss: String,
+    pub setting: String,
+    pub noise_ratio: f64,
+}
+
+/// One setting per loss for the figures that draw one curve per loss: at the clean noise ratio,
+/// the setting with the best mean of the experiment's first headline metric; without
+/// evaluations, the first setting in trials.parquet.
+pub fn representatives(r: &Results, rows: &[SettingMetric]) -> Result<Vec<Representative>> {
+    let clean = clean_ratio(r)?;
+    let primary = headline_columns(rows).into_iter().next();
+    let losses = strings(&r.trials, "loss")?;
+    let settings = strings(&r.trials, "setting")?;
+    let noise = floats(&r.trials, "noise_ratio")?;
+    let mut out = Vec::new();
+    for loss in loss_order(r)? {
+        let candidates = rows
+            .iter()
+            .filter(|m| m.loss == loss && m.noise_ratio == clean && primary.as_ref().is_some_and(|p| &m.key() == p));
+        let better = |a: &&SettingMetric, b: &&SettingMetric| {
+            let o = a.mean.total_cmp(&b.mean);
+            if Metric::parse(&a.metric).higher_is_better() {
+                o
+            } else {
+                o.reverse()
+            }
+        };
+        // max_by keeps the last of equals; reverse so the first-listed setting wins ties.
+        let best = candidates.rev().max_by(better);
+        let setting = match best {
+            Some(m) => m.setting.clone(),
+            None => {
+                let first = (0..losses.len())
+                    .find(|&i| losses[i] == loss && noise[i].unwrap_or(0.0) == clean)
+                    .or_else(|| losses.iter().position(|l| l == &loss));
+                match first {
+                    Some(i) => settings[i].clone(),
+                    None => continue,
+                }
+            }
+        };
+        out.push(Representative { loss, setting, noise_ratio: clean });
+    }
+    Ok(out)
+}
+
+/// Per-step means over seeds of `columns` (those steps.parquet has) for every setting and noise
+/// ratio: columns `setting`, `noise_ratio`, `step`, `seeds` and the requested ones (steps.parquet
+/// has a `loss` column of its own, the loss value, so the loss name is not joined in).
+pub fn steps_by_setting(r: &Results, columns: &[&str]) -> Result<Option<DataFrame>> {
+    let Some(steps) = &r.steps else { return Ok(None) };
+    let present: Vec<&str> =
+        columns.iter().copied().filter(|c| steps.get_column_names().iter().any(|n| n.as_str() == *c)).collect();
+    let mut aggs = vec![col("trial").n_unique().cast(DataType::Int64).alias("seeds")];
+    aggs.extend(present.iter().map(|c| col(*c).cast(DataType::Float64).mean().alias(*c)));
+    let keys = r.trials.clone().lazy().select([col("trial"), col("setting"), col("noise_ratio")]);
+    let df = steps
+        .clone()
+        .lazy()
+        .join(keys, [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
+        .group_by([col("setting"), col("noise_ratio"), col("step")])
+        .agg(aggs)
+        .sort(["setting", "noise_ratio", "step"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(Some(df))
+}
+
+/// Spread of each metric over each loss's hyper-parameter grid, per noise ratio: columns `loss`,
+/// `noise_ratio`, `protocol`, `variant`, `metric`, `settings` (grid size, > 1), `lo`, `hi`,
+/// `spread` (hi − lo of the seed means).
+pub fn sensitivity_spread(r: &Results) -> Result<Option<DataFrame>> {
+    let Some(lf) = by_setting_frame(r) else { return Ok(None) };
+    let df = lf
+        .group_by([col("loss"), col("noise_ratio"), col("protocol"), col("variant"), col("metric")])
+        .agg([
+            col("setting").n_unique().cast(DataType::Int64).alias("settings"),
+            col("mean").min().alias("lo"),
+            col("mean").max().alias("hi"),
+        ])
+        .filter(col("settings").gt(lit(1)))
+        .with_column((col("hi") - col("lo")).alias("spread"))
+        .collect()?;
+    Ok(Some(df))
+}
+
+/// Each setting's metrics at every noise ratio beside its clean value: the rows of
+/// [`by_setting_frame`] plus `clean` (the mean at the clean ratio) and `drop` (clean − mean).
+pub fn noise_drops(r: &Results) -> Result<Option<DataFrame>> {
+    let Some(lf) = by_setting_frame(r) else { return Ok(None) };
+    let clean = clean_ratio(r)?;
+    let clean_rows = lf.clone().filter(col("noise_ratio").eq(lit(clean))).select([
+        col("setting"),
+        col("protocol"),
+        col("variant"),
+        col("metric"),
+        col("mean").alias("clean"),
+    ]);
+    let on = [col("setting"), col("protocol"), col("variant"), col("metric")];
+    let df = lf
+        .join(clean_rows, on.clone(), on, JoinArgs::new(JoinType::Left))
+        .with_column((col("clean") - col("mean")).alias("drop"))
+        .collect()?;
+    Ok(Some(df))
+}

@@ -1,0 +1,220 @@
+//! `results/<experiment>/report.md`, re-rendered from the parquet files alone: the experiment,
+//! its hardware and time, every trial's status, the paper-style results table, the sensitivity
+//! spread, the noise-robustness tables, the published P2SGrad numbers beside ours, and the figures
+//! `plot` wrote (embedded by relative path). What the results do not hold (a protocol that did not
+//! run, no sweep, no noise study) is said in the report rather than silently left out.
+//!
+//! This module also owns reading and aggregating the results, which `plot` shares:
+//! [`results`] loads the files, [`aggregate`] reduces them with polars, [`metrics`] interprets
+//! metric names, [`tables`] and [`markdown`] format, [`run_info`] records the hardware.
+
+pub mod aggregate;
+pub mod markdown;
+pub mod metrics;
+pub mod results;
+pub mod run_info;
+pub mod tables;
+
+use crate::plot::Manifest;
+use anyhow::Result;
+use markdown::duration;
+use results::Results;
+use run_info::RunInfo;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Protocols the paper tables are about; the report says which of them did not run.
+const PAPER_PROTOCOLS: &[&str] = &["lfw", "megaface", "ijbc"];
+
+/// Loads the results in `dir`, writes `report.md` there, and returns its path.
+pub fn write_report(dir: &Path) -> Result<PathBuf> {
+    let r = Results::load(dir)?;
+    let text = render(&r)?;
+    let path = r.dir.report();
+    crate::store::write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// How big our run was, from experiment.toml.
+pub fn scale_statement(r: &Results) -> String {
+    let int = |k: &str| r.spec_value(k).and_then(|v| v.as_integer());
+    let mut parts = Vec::new();
+    match (int("data.identities"), int("data.images_per_identity")) {
+        (Some(ids), Some(per)) => {
+            let size = int("data.image_size").map_or(String::new(), |s| format!(" of {s}×{s} px"));
+            parts.push(format!("{ids} training identities × {per} images{size} ({} images)", ids * per));
+        }
+        _ => {
+            if let Some(data) = r.spec_value("data").and_then(|d| d.as_table()) {
+                let kv: Vec<String> = data.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                parts.push(format!("data: {}", kv.join(", ")));
+            }
+        }
+    }
+    if let Some(w) = r.spec_value("model.widths").and_then(|w| w.as_array()) {
+        let w: Vec<String> = w.iter().map(|v| v.to_string()).collect();
+        let emb = int("model.embedding").map_or(String::new(), |e| format!(", {e}-d embedding"));
+        parts.push(format!("CNN with stage widths [{}]{emb}", w.join(", ")));
+    }
+    if let Some(e) = int("train.epochs") {
+        parts.push(format!("{e} epochs"));
+    }
+    if parts.is_empty() {
+        "this run (experiment.toml not found)".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Our scale in a few words for a table cell: `12 classes × 8 images, 2 epochs`.
+pub fn scale_short(r: &Results) -> String {
+    let int = |k: &str| r.spec_value(k).and_then(|v| v.as_integer());
+    let mut parts = Vec::new();
+    if let (Some(ids), Some(per)) = (int("data.identities"), int("data.images_per_identity")) {
+        parts.push(format!("{ids} classes × {per} images"));
+    }
+    if let Some(e) = int("train.epochs") {
+        parts.push(format!("{e} epochs"));
+    }
+    if parts.is_empty() {
+        "this run (see Run)".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The whole report as markdown.
+pub fn render(r: &Results) -> Result<String> {
+    let mut md = String::new();
+    let rows = aggregate::by_setting(r)?;
+    let clean = aggregate::clean_ratio(r)?;
+    let description = r.spec_value("description").and_then(|d| d.as_str()).unwrap_or("");
+    writeln!(md, "# Report: {}\n", r.name)?;
+    if !description.is_empty() {
+        writeln!(md, "{description}\n")?;
+    }
+    writeln!(
+        md,
+        "Rendered by `p2sbench report` from the parquet files in this directory; the experiment as run is in [experiment.toml](experiment.toml).\n"
+    )?;
+
+    // Run.
+    writeln!(md, "## Run\n")?;
+    match RunInfo::read(&r.dir.root)? {
+        Some(info) => {
+            writeln!(md, "- Hardware: {} ({} logical cores), {}", info.cpu_model, info.logical_cores, info.os)?;
+            writeln!(md, "- Device: {} ({} torch threads)", info.device, info.torch_threads)?;
+            writeln!(md, "- Wall-clock time of the latest `run`: {}", duration(info.wall_seconds))?;
+        }
+        None => {
+            writeln!(md, "- Hardware: not recorded (no run.json: the results predate it or were copied without it)")?
+        }
+    }
+    if let Some(total) = tables::total_seconds(r)? {
+        writeln!(md, "- Training and evaluation time, summed over trials: {}", duration(total))?;
+    }
+    writeln!(md, "- Scale: {}", scale_statement(r))?;
+    let counts = tables::status_counts(r)?;
+    let total: usize = counts.values().sum();
+    let by: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    writeln!(md, "- Trials: {total} ({})\n", by.join(", "))?;
+
+    // Results.
+    writeln!(md, "## Results\n")?;
+    if rows.is_empty() {
+        writeln!(md, "No done trial has evaluations yet: there is nothing to tabulate.\n")?;
+    } else {
+        let (table, notes) = tables::paper_table(&rows, clean);
+        writeln!(
+            md,
+            "Final evaluation of each setting{}, mean ± std over seeds (std shown with two or more seeds); the best of each column in **bold**. Only trials with status `done` are counted.\n",
+            if r.has_noise_study()? { " at the clean noise ratio" } else { "" }
+        )?;
+        md.push_str(&table.to_markdown());
+        md.push('\n');
+        for (tag, variant) in notes {
+            writeln!(md, "- {tag}: {variant}")?;
+        }
+        let missing: Vec<String> = PAPER_PROTOCOLS
+            .iter()
+            .filter(|p| !rows.iter().any(|m| m.protocol == **p))
+            .map(|p| metrics::protocol_label(p))
+            .collect();
+        if !missing.is_empty() {
+            writeln!(
+                md,
+                "\nNot evaluated in this experiment: {} (no rows for them in any evals.parquet; their columns are omitted).",
+                missing.join(", ")
+            )?;
+        }
+        md.push('\n');
+    }
+
+    // Sensitivity.
+    writeln!(md, "## Sensitivity to hyper-parameters\n")?;
+    match tables::sensitivity_table(r, &rows)? {
+        Some(t) => {
+            writeln!(
+                md,
+                "Each cell: the spread (max − min, in percentage points for rates) of the metric's seed mean over the loss's hyper-parameter grid, then the grid's (minimum–maximum). A small spread means the loss is insensitive to its hyper-parameters; P2SGrad has none.\n"
+            )?;
+            md.push_str(&t.to_markdown());
+            md.push('\n');
+        }
+        None => {
+            writeln!(md, "No loss was run at more than one hyper-parameter setting: there is no spread to report.\n")?
+        }
+    }
+
+    // Noise.
+    writeln!(md, "## Label-noise robustness\n")?;
+    let noise = tables::noise_tables(r, &rows)?;
+    if noise.is_empty() {
+        writeln!(md, "No noise study: every trial trained at the same noise ratio.\n")?;
+    } else {
+        writeln!(
+            md,
+            "Each metric per noise ratio (mean ± std over seeds) and its drop from clean training (clean − noisy).\n"
+        )?;
+        for (title, t) in noise {
+            writeln!(md, "### {title}\n")?;
+            md.push_str(&t.to_markdown());
+            md.push('\n');
+        }
+    }
+
+    // Published.
+    writeln!(md, "## Published numbers beside ours\n")?;
+    let scale = scale_statement(r);
+    writeln!(
+        md,
+        "The published figures come from ResNet-scale networks trained on MS1M and evaluated on the real MegaFace (refined) and IJB-C benchmarks. Ours come from this run ({scale}) and its protocols; they show how the losses compare with each other here, not how they compare with the published numbers.\n"
+    )?;
+    md.push_str(&tables::published_table(r, &rows, &scale_short(r))?.to_markdown());
+    md.push('\n');
+
+    // Figures.
+    writeln!(md, "## Figures\n")?;
+    match Manifest::read(&r.dir.root)? {
+        Some(m) => {
+            for f in &m.figures {
+                writeln!(md, "### {}\n", f.title)?;
+                writeln!(md, "![{}](plots/{}.png)\n", f.title, f.stem)?;
+                writeln!(md, "{} ([SVG](plots/{}.svg))\n", f.caption, f.stem)?;
+            }
+            if !m.skipped.is_empty() {
+                writeln!(md, "Not drawn:\n")?;
+                for s in &m.skipped {
+                    writeln!(md, "- {}: {}", s.kind, s.reason)?;
+                }
+                md.push('\n');
+            }
+        }
+        None => writeln!(md, "No figures yet: run `p2sbench plot {}`.\n", r.dir.root.display())?,
+    }
+
+    // Trials.
+    writeln!(md, "## Trials\n")?;
+    md.push_str(&tables::trials_table(r)?.to_markdown());
+    Ok(md)
+}

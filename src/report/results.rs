@@ -1,0 +1,322 @@
+//! Reading an experiment's results back from disk for `plot` and `report`: trials.parquet and
+//! every trial's steps.parquet, evals.parquet and (when the run wrote them) angles.parquet,
+//! concatenated across trials with the columns that exist (a column only some trials have, such as
+//! the clean/noisy telemetry of a noise study, is null elsewhere). Nothing is retrained and
+//! nothing is assumed about optional files: what is absent is `None`, what is present but
+//! unreadable or missing a required column is an [`InputError`] naming the file.
+
+use crate::error::InputError;
+use crate::store::{self, trial_files, ExperimentDir};
+use anyhow::Result;
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// A trial's θ_y histograms (issue 5's telemetry; absent in older runs).
+pub const ANGLES: &str = "angles.parquet";
+
+/// Trial states whose steps.parquet and evals.parquet must exist (the runner writes both for them).
+const FINISHED: &[&str] = &["done", "diverged"];
+
+/// Columns trials.parquet must have.
+const TRIAL_COLUMNS: &[&str] = &["trial", "loss", "seed", "status"];
+/// Columns evals.parquet must have.
+const EVAL_COLUMNS: &[&str] = &["step", "protocol", "variant", "metric", "value"];
+/// Columns angles.parquet must have.
+const ANGLE_COLUMNS: &[&str] = &["step", "bin_lo_deg", "bin_hi_deg", "count"];
+
+/// An experiment's results as data frames.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub dir: ExperimentDir,
+    /// The experiment's name (from experiment.toml, else the directory name).
+    pub name: String,
+    /// experiment.toml as written by `run`, when present.
+    pub spec: Option<toml::Value>,
+    /// trials.parquet plus two derived columns: `setting` (loss and hyper-parameters, the key that
+    /// seeds are averaged over) and `noise_ratio` (0 for clean training; see [`noise_ratio`]).
+    pub trials: DataFrame,
+    /// Every trial's steps.parquet rows.
+    pub steps: Option<DataFrame>,
+    /// Every trial's evals.parquet rows.
+    pub evals: Option<DataFrame>,
+    /// Every trial's angles.parquet rows, with a `trial` column.
+    pub angles: Option<DataFrame>,
+}
+
+fn missing(path: &Path, what: &str) -> anyhow::Error {
+    InputError::file(path, format!("missing: {what}")).into()
+}
+
+fn malformed(path: &Path, e: anyhow::Error) -> anyhow::Error {
+    InputError::file(path, format!("not a readable parquet file ({e:#})")).into()
+}
+
+fn read(path: &Path, required: &[&str]) -> Result<DataFrame> {
+    let df = store::read_parquet(path).map_err(|e| malformed(path, e))?;
+    let names: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
+    let absent: Vec<&str> = required.iter().copied().filter(|c| !names.contains(c)).collect();
+    if !absent.is_empty() {
+        return Err(InputError::file(
+            path,
+            format!("missing column(s) {} (has: {})", absent.join(", "), names.join(", ")),
+        )
+        .into());
+    }
+    Ok(df)
+}
+
+/// The strings of column `name` (nulls as "").
+pub fn strings(df: &DataFrame, name: &str) -> Result<Vec<String>> {
+    let c = df.column(name)?.cast(&DataType::String)?;
+    let ca = c.str()?;
+    Ok((0..ca.len()).map(|i| ca.get(i).unwrap_or("").to_string()).collect())
+}
+
+/// The values of column `name` as f64 (nulls and non-numbers as `None`).
+pub fn floats(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
+    let c = df.column(name)?.cast(&DataType::Float64)?;
+    let ca = c.f64()?;
+    Ok((0..ca.len()).map(|i| ca.get(i)).collect())
+}
+
+/// Whether `df` has a column `name`.
+pub fn has_column(df: &DataFrame, name: &str) -> bool {
+    df.get_column_names().iter().any(|c| c.as_str() == name)
+}
+
+/// The noise ratio of a trial: a numeric `noise_ratio` column when trials.parquet has one, else
+/// the last number in the `noise` text ("none" and "" are 0; "symmetric:0.2" is 0.2).
+pub fn noise_ratio(text: &str) -> Option<f64> {
+    let t = text.trim();
+    if t.is_empty() || t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("clean") {
+        return Some(0.0);
+    }
+    t.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'))
+        .filter_map(|tok| tok.trim_start_matches(['-', 'e', 'E']).parse::<f64>().ok())
+        .next_back()
+}
+
+/// The `key=value` pairs of a `params` text (`m=0.5, s=64` as trials.parquet writes it).
+pub fn parse_params(text: &str) -> Vec<(String, String)> {
+    text.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
+
+/// The numeric `key=value` pairs of a `params` text.
+pub fn numeric_params(text: &str) -> Vec<(String, f64)> {
+    parse_params(text).into_iter().filter_map(|(k, v)| Some((k, v.parse::<f64>().ok()?))).collect()
+}
+
+/// A setting (`loss params`) for figure labels: the loss, its numeric parameters, and the others
+/// only where they differ from the loss's default (as trial ids do). Unknown losses keep all.
+pub fn short_setting(setting: &str) -> String {
+    let (loss, params) = setting.split_once(' ').unwrap_or((setting, ""));
+    let entry = crate::loss::find(loss);
+    let kept: Vec<String> = parse_params(params)
+        .into_iter()
+        .filter(|(k, v)| {
+            let default = entry.and_then(|e| e.params.iter().find(|p| p.name == k)).map(|p| p.default.value().short());
+            v.parse::<f64>().is_ok() || default.as_deref() != Some(v.as_str())
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if kept.is_empty() {
+        loss.to_string()
+    } else {
+        format!("{loss} {}", kept.join(", "))
+    }
+}
+
+/// Concatenates frames whose columns may differ: the union of columns (first-seen order and
+/// type), nulls where a frame lacks one.
+pub fn concat_diagonal(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
+    let mut schema: Vec<(PlSmallStr, DataType)> = Vec::new();
+    for df in &frames {
+        for c in df.columns() {
+            if !schema.iter().any(|(n, _)| n == c.name()) {
+                schema.push((c.name().clone(), c.dtype().clone()));
+            }
+        }
+    }
+    let mut out: Option<DataFrame> = None;
+    for df in frames {
+        let n = df.height();
+        let mut cols = Vec::with_capacity(schema.len());
+        for (name, dtype) in &schema {
+            cols.push(match df.column(name) {
+                Ok(c) => c.cast(dtype)?,
+                Err(_) => Column::full_null(name.clone(), n, dtype),
+            });
+        }
+        let aligned = DataFrame::new(n, cols)?;
+        match out.as_mut() {
+            None => out = Some(aligned),
+            Some(acc) => {
+                acc.vstack_mut_owned(aligned)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Results {
+    /// Loads `dir` (a `results/<experiment>/` directory).
+    pub fn load(dir: &Path) -> Result<Results> {
+        let dir = ExperimentDir { root: dir.to_path_buf() };
+        if !dir.root.is_dir() {
+            return Err(missing(&dir.root, "no such results directory (run `p2sbench run <experiment.toml>` first)"));
+        }
+        let spec_path = dir.spec();
+        let spec = if spec_path.exists() {
+            let text = std::fs::read_to_string(&spec_path)
+                .map_err(|e| InputError::file(&spec_path, format!("cannot read: {e}")))?;
+            Some(
+                toml::from_str::<toml::Value>(&text)
+                    .map_err(|e| InputError::file(&spec_path, format!("not valid TOML: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let name = spec
+            .as_ref()
+            .and_then(|s| s.get("name")?.as_str().map(str::to_string))
+            .or_else(|| dir.root.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+
+        let table = dir.trials_table();
+        if !table.exists() {
+            return Err(missing(&table, "no trials table (is this a results/<experiment> directory?)"));
+        }
+        let trials = with_derived_columns(read(&table, TRIAL_COLUMNS)?)?;
+        let ids = strings(&trials, "trial")?;
+        let states = strings(&trials, "status")?;
+
+        let (mut steps, mut evals, mut angles) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, state) in ids.iter().zip(&states) {
+            let tdir = dir.trial(id);
+            let finished = FINISHED.contains(&state.as_str());
+            for (file, frames, required) in
+                [(trial_files::STEPS, &mut steps, &["step"][..]), (trial_files::EVALS, &mut evals, EVAL_COLUMNS)]
+            {
+                let path = tdir.join(file);
+                if path.exists() {
+                    frames.push(with_trial(read(&path, required)?, id)?);
+                } else if finished {
+                    return Err(missing(&path, &format!("trial {id} is marked {state} in trials.parquet")));
+                }
+            }
+            let path = tdir.join(ANGLES);
+            if path.exists() {
+                angles.push(with_trial(read(&path, ANGLE_COLUMNS)?, id)?);
+            }
+        }
+        Ok(Results {
+            dir,
+            name,
+            spec,
+            trials,
+            steps: concat_diagonal(steps)?,
+            evals: concat_diagonal(evals)?,
+            angles: concat_diagonal(angles)?,
+        })
+    }
+
+    /// Path of a file inside the results directory, for messages.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.root.join(rel)
+    }
+
+    /// A value from experiment.toml, by dotted path (`data.identities`).
+    pub fn spec_value(&self, dotted: &str) -> Option<&toml::Value> {
+        let mut v = self.spec.as_ref()?;
+        for key in dotted.split('.') {
+            v = v.get(key)?;
+        }
+        Some(v)
+    }
+
+    /// The number of training classes (`data.identities`), when the spec says.
+    pub fn classes(&self) -> Option<usize> {
+        self.spec_value("data.identities")?.as_integer().map(|v| v as usize)
+    }
+
+    /// Whether the trials span more than one noise ratio.
+    pub fn has_noise_study(&self) -> Result<bool> {
+        let mut ratios: Vec<f64> = floats(&self.trials, "noise_ratio")?.into_iter().flatten().collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.dedup();
+        Ok(ratios.len() > 1)
+    }
+}
+
+/// Adds the `trial` column when a per-trial file lacks it.
+fn with_trial(mut df: DataFrame, id: &str) -> Result<DataFrame> {
+    if !has_column(&df, "trial") {
+        let n = df.height();
+        df.with_column(Column::new("trial".into(), vec![id; n]))?;
+    }
+    Ok(df)
+}
+
+/// `setting` ("loss params", the unit seeds are averaged over) and `noise_ratio`.
+fn with_derived_columns(mut trials: DataFrame) -> Result<DataFrame> {
+    let losses = strings(&trials, "loss")?;
+    let params =
+        if has_column(&trials, "params") { strings(&trials, "params")? } else { vec![String::new(); losses.len()] };
+    let setting: Vec<String> =
+        losses.iter().zip(&params).map(|(l, p)| if p.is_empty() { l.clone() } else { format!("{l} {p}") }).collect();
+    let ratio: Vec<Option<f64>> = if has_column(&trials, "noise_ratio") {
+        floats(&trials, "noise_ratio")?.into_iter().map(|v| Some(v.unwrap_or(0.0))).collect()
+    } else if has_column(&trials, "noise") {
+        strings(&trials, "noise")?.iter().map(|t| noise_ratio(t)).collect()
+    } else {
+        vec![Some(0.0); losses.len()]
+    };
+    trials.with_column(Column::new("setting".into(), setting))?;
+    trials.with_column(Column::new("noise_ratio".into(), ratio))?;
+    if !has_column(&trials, "params") {
+        trials.with_column(Column::new("params".into(), params))?;
+    }
+    Ok(trials)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_ratio_reads_the_last_number() {
+        assert_eq!(noise_ratio("none"), Some(0.0));
+        assert_eq!(noise_ratio(""), Some(0.0));
+        assert_eq!(noise_ratio("symmetric:0.2"), Some(0.2));
+        assert_eq!(noise_ratio("open-set 0.4"), Some(0.4));
+        assert_eq!(noise_ratio("1e-1"), Some(0.1));
+        assert_eq!(noise_ratio("flip"), None);
+    }
+
+    #[test]
+    fn params_text_parses() {
+        assert_eq!(numeric_params("m=0.5, reduction=paper, s=64"), [("m".to_string(), 0.5), ("s".to_string(), 64.0)]);
+        assert!(numeric_params("").is_empty());
+    }
+
+    #[test]
+    fn short_settings_drop_default_text_parameters() {
+        assert_eq!(short_setting("softmax"), "softmax");
+        assert_eq!(short_setting("cosface m=0.2, s=16"), "cosface m=0.2, s=16");
+        assert_eq!(short_setting("unknownloss mode=x, s=2"), "unknownloss mode=x, s=2");
+    }
+
+    #[test]
+    fn diagonal_concat_fills_missing_columns_with_nulls() {
+        let a = df!("x" => [1.0, 2.0]).unwrap();
+        let b = df!("x" => [3.0], "y" => ["b"]).unwrap();
+        let c = concat_diagonal(vec![a, b]).unwrap().unwrap();
+        assert_eq!(c.height(), 3);
+        assert_eq!(strings(&c, "y").unwrap(), ["", "", "b"]);
+        assert_eq!(floats(&c, "x").unwrap(), [Some(1.0), Some(2.0), Some(3.0)]);
+    }
+}

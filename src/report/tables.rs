@@ -1,0 +1,367 @@
+//! The report's tables, built from the polars aggregations in [`super::aggregate`]: the
+//! paper-style results table (mean ± std over seeds, best per column marked), the sensitivity
+//! spread over each loss's hyper-parameter grid, the noise-robustness table (each metric per
+//! noise ratio and its drop from clean), the published P2SGrad/AdaCos numbers beside ours, and the
+//! trial list.
+
+use super::aggregate::{self, ColumnKey, SettingMetric};
+use super::markdown::{best, mean_std, Table};
+use super::metrics::{protocol_label, Curve, Metric};
+use super::results::{floats, strings, Results};
+use crate::store::TrialStatus;
+use anyhow::Result;
+use std::collections::BTreeMap;
+
+/// Column headers for metric columns, with variant tags where a protocol ran several variants;
+/// returns the headers and the `(tag, variant)` footnotes.
+pub fn column_headers(keys: &[ColumnKey]) -> (Vec<String>, Vec<(String, String)>) {
+    let mut notes: Vec<(String, String)> = Vec::new();
+    let mut headers = Vec::new();
+    for k in keys {
+        let m = Metric::parse(&k.metric);
+        let unit = if m.is_rate() { " (%)" } else { "" };
+        let several = keys.iter().any(|o| o.protocol == k.protocol && o.variant != k.variant);
+        let tag = if several {
+            let pos =
+                match notes.iter().position(|(_, v)| v == &format!("{}: {}", protocol_label(&k.protocol), k.variant)) {
+                    Some(p) => p,
+                    None => {
+                        notes.push((
+                            format!("v{}", notes.len() + 1),
+                            format!("{}: {}", protocol_label(&k.protocol), k.variant),
+                        ));
+                        notes.len() - 1
+                    }
+                };
+            format!(" [{}]", notes[pos].0)
+        } else {
+            String::new()
+        };
+        headers.push(format!("{} {}{unit}{tag}", protocol_label(&k.protocol), m.label()));
+    }
+    (headers, notes)
+}
+
+fn cell_of<'a>(rows: &'a [SettingMetric], setting: &str, noise: f64, key: &ColumnKey) -> Option<&'a SettingMetric> {
+    rows.iter().find(|m| m.setting == setting && m.noise_ratio == noise && &m.key() == key)
+}
+
+/// The settings of `rows` at noise ratio `noise`, in order, with their loss and params.
+fn settings_at(rows: &[SettingMetric], noise: f64) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    for m in rows.iter().filter(|m| m.noise_ratio == noise) {
+        if !out.iter().any(|s| s.0 == m.setting) {
+            out.push((m.setting.clone(), m.loss.clone(), m.params.clone()));
+        }
+    }
+    out
+}
+
+/// The paper-style table at the clean noise ratio: rows = loss with hyper-parameters, columns =
+/// the headline metrics that ran, mean ± std over seeds, the best of each column in bold.
+/// Returns the table and the variant footnotes.
+pub fn paper_table(rows: &[SettingMetric], clean: f64) -> (Table, Vec<(String, String)>) {
+    let clean_rows: Vec<SettingMetric> = rows.iter().filter(|m| m.noise_ratio == clean).cloned().collect();
+    let keys = aggregate::headline_columns(&clean_rows);
+    let (headers, notes) = column_headers(&keys);
+    let mut header = vec!["loss".to_string(), "hyper-parameters".to_string(), "seeds".to_string()];
+    header.extend(headers);
+    let mut t = Table::new(header, 2);
+    let settings = settings_at(&clean_rows, clean);
+    let best_of: Vec<Option<f64>> = keys
+        .iter()
+        .map(|k| {
+            let higher = Metric::parse(&k.metric).higher_is_better();
+            let vals = clean_rows.iter().filter(|m| &m.key() == k).map(|m| m.mean);
+            if higher {
+                vals.max_by(f64::total_cmp)
+            } else {
+                vals.min_by(f64::total_cmp)
+            }
+        })
+        .collect();
+    for (setting, loss, params) in &settings {
+        let cells: Vec<Option<&SettingMetric>> = keys.iter().map(|k| cell_of(&clean_rows, setting, clean, k)).collect();
+        let seeds = cells.iter().flatten().map(|m| m.n).max().unwrap_or(0);
+        let mut row =
+            vec![loss.clone(), if params.is_empty() { "–".into() } else { params.clone() }, seeds.to_string()];
+        for (i, (c, k)) in cells.iter().zip(&keys).enumerate() {
+            row.push(match c {
+                Some(m) => {
+                    let text = mean_std(m.mean, m.std, Metric::parse(&k.metric).is_rate());
+                    if best_of[i] == Some(m.mean) && settings.len() > 1 {
+                        best(&text)
+                    } else {
+                        text
+                    }
+                }
+                None => "–".into(),
+            });
+        }
+        t.rows.push(row);
+    }
+    (t, notes)
+}
+
+/// The spread (max − min of the seed means) of each headline metric over each loss's
+/// hyper-parameter grid. `None` when no loss has more than one setting.
+pub fn sensitivity_table(r: &Results, rows: &[SettingMetric]) -> Result<Option<Table>> {
+    let Some(df) = aggregate::sensitivity_spread(r)? else { return Ok(None) };
+    if df.height() == 0 {
+        return Ok(None);
+    }
+    let keys = aggregate::headline_columns(rows);
+    let (loss, protocol, variant, metric) =
+        (strings(&df, "loss")?, strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
+    let (noise, settings, lo, hi, spread) = (
+        floats(&df, "noise_ratio")?,
+        floats(&df, "settings")?,
+        floats(&df, "lo")?,
+        floats(&df, "hi")?,
+        floats(&df, "spread")?,
+    );
+    let noisy = r.has_noise_study()?;
+    let (headers, _) = column_headers(&keys);
+    let mut header = vec!["loss".to_string()];
+    if noisy {
+        header.push("noise (%)".into());
+    }
+    header.push("settings".into());
+    let first_metric = header.len();
+    header.extend(headers);
+    let mut t = Table::new(header, first_metric - 1);
+    // Row keys (loss, noise) in experiment order.
+    let mut row_keys: Vec<(String, f64)> = Vec::new();
+    for l in aggregate::loss_order(r)? {
+        let mut ns: Vec<f64> = (0..df.height()).filter(|&i| loss[i] == l).filter_map(|i| noise[i]).collect();
+        ns.sort_by(f64::total_cmp);
+        ns.dedup();
+        row_keys.extend(ns.into_iter().map(|n| (l.clone(), n)));
+    }
+    for (l, n) in row_keys {
+        let idx: Vec<usize> = (0..df.height()).filter(|&i| loss[i] == l && noise[i] == Some(n)).collect();
+        let grid = idx.iter().filter_map(|&i| settings[i]).fold(0.0, f64::max);
+        let mut row = vec![l.clone()];
+        if noisy {
+            row.push(format!("{}", (n * 1000.0).round() / 10.0));
+        }
+        row.push(format!("{grid}"));
+        for k in &keys {
+            let i = idx
+                .iter()
+                .copied()
+                .find(|&i| protocol[i] == k.protocol && variant[i] == k.variant && metric[i] == k.metric);
+            let rate = if Metric::parse(&k.metric).is_rate() { 100.0 } else { 1.0 };
+            row.push(match i.and_then(|i| Some((spread[i]?, lo[i]?, hi[i]?))) {
+                Some((s, a, b)) => format!("{:.2} ({:.2}–{:.2})", s * rate, a * rate, b * rate),
+                None => "–".into(),
+            });
+        }
+        t.rows.push(row);
+    }
+    Ok(Some(t))
+}
+
+/// One noise table per headline metric: each setting's mean ± std per noise ratio and the drop
+/// from clean (clean − noisy, in the metric's unit). Empty without a noise study.
+pub fn noise_tables(r: &Results, rows: &[SettingMetric]) -> Result<Vec<(String, Table)>> {
+    if !r.has_noise_study()? {
+        return Ok(Vec::new());
+    }
+    let Some(df) = aggregate::noise_drops(r)? else { return Ok(Vec::new()) };
+    let clean = aggregate::clean_ratio(r)?;
+    let (setting, protocol, variant, metric) =
+        (strings(&df, "setting")?, strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
+    let (noise, mean, std, drop) =
+        (floats(&df, "noise_ratio")?, floats(&df, "mean")?, floats(&df, "std")?, floats(&df, "drop")?);
+    let mut ratios: Vec<f64> = noise.iter().flatten().copied().collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.dedup();
+    let order = aggregate::setting_order(r)?;
+    let keys = aggregate::headline_columns(rows);
+    let (headers, _) = column_headers(&keys);
+    let mut out = Vec::new();
+    for (k, title) in keys.iter().zip(headers) {
+        let m = Metric::parse(&k.metric);
+        let rate = m.is_rate();
+        let idx: Vec<usize> = (0..df.height())
+            .filter(|&i| protocol[i] == k.protocol && variant[i] == k.variant && metric[i] == k.metric)
+            .collect();
+        let mut settings: Vec<&String> = idx.iter().map(|&i| &setting[i]).collect();
+        settings.sort_by_key(|s| order.get(*s).copied().unwrap_or(usize::MAX));
+        settings.dedup();
+        if settings.is_empty() {
+            continue;
+        }
+        let mut header = vec!["setting".to_string()];
+        for &n in &ratios {
+            header.push(format!("{}% noise", (n * 1000.0).round() / 10.0));
+            if n != clean {
+                header.push(format!("drop at {}%", (n * 1000.0).round() / 10.0));
+            }
+        }
+        let mut t = Table::new(header, 1);
+        for s in settings {
+            let mut row = vec![s.clone()];
+            for &n in &ratios {
+                let i = idx.iter().copied().find(|&i| &setting[i] == s && noise[i] == Some(n));
+                row.push(match i.and_then(|i| mean[i]) {
+                    Some(v) => mean_std(v, i.and_then(|i| std[i]), rate),
+                    None => "–".into(),
+                });
+                if n != clean {
+                    row.push(match i.and_then(|i| drop[i]) {
+                        Some(d) => format!("{:.2}", d * if rate { 100.0 } else { 1.0 }),
+                        None => "–".into(),
+                    });
+                }
+            }
+            t.rows.push(row);
+        }
+        out.push((title, t));
+    }
+    Ok(out)
+}
+
+/// Published numbers (LOSSES.md: quoted in the ArcFace journal version, Tables 6–7): MegaFace
+/// Challenge 1 rank-1 on the refined set and IJB-C 1:1 TAR @ FAR = 1e-4, in %.
+pub const PUBLISHED: &[(&str, f64, f64)] = &[("P2SGrad", 97.25, 92.25), ("AdaCos", 97.41, 92.4)];
+
+/// Our MegaFace rank-1 for a setting: `rank1` (or `cmc@rank=1`), else rank-1 at the largest
+/// gallery, else a rank-1 over a named gallery (`rank1@distractors=all`); as a fraction.
+fn our_megaface(rows: &[SettingMetric], setting: &str, noise: f64) -> Option<f64> {
+    let here: Vec<&SettingMetric> =
+        rows.iter().filter(|m| m.setting == setting && m.noise_ratio == noise && m.protocol == "megaface").collect();
+    here.iter()
+        .find(|m| Metric::parse(&m.metric).curve_point() == Some((Curve::Cmc, 1.0)))
+        .or_else(|| {
+            here.iter()
+                .filter(|m| matches!(Metric::parse(&m.metric).curve_point(), Some((Curve::Distractors, _))))
+                .max_by(|a, b| {
+                    let x = |m: &SettingMetric| Metric::parse(&m.metric).curve_point().map_or(0.0, |p| p.1);
+                    x(a).total_cmp(&x(b))
+                })
+        })
+        .or_else(|| here.iter().find(|m| m.metric.to_lowercase().starts_with("rank1@")))
+        .map(|m| m.mean)
+}
+
+fn our_ijbc(rows: &[SettingMetric], setting: &str, noise: f64) -> Option<f64> {
+    rows.iter()
+        .filter(|m| m.setting == setting && m.noise_ratio == noise && m.protocol == "ijbc")
+        .find(|m| {
+            Metric::parse(&m.metric).curve_point().is_some_and(|(c, x)| c == Curve::Roc && (x - 1e-4).abs() < 1e-12)
+        })
+        .map(|m| m.mean)
+}
+
+/// The published numbers beside ours (one representative setting per loss); `scale` describes
+/// our run.
+pub fn published_table(r: &Results, rows: &[SettingMetric], scale: &str) -> Result<Table> {
+    let mut t = Table::new(
+        vec![
+            "loss".into(),
+            "source".into(),
+            "training scale".into(),
+            "MegaFace rank-1 (%)".into(),
+            "IJB-C TAR@FAR=1e-4 (%)".into(),
+        ],
+        3,
+    );
+    for (loss, mega, ijbc) in PUBLISHED {
+        t.rows.push(vec![
+            loss.to_string(),
+            "published (ArcFace journal version, Tables 6–7)".into(),
+            "MS1M, ResNet-scale network".into(),
+            format!("{mega:.2}"),
+            format!("{ijbc:.2}"),
+        ]);
+    }
+    for rep in aggregate::representatives(r, rows)? {
+        let fmt = |v: Option<f64>| v.map_or("not run".to_string(), |v| format!("{:.2}", v * 100.0));
+        t.rows.push(vec![
+            super::results::short_setting(&rep.setting),
+            "this run".into(),
+            scale.to_string(),
+            fmt(our_megaface(rows, &rep.setting, rep.noise_ratio)),
+            fmt(our_ijbc(rows, &rep.setting, rep.noise_ratio)),
+        ]);
+    }
+    Ok(t)
+}
+
+/// The trial list: id, loss, hyper-parameters, seed, noise, status, attempts, seconds, note.
+pub fn trials_table(r: &Results) -> Result<Table> {
+    let df = &r.trials;
+    let ids = strings(df, "trial")?;
+    let (loss, params, status) = (strings(df, "loss")?, strings(df, "params")?, strings(df, "status")?);
+    let seed = floats(df, "seed")?;
+    let noise = floats(df, "noise_ratio")?;
+    let attempts =
+        if super::results::has_column(df, "attempts") { floats(df, "attempts")? } else { vec![None; df.height()] };
+    let seconds =
+        if super::results::has_column(df, "seconds") { floats(df, "seconds")? } else { vec![None; df.height()] };
+    let mut t = Table::new(
+        vec![
+            "trial".into(),
+            "loss".into(),
+            "hyper-parameters".into(),
+            "status".into(),
+            "note".into(),
+            "seed".into(),
+            "noise (%)".into(),
+            "attempts".into(),
+            "seconds".into(),
+        ],
+        5,
+    );
+    for i in 0..df.height() {
+        let st = TrialStatus::read(&r.dir.trial(&ids[i]));
+        let note = match &st {
+            Some(s) if s.diverged_step.is_some() => format!("diverged at step {}", s.diverged_step.unwrap_or(0)),
+            Some(s) => s
+                .error
+                .as_deref()
+                .map(|e| e.lines().next().unwrap_or("").chars().take(120).collect())
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let num = |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
+        t.rows.push(vec![
+            format!("`{}`", ids[i]),
+            loss[i].clone(),
+            if params[i].is_empty() { "–".into() } else { params[i].clone() },
+            status[i].clone(),
+            note,
+            num(seed[i], 0),
+            num(noise[i].map(|n| n * 100.0), 1),
+            num(attempts[i], 0),
+            num(seconds[i], 1),
+        ]);
+    }
+    Ok(t)
+}
+
+/// Trials per status, via polars.
+pub fn status_counts(r: &Results) -> Result<BTreeMap<String, usize>> {
+    use polars::prelude::*;
+    let df = r
+        .trials
+        .clone()
+        .lazy()
+        .group_by([col("status")])
+        .agg([col("trial").count().cast(DataType::Int64).alias("n")])
+        .collect()?;
+    let (s, n) = (strings(&df, "status")?, floats(&df, "n")?);
+    Ok(s.into_iter().zip(n).map(|(s, n)| (s, n.unwrap_or(0.0) as usize)).collect())
+}
+
+/// Sum of the trials' seconds, via polars.
+pub fn total_seconds(r: &Results) -> Result<Option<f64>> {
+    use polars::prelude::*;
+    if !super::results::has_column(&r.trials, "seconds") {
+        return Ok(None);
+    }
+    let df = r.trials.clone().lazy().select([col("seconds").cast(DataType::Float64).sum()]).collect()?;
+    Ok(floats(&df, "seconds")?.first().copied().flatten())
+}
