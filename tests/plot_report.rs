@@ -55,8 +55,19 @@ fn settings() -> Vec<Setting> {
     out
 }
 
+/// The fixture's noise settings: clean, and two kinds at 20 % (as `noise` texts say them).
+const NOISES: [(&str, f64); 3] = [("none", 0.0), ("symmetric", 0.2), ("outlier", 0.2)];
+
+fn noise_text(kind: &str, ratio: f64) -> String {
+    if ratio > 0.0 {
+        format!("{kind}:{ratio}")
+    } else {
+        "none".into()
+    }
+}
+
 /// The final value of the fixture's headline score for a trial (other metrics derive from it).
-fn score(st: &Setting, seed: i64, noise: f64) -> f64 {
+fn score(st: &Setting, seed: i64, kind: &str, noise: f64) -> f64 {
     let base = match st.loss {
         "p2sgrad" => 0.95,
         "cosface" => 0.93,
@@ -65,7 +76,7 @@ fn score(st: &Setting, seed: i64, noise: f64) -> f64 {
         _ => 0.88,
     };
     let params = st.s.unwrap_or(0.0) * 0.0007 + st.m.unwrap_or(0.0) * 0.03 + st.alpha.unwrap_or(0.0) * 0.001;
-    let robust = if st.loss == "p2sgrad" { 0.05 } else { 0.12 };
+    let robust = if st.loss == "p2sgrad" { 0.05 } else { 0.12 } * if kind == "outlier" { 0.5 } else { 1.0 };
     base + params + 0.004 * seed as f64 - robust * noise
 }
 
@@ -99,7 +110,7 @@ fn write_fixture(root: &Path) -> ExperimentDir {
     store::write_atomic(&dir.spec(), SPEC.as_bytes()).unwrap();
     let mut t: BTreeMap<&str, Vec<AnyValue>> = BTreeMap::new();
     let mut ids = Vec::new();
-    let mut push = |id: String, st: &Setting, seed: i64, noise: f64, status: &str, ids: &mut Vec<String>| {
+    let mut push = |id: String, st: &Setting, seed: i64, noise: String, status: &str, ids: &mut Vec<String>| {
         ids.push(id.clone());
         let cols: [(&str, AnyValue); 10] = [
             ("trial", AnyValue::StringOwned(id.into())),
@@ -109,10 +120,7 @@ fn write_fixture(root: &Path) -> ExperimentDir {
             ("m", st.m.map_or(AnyValue::Null, AnyValue::Float64)),
             ("alpha", st.alpha.map_or(AnyValue::Null, AnyValue::Float64)),
             ("seed", AnyValue::Int64(seed)),
-            (
-                "noise",
-                AnyValue::StringOwned(if noise > 0.0 { format!("symmetric:{noise}") } else { "none".into() }.into()),
-            ),
+            ("noise", AnyValue::StringOwned(noise.into())),
             ("status", AnyValue::StringOwned(status.into())),
             ("seconds", AnyValue::Float64(1.5)),
         ];
@@ -121,15 +129,15 @@ fn write_fixture(root: &Path) -> ExperimentDir {
         }
     };
     for st in settings() {
-        for noise in [0.0, 0.2] {
+        for (kind, noise) in NOISES {
             for seed in [1i64, 2] {
-                let id = format!("{}-{}-n{noise}-seed{seed}", st.loss, st.params.replace([',', ' ', '='], ""));
+                let id = format!("{}-{}-{kind}{noise}-seed{seed}", st.loss, st.params.replace([',', ' ', '='], ""));
                 let tdir = dir.trial(&id);
-                write_trial(&tdir, &id, &st, seed, noise);
+                write_trial(&tdir, &id, &st, seed, kind, noise);
                 TrialStatus { state: State::Done, attempts: 1, seconds: 1.5, error: None, diverged_step: None }
                     .write(&tdir)
                     .unwrap();
-                push(id, &st, seed, noise, "done", &mut ids);
+                push(id, &st, seed, noise_text(kind, noise), "done", &mut ids);
             }
         }
     }
@@ -145,7 +153,7 @@ fn write_fixture(root: &Path) -> ExperimentDir {
     }
     .write(&dir.trial(&id))
     .unwrap();
-    push(id, &failed, 1, 0.0, "failed", &mut ids);
+    push(id, &failed, 1, "none".into(), "failed", &mut ids);
     let n = ids.len();
     let columns: Vec<Column> = ["trial", "loss", "params", "s", "m", "alpha", "seed", "noise", "status", "seconds"]
         .iter()
@@ -155,8 +163,8 @@ fn write_fixture(root: &Path) -> ExperimentDir {
     dir
 }
 
-fn write_trial(tdir: &Path, id: &str, st: &Setting, seed: i64, noise: f64) {
-    let v = score(st, seed, noise);
+fn write_trial(tdir: &Path, id: &str, st: &Setting, seed: i64, kind: &str, noise: f64) {
+    let v = score(st, seed, kind, noise);
     // evals: an early evaluation (lower) and the final one.
     let (mut step, mut proto, mut variant, mut metric, mut value) = (vec![], vec![], vec![], vec![], vec![]);
     for (s, shift) in [(10i64, -0.1), (50, 0.0)] {
@@ -421,7 +429,7 @@ fn report_tables_match_values_computed_from_the_fixture() {
     let col = header.iter().position(|c| c == "LFW accuracy (%)").unwrap();
     for (loss, grid) in [("cosface", 4), ("arcface", 4), ("l2softmax", 2)] {
         let row =
-            rows.iter().find(|r| r[0] == loss && r[1] == "0").unwrap_or_else(|| panic!("{loss} at 0 %: {rows:?}"));
+            rows.iter().find(|r| r[0] == loss && r[1] == "clean").unwrap_or_else(|| panic!("{loss} clean: {rows:?}"));
         assert_eq!(row[2], grid.to_string());
         let means: Vec<f64> = expected
             .iter()
@@ -433,17 +441,24 @@ fn report_tables_match_values_computed_from_the_fixture() {
     }
     assert!(!rows.iter().any(|r| r[0] == "p2sgrad" || r[0] == "softmax"), "single-setting losses have no spread");
 
-    // Noise: per ratio and drop from clean.
+    // Noise: each kind and ratio apart, and the drop from clean.
     let (header, rows) = table_after(&md, "### LFW accuracy (%)");
-    assert_eq!(header, ["setting", "0% noise", "20% noise", "drop at 20%"]);
+    assert_eq!(
+        header,
+        ["setting", "clean", "outlier 20%", "drop at outlier 20%", "symmetric 20%", "drop at symmetric 20%"]
+    );
     for row in &rows {
         let (loss, params) = row[0].split_once(' ').unwrap_or((&row[0], ""));
-        let clean = mean_std(&expected[&(loss.to_string(), params.to_string(), "none".into())]["lfw/accuracy_mean"]);
-        let noisy =
-            mean_std(&expected[&(loss.to_string(), params.to_string(), "symmetric:0.2".into())]["lfw/accuracy_mean"]);
+        let at = |noise: &str| {
+            mean_std(&expected[&(loss.to_string(), params.to_string(), noise.to_string())]["lfw/accuracy_mean"])
+        };
+        let clean = at("none");
         assert_eq!(row[1], format!("{:.2} ± {:.2}", clean.0 * 100.0, clean.1 * 100.0));
-        assert_eq!(row[2], format!("{:.2} ± {:.2}", noisy.0 * 100.0, noisy.1 * 100.0));
-        assert_eq!(row[3], format!("{:.2}", (clean.0 - noisy.0) * 100.0), "{}", row[0]);
+        for (col, noise) in [(2, "outlier:0.2"), (4, "symmetric:0.2")] {
+            let noisy = at(noise);
+            assert_eq!(row[col], format!("{:.2} ± {:.2}", noisy.0 * 100.0, noisy.1 * 100.0), "{noise}");
+            assert_eq!(row[col + 1], format!("{:.2}", (clean.0 - noisy.0) * 100.0), "{} {noise}", row[0]);
+        }
     }
     assert_eq!(rows.len(), 12);
 
@@ -460,10 +475,11 @@ fn report_tables_match_values_computed_from_the_fixture() {
 
     // Trials: every one listed with its status, the failed one with its error.
     let (_, rows) = table_after(&md, "## Trials");
-    assert_eq!(rows.len(), 49);
-    let failed = rows.iter().find(|r| r[3] == "failed").unwrap();
-    assert_eq!((failed[0].as_str(), failed[4].as_str()), ("`cosface-m0.35s64-failed`", "out of memory"));
-    assert!(md.contains("- Trials: 49 (48 done, 1 failed)"), "{md}");
+    assert_eq!(rows.len(), 73);
+    let failed = rows.iter().find(|r| r[4] == "failed").unwrap();
+    assert_eq!((failed[0].as_str(), failed[5].as_str()), ("`cosface-m0.35s64-failed`", "out of memory"));
+    assert_eq!(rows.iter().filter(|r| r[3] == "symmetric 20%").count(), 24);
+    assert!(md.contains("- Trials: 73 (72 done, 1 failed)"), "{md}");
     // Figures embedded by relative path, and each exists.
     for f in plot::Manifest::read(&dir.root).unwrap().unwrap().figures {
         assert!(md.contains(&format!("![{}](plots/{}.png)", f.title, f.stem)));

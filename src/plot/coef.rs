@@ -5,6 +5,7 @@
 use super::panel::{Draw, Panel, PanelFigure, Scale, Series};
 use super::style::{loss_color, LegendEntry, Mark};
 use super::{setting_label, Ctx, Rendered};
+use crate::report::aggregate::Representative;
 use crate::report::results::{floats, numeric_params};
 use anyhow::Result;
 use plotters::style::RGBColor;
@@ -31,18 +32,24 @@ pub fn analytic_coef(
 }
 
 /// (θ_y mean, g_y mean) of every logged step of a setting's trials.
-fn points(ctx: &Ctx, setting: &str, noise_ratio: f64, theta: &str, coef: &str) -> Result<Vec<(f64, f64)>> {
+fn points(ctx: &Ctx, rep: &Representative, theta: &str, coef: &str) -> Result<Vec<(f64, f64)>> {
     let Some(steps) = &ctx.r.steps else { return Ok(Vec::new()) };
     let names = steps.get_column_names();
     if !names.iter().any(|n| n.as_str() == theta) || !names.iter().any(|n| n.as_str() == coef) {
         return Ok(Vec::new());
     }
-    let keys = ctx.r.trials.clone().lazy().select([col("trial"), col("setting"), col("noise_ratio")]);
+    let keys =
+        ctx.r.trials.clone().lazy().select([col("trial"), col("setting"), col("noise_kind"), col("noise_ratio")]);
     let df = steps
         .clone()
         .lazy()
         .join(keys, [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
-        .filter(col("setting").eq(lit(setting)).and(col("noise_ratio").eq(lit(noise_ratio))))
+        .filter(
+            col("setting")
+                .eq(lit(rep.setting.as_str()))
+                .and(col("noise_kind").eq(lit(rep.noise_kind.as_str())))
+                .and(col("noise_ratio").eq(lit(rep.noise_ratio))),
+        )
         .select([col(theta).cast(DataType::Float64), col(coef).cast(DataType::Float64)])
         .collect()?;
     let (t, g) = (floats(&df, theta)?, floats(&df, coef)?);
@@ -63,12 +70,12 @@ pub fn coef_vs_theta(ctx: &Ctx) -> Result<Rendered> {
     let mut legend = Vec::new();
     let mut analytic_drawn = false;
     for rep in &ctx.reps {
-        let pts = points(ctx, &rep.setting, rep.noise_ratio, "theta_y_deg_mean", "coef_y_mean")?;
+        let pts = points(ctx, rep, "theta_y_deg_mean", "coef_y_mean")?;
         if pts.is_empty() {
             continue;
         }
         let color = loss_color(&rep.loss);
-        let label = setting_label(&rep.setting, rep.noise_ratio);
+        let label = setting_label(&rep.setting, &rep.noise_kind, rep.noise_ratio);
         let mut p = Panel::new(label.clone(), "θ_y (degrees)", "g_y = ∂L/∂cos θ_y per sample");
         p.y_scale = Scale::Linear;
         let params = ctx

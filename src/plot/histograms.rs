@@ -7,7 +7,7 @@
 use super::panel::{Draw, Panel, PanelFigure, Scale, Series};
 use super::style::{loss_color, shade, LegendEntry, Mark};
 use super::{setting_label, Ctx, FigureInfo, Rendered};
-use crate::report::results::{floats, strings};
+use crate::report::results::{floats, noise_label, strings};
 use anyhow::Result;
 use polars::prelude::*;
 
@@ -30,9 +30,11 @@ pub fn chosen_steps(mut steps: Vec<i64>) -> Vec<i64> {
     vec![steps[0], steps[(steps.len() - 1) / 2], steps[steps.len() - 1]]
 }
 
-/// Counts summed over the seeds of each setting: setting, noise_ratio, group, step, bins, count.
+/// Counts summed over the seeds of each setting: setting, noise_kind, noise_ratio, group, step,
+/// bins, count.
 fn summed(ctx: &Ctx, angles: &DataFrame, group: Option<&str>) -> Result<DataFrame> {
-    let keys = ctx.r.trials.clone().lazy().select([col("trial"), col("setting"), col("noise_ratio")]);
+    let keys =
+        ctx.r.trials.clone().lazy().select([col("trial"), col("setting"), col("noise_kind"), col("noise_ratio")]);
     let group_expr = match group {
         Some(g) => col(g).cast(DataType::String).fill_null(lit("")).alias("group"),
         None => lit("").alias("group"),
@@ -42,28 +44,37 @@ fn summed(ctx: &Ctx, angles: &DataFrame, group: Option<&str>) -> Result<DataFram
         .lazy()
         .join(keys, [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
         .with_column(group_expr)
-        .group_by([col("setting"), col("noise_ratio"), col("group"), col("step"), col("bin_lo_deg"), col("bin_hi_deg")])
+        .group_by([
+            col("setting"),
+            col("noise_kind"),
+            col("noise_ratio"),
+            col("group"),
+            col("step"),
+            col("bin_lo_deg"),
+            col("bin_hi_deg"),
+        ])
         .agg([col("count").cast(DataType::Float64).sum().alias("count")])
         .sort(["setting", "noise_ratio", "group", "step", "bin_lo_deg"], SortMultipleOptions::default())
         .collect()?)
 }
 
-/// One figure of histogram panels for `(loss, setting)` pairs at `noise_ratio`.
+/// One figure of histogram panels for `(loss, setting)` pairs under noise `(kind, ratio)`.
 fn figure(
     ctx: &Ctx,
     df: &DataFrame,
     panels_for: &[(String, String)],
-    noise_ratio: f64,
+    (noise_kind, noise_ratio): (&str, f64),
     stem: &str,
     title: &str,
 ) -> Result<Option<FigureInfo>> {
     let setting = strings(df, "setting")?;
+    let kind = strings(df, "noise_kind")?;
     let noise = floats(df, "noise_ratio")?;
+    let at_noise = |i: usize| kind[i] == noise_kind && noise[i].unwrap_or(0.0) == noise_ratio;
     let group = strings(df, "group")?;
     let step = floats(df, "step")?;
     let (lo, hi, count) = (floats(df, "bin_lo_deg")?, floats(df, "bin_hi_deg")?, floats(df, "count")?);
-    let in_figure =
-        |i: usize| panels_for.iter().any(|(_, s)| s == &setting[i]) && noise[i].unwrap_or(0.0) == noise_ratio;
+    let in_figure = |i: usize| panels_for.iter().any(|(_, s)| s == &setting[i]) && at_noise(i);
     let mut groups: Vec<String> = (0..df.height()).filter(|&i| in_figure(i)).map(|i| group[i].clone()).collect();
     groups.sort();
     groups.dedup();
@@ -73,13 +84,12 @@ fn figure(
     let mut panels = Vec::new();
     let mut legend = Vec::new();
     for (loss, s) in panels_for {
-        let rows: Vec<usize> =
-            (0..df.height()).filter(|&i| &setting[i] == s && noise[i].unwrap_or(0.0) == noise_ratio).collect();
+        let rows: Vec<usize> = (0..df.height()).filter(|&i| &setting[i] == s && at_noise(i)).collect();
         if rows.is_empty() {
             continue;
         }
         let steps = chosen_steps(rows.iter().filter_map(|&i| step[i]).map(|v| v as i64).collect());
-        let mut p = Panel::new(setting_label(s, noise_ratio), "θ_y (degrees)", "share of samples (%)");
+        let mut p = Panel::new(setting_label(s, noise_kind, noise_ratio), "θ_y (degrees)", "share of samples (%)");
         p.y_scale = Scale::Linear;
         for (k, &st) in steps.iter().enumerate() {
             let color = shade(loss_color(loss), steps.len() - 1 - k, steps.len());
@@ -129,15 +139,15 @@ pub fn angle_histograms(ctx: &Ctx) -> Result<Rendered> {
     let group = group_column(angles);
     let df = summed(ctx, angles, group.as_deref())?;
     let reps: Vec<(String, String)> = ctx.reps.iter().map(|r| (r.loss.clone(), r.setting.clone())).collect();
-    let clean = ctx.reps.first().map_or(0.0, |r| r.noise_ratio);
+    let clean = ctx.reps.first().map_or(("none".to_string(), 0.0), |r| (r.noise_kind.clone(), r.noise_ratio));
     let mut out = Vec::new();
-    if let Some(f) = figure(ctx, &df, &reps, clean, "angle_histograms", "Distribution of θ_y during training")? {
+    let title = "Distribution of θ_y during training";
+    if let Some(f) = figure(ctx, &df, &reps, (&clean.0, clean.1), "angle_histograms", title)? {
         out.push(f);
     }
-    let max_noise = floats(&df, "noise_ratio")?.into_iter().flatten().max_by(f64::total_cmp).unwrap_or(clean);
-    if max_noise > clean {
-        let title = format!("Distribution of θ_y at {}% label noise", (max_noise * 1000.0).round() / 10.0);
-        if let Some(f) = figure(ctx, &df, &reps, max_noise, "angle_histograms_noisy", &title)? {
+    if let Some((kind, ratio)) = super::worst_noise(ctx.r)? {
+        let title = format!("Distribution of θ_y at {} label noise", noise_label(&kind, ratio));
+        if let Some(f) = figure(ctx, &df, &reps, (&kind, ratio), "angle_histograms_noisy", &title)? {
             out.push(f);
         }
     }

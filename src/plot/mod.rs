@@ -114,14 +114,22 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Display label of a setting at a noise ratio (see [`crate::report::results::short_setting`]).
-pub fn setting_label(setting: &str, noise_ratio: f64) -> String {
+/// Display label of a setting under a noise setting (see
+/// [`crate::report::results::short_setting`]): `cosface m=0.35, s=32, flip 20%`.
+pub fn setting_label(setting: &str, noise_kind: &str, noise_ratio: f64) -> String {
     let s = crate::report::results::short_setting(setting);
     if noise_ratio > 0.0 {
-        format!("{s}, noise {}%", (noise_ratio * 1000.0).round() / 10.0)
+        format!("{s}, {}", crate::report::results::noise_label(noise_kind, noise_ratio))
     } else {
         s
     }
+}
+
+/// The noisiest setting of a noise study (the largest ratio; the first kind at it), if any.
+pub fn worst_noise(r: &Results) -> Result<Option<(String, f64)>> {
+    let settings = r.noise_settings()?;
+    let max = settings.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+    Ok(settings.into_iter().filter(|s| s.0 != "none" && s.1 > 0.0).find(|s| s.1 == max))
 }
 
 /// Renders every figure kind of the experiment in `dir` and writes the manifest.

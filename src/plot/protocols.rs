@@ -76,6 +76,7 @@ fn curve_figure(ctx: &Ctx, spec: &CurveSpec) -> Result<Rendered> {
                 .filter(|m| {
                     m.setting == rep.setting
                         && m.noise_ratio == rep.noise_ratio
+                        && m.noise_kind == rep.noise_kind
                         && &m.protocol == protocol
                         && &m.variant == variant
                 })
@@ -103,7 +104,9 @@ fn curve_figure(ctx: &Ctx, spec: &CurveSpec) -> Result<Rendered> {
     let mut legend: Vec<LegendEntry> = ctx
         .reps
         .iter()
-        .map(|r| LegendEntry::new(setting_label(&r.setting, r.noise_ratio), loss_color(&r.loss), Mark::Line))
+        .map(|r| {
+            LegendEntry::new(setting_label(&r.setting, &r.noise_kind, r.noise_ratio), loss_color(&r.loss), Mark::Line)
+        })
         .collect();
     legend.extend(ctx.seeds_note());
     let cols = panels.len().min(3);

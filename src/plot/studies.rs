@@ -365,12 +365,16 @@ pub fn sensitivity(ctx: &Ctx) -> Result<Rendered> {
     })
 }
 
-/// Noise-robustness figures, one per protocol's primary metric.
+/// Noise-robustness figures, one per protocol's primary metric: a panel per noise kind, the
+/// metric against the noise ratio (the clean value at 0 % in every panel).
 pub fn noise_robustness(ctx: &Ctx) -> Result<Rendered> {
     if !ctx.r.has_noise_study()? {
-        return Ok(Err("no noise study: every trial has the same noise ratio".into()));
+        return Ok(Err("no noise study: every trial has the same noise setting".into()));
     }
     let order = aggregate::setting_order(ctx.r)?;
+    let clean = aggregate::clean_ratio(ctx.r)?;
+    let mut kinds: Vec<String> = ctx.r.noise_settings()?.into_iter().map(|(k, _)| k).filter(|k| k != "none").collect();
+    kinds.dedup();
     let mut out = Vec::new();
     for key in aggregate::primary_columns(&ctx.rows) {
         let scale = scale_of(&key);
@@ -382,37 +386,47 @@ pub fn noise_robustness(ctx: &Ctx) -> Result<Rendered> {
             }
         }
         settings.sort_by_key(|s| order.get(s.1).copied().unwrap_or(usize::MAX));
-        let mut p = Panel::new(metric_title(&key), "label noise ratio (%)", metric_title(&key));
+        let mut panels = Vec::new();
         let mut legend = Vec::new();
-        for (loss, setting) in &settings {
-            let same: Vec<&&str> = settings.iter().filter(|s| s.0 == *loss).map(|s| &s.1).collect();
-            let k = same.iter().position(|s| **s == *setting).unwrap_or(0);
-            let color = shade(loss_color(loss), k, same.len());
-            let mut pts: Vec<(f64, f64, f64)> = rows
-                .iter()
-                .filter(|m| m.setting == *setting)
-                .map(|m| (m.noise_ratio * 100.0, m.mean * scale, m.std.unwrap_or(0.0) * scale))
-                .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            if pts.len() < 2 {
-                continue;
+        for kind in &kinds {
+            let mut p = Panel::new(format!("{} noise", kind), "label noise ratio (%)", metric_title(&key));
+            for (loss, setting) in &settings {
+                let same: Vec<&&str> = settings.iter().filter(|s| s.0 == *loss).map(|s| &s.1).collect();
+                let k = same.iter().position(|s| **s == *setting).unwrap_or(0);
+                let color = shade(loss_color(loss), k, same.len());
+                let mut pts: Vec<(f64, f64, f64)> = rows
+                    .iter()
+                    .filter(|m| m.setting == *setting && (m.noise_kind == *kind || m.noise_ratio == clean))
+                    .map(|m| (m.noise_ratio * 100.0, m.mean * scale, m.std.unwrap_or(0.0) * scale))
+                    .collect();
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                if pts.len() < 2 {
+                    continue;
+                }
+                let mut s = Series::new(color, Draw::LineDots, pts.iter().map(|p| (p.0, p.1)).collect());
+                s.err = Some(pts.iter().map(|p| p.2).collect());
+                p.series.push(s);
+                let entry = setting_label(setting, "none", 0.0);
+                if !legend.iter().any(|e: &LegendEntry| e.label == entry) {
+                    legend.push(LegendEntry::new(entry, color, Mark::Line));
+                }
             }
-            let mut s = Series::new(color, Draw::LineDots, pts.iter().map(|p| (p.0, p.1)).collect());
-            s.err = Some(pts.iter().map(|p| p.2).collect());
-            p.series.push(s);
-            legend.push(LegendEntry::new(setting_label(setting, 0.0), color, Mark::Line));
+            if !p.is_empty() {
+                panels.push(p);
+            }
         }
-        if p.is_empty() {
+        if panels.is_empty() {
             continue;
         }
         legend.push(LegendEntry::note("bars: ± std over seeds"));
         let title = format!("Noise robustness: {}", metric_title(&key));
-        let fig = PanelFigure { title: title.clone(), panels: vec![p], legend, cols: 1 };
+        let cols = panels.len().min(3);
+        let fig = PanelFigure { title: title.clone(), panels, legend, cols };
         out.push(ctx.save(
             &fig,
             &format!("noise_{}", slug(&key)),
             &title,
-            "The metric against the label-noise ratio, one line per setting (shades of the loss's colour), mean ± std over seeds.",
+            "The metric against the label-noise ratio, a panel per noise kind, one line per setting (shades of the loss's colour), mean ± std over seeds.",
         )?);
     }
     Ok(if out.is_empty() { Err("no setting was evaluated at two or more noise ratios".into()) } else { Ok(out) })

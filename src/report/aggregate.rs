@@ -16,6 +16,8 @@ pub struct SettingMetric {
     pub loss: String,
     pub params: String,
     pub setting: String,
+    /// `none` for clean training, else the noise kind (`flip`, `outlier`).
+    pub noise_kind: String,
     pub noise_ratio: f64,
     pub protocol: String,
     pub variant: String,
@@ -49,6 +51,7 @@ fn trial_keys(r: &Results) -> LazyFrame {
         col("params"),
         col("setting"),
         col("seed"),
+        col("noise_kind"),
         col("noise_ratio"),
         col("status"),
     ])
@@ -81,6 +84,7 @@ pub fn by_setting_frame(r: &Results) -> Option<LazyFrame> {
                 col("loss"),
                 col("params"),
                 col("setting"),
+                col("noise_kind"),
                 col("noise_ratio"),
                 col("protocol"),
                 col("variant"),
@@ -122,6 +126,7 @@ pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
     let text = |name: &str| strings(&df, name);
     let (loss, params, setting, protocol, variant, metric) =
         (text("loss")?, text("params")?, text("setting")?, text("protocol")?, text("variant")?, text("metric")?);
+    let kind = text("noise_kind")?;
     let (noise, mean, std, n) =
         (floats(&df, "noise_ratio")?, floats(&df, "mean")?, floats(&df, "std")?, floats(&df, "n")?);
     let mut rows: Vec<SettingMetric> = (0..df.height())
@@ -130,6 +135,7 @@ pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
                 loss: loss[i].clone(),
                 params: params[i].clone(),
                 setting: setting[i].clone(),
+                noise_kind: kind[i].clone(),
                 noise_ratio: noise[i].unwrap_or(0.0),
                 protocol: protocol[i].clone(),
                 variant: variant[i].clone(),
@@ -145,6 +151,7 @@ pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
         order
             .get(&a.setting)
             .cmp(&order.get(&b.setting))
+            .then(a.noise_kind.cmp(&b.noise_kind))
             .then(a.noise_ratio.total_cmp(&b.noise_ratio))
             .then(a.key().cmp(&b.key()))
     });
@@ -221,11 +228,18 @@ pub fn clean_ratio(r: &Results) -> Result<f64> {
     Ok(floats(&r.trials, "noise_ratio")?.into_iter().flatten().min_by(f64::total_cmp).unwrap_or(0.0))
 }
 
+/// The noise kind of the clean ratio's trials (`none` unless every trial is noisy).
+fn clean_kind(r: &Results) -> Result<String> {
+    let clean = clean_ratio(r)?;
+    Ok(r.noise_settings()?.into_iter().find(|(_, ratio)| *ratio == clean).map_or("none".into(), |(k, _)| k))
+}
+
 /// One setting chosen to stand for its loss.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Representative {
     pub loss: String,
     pub setting: String,
+    pub noise_kind: String,
     pub noise_ratio: f64,
 }
 
@@ -265,39 +279,40 @@ pub fn representatives(r: &Results, rows: &[SettingMetric]) -> Result<Vec<Repres
                 }
             }
         };
-        out.push(Representative { loss, setting, noise_ratio: clean });
+        let noise_kind = if clean == 0.0 { "none".to_string() } else { clean_kind(r)? };
+        out.push(Representative { loss, setting, noise_kind, noise_ratio: clean });
     }
     Ok(out)
 }
 
 /// Per-step means over seeds of `columns` (those steps.parquet has) for every setting and noise
-/// ratio: columns `setting`, `noise_ratio`, `step`, `seeds` and the requested ones (steps.parquet
-/// has a `loss` column of its own, the loss value, so the loss name is not joined in).
+/// setting: columns `setting`, `noise_kind`, `noise_ratio`, `step`, `seeds` and the requested ones
+/// (steps.parquet has a `loss` column of its own, the loss value, so the loss name is not joined).
 pub fn steps_by_setting(r: &Results, columns: &[&str]) -> Result<Option<DataFrame>> {
     let Some(steps) = &r.steps else { return Ok(None) };
     let present: Vec<&str> =
         columns.iter().copied().filter(|c| steps.get_column_names().iter().any(|n| n.as_str() == *c)).collect();
     let mut aggs = vec![col("trial").n_unique().cast(DataType::Int64).alias("seeds")];
     aggs.extend(present.iter().map(|c| col(*c).cast(DataType::Float64).mean().alias(*c)));
-    let keys = r.trials.clone().lazy().select([col("trial"), col("setting"), col("noise_ratio")]);
+    let keys = r.trials.clone().lazy().select([col("trial"), col("setting"), col("noise_kind"), col("noise_ratio")]);
     let df = steps
         .clone()
         .lazy()
         .join(keys, [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
-        .group_by([col("setting"), col("noise_ratio"), col("step")])
+        .group_by([col("setting"), col("noise_kind"), col("noise_ratio"), col("step")])
         .agg(aggs)
-        .sort(["setting", "noise_ratio", "step"], SortMultipleOptions::default())
+        .sort(["setting", "noise_kind", "noise_ratio", "step"], SortMultipleOptions::default())
         .collect()?;
     Ok(Some(df))
 }
 
-/// Spread of each metric over each loss's hyper-parameter grid, per noise ratio: columns `loss`,
-/// `noise_ratio`, `protocol`, `variant`, `metric`, `settings` (grid size, > 1), `lo`, `hi`,
+/// Spread of each metric over each loss's hyper-parameter grid, per noise setting: columns `loss`,
+/// `noise_kind`, `noise_ratio`, `protocol`, `variant`, `metric`, `settings` (grid size, > 1), `lo`, `hi`,
 /// `spread` (hi − lo of the seed means).
 pub fn sensitivity_spread(r: &Results) -> Result<Option<DataFrame>> {
     let Some(lf) = by_setting_frame(r) else { return Ok(None) };
     let df = lf
-        .group_by([col("loss"), col("noise_ratio"), col("protocol"), col("variant"), col("metric")])
+        .group_by([col("loss"), col("noise_kind"), col("noise_ratio"), col("protocol"), col("variant"), col("metric")])
         .agg([
             col("setting").n_unique().cast(DataType::Int64).alias("settings"),
             col("mean").min().alias("lo"),

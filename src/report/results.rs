@@ -32,8 +32,9 @@ pub struct Results {
     pub name: String,
     /// experiment.toml as written by `run`, when present.
     pub spec: Option<toml::Value>,
-    /// trials.parquet plus two derived columns: `setting` (loss and hyper-parameters, the key that
-    /// seeds are averaged over) and `noise_ratio` (0 for clean training; see [`noise_ratio`]).
+    /// trials.parquet plus derived columns: `setting` (loss and hyper-parameters, the key that
+    /// seeds are averaged over), `noise_ratio` (0 for clean training; see [`noise_ratio`]) and
+    /// `noise_kind` (`none` for clean training; see [`noise_kind`]).
     pub trials: DataFrame,
     /// Every trial's steps.parquet rows.
     pub steps: Option<DataFrame>,
@@ -127,6 +128,29 @@ pub fn short_setting(setting: &str) -> String {
         loss.to_string()
     } else {
         format!("{loss} {}", kept.join(", "))
+    }
+}
+
+/// The kind of label noise of a trial: `none` at ratio 0, else the leading letters of its `noise`
+/// text (`flip0.2` → `flip`, `symmetric:0.2` → `symmetric`), `noise` when it has none.
+pub fn noise_kind(text: &str, ratio: f64) -> String {
+    if ratio == 0.0 {
+        return "none".into();
+    }
+    let kind: String = text.trim().chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_lowercase();
+    if kind.is_empty() {
+        "noise".into()
+    } else {
+        kind
+    }
+}
+
+/// `clean`, or `flip 20%`: a noise setting for tables and legends.
+pub fn noise_label(kind: &str, ratio: f64) -> String {
+    if ratio == 0.0 || kind == "none" {
+        "clean".into()
+    } else {
+        format!("{kind} {}%", (ratio * 1000.0).round() / 10.0)
     }
 }
 
@@ -243,12 +267,19 @@ impl Results {
         self.spec_value("data.identities")?.as_integer().map(|v| v as usize)
     }
 
-    /// Whether the trials span more than one noise ratio.
+    /// The distinct noise settings `(kind, ratio)` of the trials, clean first, then by kind and ratio.
+    pub fn noise_settings(&self) -> Result<Vec<(String, f64)>> {
+        let kinds = strings(&self.trials, "noise_kind")?;
+        let ratios = floats(&self.trials, "noise_ratio")?;
+        let mut out: Vec<(String, f64)> = kinds.into_iter().zip(ratios).map(|(k, r)| (k, r.unwrap_or(0.0))).collect();
+        out.sort_by(|a, b| (a.0 != "none").cmp(&(b.0 != "none")).then(a.0.cmp(&b.0)).then(a.1.total_cmp(&b.1)));
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Whether the trials span more than one noise setting.
     pub fn has_noise_study(&self) -> Result<bool> {
-        let mut ratios: Vec<f64> = floats(&self.trials, "noise_ratio")?.into_iter().flatten().collect();
-        ratios.sort_by(f64::total_cmp);
-        ratios.dedup();
-        Ok(ratios.len() > 1)
+        Ok(self.noise_settings()?.len() > 1)
     }
 }
 
@@ -275,8 +306,17 @@ fn with_derived_columns(mut trials: DataFrame) -> Result<DataFrame> {
     } else {
         vec![Some(0.0); losses.len()]
     };
+    let texts = if has_column(&trials, "noise_kind") {
+        strings(&trials, "noise_kind")?
+    } else if has_column(&trials, "noise") {
+        strings(&trials, "noise")?
+    } else {
+        vec![String::new(); losses.len()]
+    };
+    let kind: Vec<String> = texts.iter().zip(&ratio).map(|(t, r)| noise_kind(t, r.unwrap_or(0.0))).collect();
     trials.with_column(Column::new("setting".into(), setting))?;
     trials.with_column(Column::new("noise_ratio".into(), ratio))?;
+    trials.with_column(Column::new("noise_kind".into(), kind))?;
     if !has_column(&trials, "params") {
         trials.with_column(Column::new("params".into(), params))?;
     }
@@ -295,6 +335,16 @@ mod tests {
         assert_eq!(noise_ratio("open-set 0.4"), Some(0.4));
         assert_eq!(noise_ratio("1e-1"), Some(0.1));
         assert_eq!(noise_ratio("flip"), None);
+    }
+
+    #[test]
+    fn noise_kinds_and_labels() {
+        assert_eq!(noise_kind("flip0.2", 0.2), "flip");
+        assert_eq!(noise_kind("symmetric:0.2", 0.2), "symmetric");
+        assert_eq!(noise_kind("flip", 0.0), "none");
+        assert_eq!(noise_kind("0.2", 0.2), "noise");
+        assert_eq!(noise_label("flip", 0.2), "flip 20%");
+        assert_eq!(noise_label("none", 0.0), "clean");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::aggregate::{self, ColumnKey, SettingMetric};
 use super::markdown::{best, mean_std, Table};
 use super::metrics::{protocol_label, Curve, Metric};
-use super::results::{floats, strings, Results};
+use super::results::{floats, noise_label, strings, Results};
 use crate::store::TrialStatus;
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -113,6 +113,7 @@ pub fn sensitivity_table(r: &Results, rows: &[SettingMetric]) -> Result<Option<T
     let keys = aggregate::headline_columns(rows);
     let (loss, protocol, variant, metric) =
         (strings(&df, "loss")?, strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
+    let kind = strings(&df, "noise_kind")?;
     let (noise, settings, lo, hi, spread) = (
         floats(&df, "noise_ratio")?,
         floats(&df, "settings")?,
@@ -124,26 +125,28 @@ pub fn sensitivity_table(r: &Results, rows: &[SettingMetric]) -> Result<Option<T
     let (headers, _) = column_headers(&keys);
     let mut header = vec!["loss".to_string()];
     if noisy {
-        header.push("noise (%)".into());
+        header.push("noise".into());
     }
     header.push("settings".into());
     let first_metric = header.len();
     header.extend(headers);
     let mut t = Table::new(header, first_metric - 1);
-    // Row keys (loss, noise) in experiment order.
-    let mut row_keys: Vec<(String, f64)> = Vec::new();
+    // Row keys (loss, noise setting) in experiment order.
+    let mut row_keys: Vec<(String, String, f64)> = Vec::new();
     for l in aggregate::loss_order(r)? {
-        let mut ns: Vec<f64> = (0..df.height()).filter(|&i| loss[i] == l).filter_map(|i| noise[i]).collect();
-        ns.sort_by(f64::total_cmp);
-        ns.dedup();
-        row_keys.extend(ns.into_iter().map(|n| (l.clone(), n)));
+        for (k, n) in r.noise_settings()? {
+            if (0..df.height()).any(|i| loss[i] == l && kind[i] == k && noise[i] == Some(n)) {
+                row_keys.push((l.clone(), k, n));
+            }
+        }
     }
-    for (l, n) in row_keys {
-        let idx: Vec<usize> = (0..df.height()).filter(|&i| loss[i] == l && noise[i] == Some(n)).collect();
+    for (l, k, n) in row_keys {
+        let idx: Vec<usize> =
+            (0..df.height()).filter(|&i| loss[i] == l && kind[i] == k && noise[i] == Some(n)).collect();
         let grid = idx.iter().filter_map(|&i| settings[i]).fold(0.0, f64::max);
         let mut row = vec![l.clone()];
         if noisy {
-            row.push(format!("{}", (n * 1000.0).round() / 10.0));
+            row.push(noise_label(&k, n));
         }
         row.push(format!("{grid}"));
         for k in &keys {
@@ -162,8 +165,9 @@ pub fn sensitivity_table(r: &Results, rows: &[SettingMetric]) -> Result<Option<T
     Ok(Some(t))
 }
 
-/// One noise table per headline metric: each setting's mean ± std per noise ratio and the drop
-/// from clean (clean − noisy, in the metric's unit). Empty without a noise study.
+/// One noise table per headline metric: each setting's mean ± std per noise setting (kind and
+/// ratio) and the drop from clean (clean − noisy, in the metric's unit). Empty without a noise
+/// study.
 pub fn noise_tables(r: &Results, rows: &[SettingMetric]) -> Result<Vec<(String, Table)>> {
     if !r.has_noise_study()? {
         return Ok(Vec::new());
@@ -172,11 +176,10 @@ pub fn noise_tables(r: &Results, rows: &[SettingMetric]) -> Result<Vec<(String, 
     let clean = aggregate::clean_ratio(r)?;
     let (setting, protocol, variant, metric) =
         (strings(&df, "setting")?, strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
+    let kind = strings(&df, "noise_kind")?;
     let (noise, mean, std, drop) =
         (floats(&df, "noise_ratio")?, floats(&df, "mean")?, floats(&df, "std")?, floats(&df, "drop")?);
-    let mut ratios: Vec<f64> = noise.iter().flatten().copied().collect();
-    ratios.sort_by(f64::total_cmp);
-    ratios.dedup();
+    let noise_settings = r.noise_settings()?;
     let order = aggregate::setting_order(r)?;
     let keys = aggregate::headline_columns(rows);
     let (headers, _) = column_headers(&keys);
@@ -194,17 +197,18 @@ pub fn noise_tables(r: &Results, rows: &[SettingMetric]) -> Result<Vec<(String, 
             continue;
         }
         let mut header = vec!["setting".to_string()];
-        for &n in &ratios {
-            header.push(format!("{}% noise", (n * 1000.0).round() / 10.0));
-            if n != clean {
-                header.push(format!("drop at {}%", (n * 1000.0).round() / 10.0));
+        for (k, n) in &noise_settings {
+            header.push(noise_label(k, *n));
+            if *n != clean {
+                header.push(format!("drop at {}", noise_label(k, *n)));
             }
         }
         let mut t = Table::new(header, 1);
         for s in settings {
             let mut row = vec![s.clone()];
-            for &n in &ratios {
-                let i = idx.iter().copied().find(|&i| &setting[i] == s && noise[i] == Some(n));
+            for (k, n) in &noise_settings {
+                let n = *n;
+                let i = idx.iter().copied().find(|&i| &setting[i] == s && &kind[i] == k && noise[i] == Some(n));
                 row.push(match i.and_then(|i| mean[i]) {
                     Some(v) => mean_std(v, i.and_then(|i| std[i]), rate),
                     None => "–".into(),
@@ -290,13 +294,14 @@ pub fn published_table(r: &Results, rows: &[SettingMetric], scale: &str) -> Resu
     Ok(t)
 }
 
-/// The trial list: id, loss, hyper-parameters, seed, noise, status, attempts, seconds, note.
+/// The trial list: id, loss, hyper-parameters, noise, status, note, seed, attempts, seconds.
 pub fn trials_table(r: &Results) -> Result<Table> {
     let df = &r.trials;
     let ids = strings(df, "trial")?;
     let (loss, params, status) = (strings(df, "loss")?, strings(df, "params")?, strings(df, "status")?);
     let seed = floats(df, "seed")?;
     let noise = floats(df, "noise_ratio")?;
+    let kind = strings(df, "noise_kind")?;
     let attempts =
         if super::results::has_column(df, "attempts") { floats(df, "attempts")? } else { vec![None; df.height()] };
     let seconds =
@@ -306,14 +311,14 @@ pub fn trials_table(r: &Results) -> Result<Table> {
             "trial".into(),
             "loss".into(),
             "hyper-parameters".into(),
+            "noise".into(),
             "status".into(),
             "note".into(),
             "seed".into(),
-            "noise (%)".into(),
             "attempts".into(),
             "seconds".into(),
         ],
-        5,
+        6,
     );
     for i in 0..df.height() {
         let st = TrialStatus::read(&r.dir.trial(&ids[i]));
@@ -331,10 +336,10 @@ pub fn trials_table(r: &Results) -> Result<Table> {
             format!("`{}`", ids[i]),
             loss[i].clone(),
             if params[i].is_empty() { "–".into() } else { params[i].clone() },
+            noise_label(&kind[i], noise[i].unwrap_or(0.0)),
             status[i].clone(),
             note,
             num(seed[i], 0),
-            num(noise[i].map(|n| n * 100.0), 1),
             num(attempts[i], 0),
             num(seconds[i], 1),
         ]);
