@@ -57,7 +57,9 @@ impl Network {
             .add(nn::linear(bb.sub("embedding"), flat, emb, Default::default()))
             .add(nn::batch_norm1d(bb.sub("embedding_bn"), emb, Default::default()));
         let head = root.sub("head");
-        let class_weights = head.var("weight", &[classes as i64, emb], nn::Init::Randn { mean: 0.0, stdev: 0.01 });
+        // std 1/√D gives ‖W_j‖ ≈ 1, so the cosine losses' ∂cos/∂W (∝ 1/‖W_j‖) starts at a sane size.
+        let stdev = 1.0 / (emb as f64).sqrt();
+        let class_weights = head.var("weight", &[classes as i64, emb], nn::Init::Randn { mean: 0.0, stdev });
         let class_bias = with_bias.then(|| head.var("bias", &[classes as i64], nn::Init::Const(0.0)));
         vs.set_device(device);
         Network { vs, backbone, class_weights, class_bias }
