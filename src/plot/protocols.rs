@@ -26,12 +26,16 @@ fn panels_of(rows: &[SettingMetric], curve: Curve) -> Vec<(String, String)> {
     out
 }
 
-fn short(variant: &str) -> String {
-    let v: String = variant.chars().take(40).collect();
-    if v.chars().count() < variant.chars().count() {
-        format!("{v}…")
+/// What tells `variant` apart from the other `variants` of its protocol: its `key=value` parts
+/// that not all of them share (`part=g1`), or "combined" when it has none of its own.
+pub fn variant_label(variant: &str, variants: &[&str]) -> String {
+    let parts = |v: &str| v.split(';').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect::<Vec<_>>();
+    let own: Vec<String> =
+        parts(variant).into_iter().filter(|p| !variants.iter().all(|v| parts(v).contains(p))).collect();
+    if own.is_empty() {
+        "combined".into()
     } else {
-        v
+        own.join("; ")
     }
 }
 
@@ -59,11 +63,12 @@ fn curve_figure(ctx: &Ctx, spec: &CurveSpec) -> Result<Rendered> {
         };
         return Ok(Err(format!("evals.parquet holds no metric like `{example}` for any done trial")));
     }
-    let several = |p: &str| keys.iter().filter(|k| k.0 == p).count() > 1;
+    let variants_of = |p: &str| keys.iter().filter(|k| k.0 == p).map(|k| k.1.as_str()).collect::<Vec<&str>>();
     let mut panels = Vec::new();
     for (protocol, variant) in &keys {
-        let panel_title = if several(protocol) {
-            format!("{}: {}", protocol_label(protocol), short(variant))
+        let variants = variants_of(protocol);
+        let panel_title = if variants.len() > 1 {
+            format!("{}: {}", protocol_label(protocol), variant_label(variant, &variants))
         } else {
             protocol_label(protocol)
         };
@@ -172,4 +177,17 @@ pub fn distractors(ctx: &Ctx) -> Result<Rendered> {
         caption: "Rank-1 identification rate against the number of distractors in the gallery (log scale), one line per loss.",
     };
     curve_figure(ctx, &spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_labels_name_what_differs() {
+        let v = ["a=1; b=2", "a=1; b=2; part=g1", "a=1; b=2; part=g2"];
+        assert_eq!(variant_label(v[0], &v), "combined");
+        assert_eq!(variant_label(v[1], &v), "part=g1");
+        assert_eq!(variant_label(v[2], &v), "part=g2");
+    }
 }

@@ -84,6 +84,7 @@ impl Metric {
             (Some((Curve::Cmc, x)), _) => format!("rank-{x}"),
             (Some((Curve::Distractors, x)), _) => format!("rank-1 @ {} distractors", count(x)),
             (None, Some((p, x))) => format!("{}@{}={}", self.base, p, sci(*x)),
+            (None, None) if ["auc", "eer"].contains(&self.base.as_str()) => self.base.to_uppercase(),
             (None, None) => self.base.trim_end_matches("_mean").replace('_', " "),
         }
     }
@@ -181,6 +182,7 @@ mod tests {
     fn labels_and_headlines() {
         assert_eq!(Metric::parse("tar@far=1e-4").label(), "TAR@FAR=1e-4");
         assert_eq!(Metric::parse("accuracy_mean").label(), "accuracy");
+        assert_eq!(Metric::parse("auc").label(), "AUC");
         assert_eq!(Metric::parse("rank1@distractors=1000000").label(), "rank-1 @ 1,000,000 distractors");
         assert!(is_headline(&Metric::parse("tar@far=1e-6"), None));
         assert!(!is_headline(&Metric::parse("tar@far=3e-4"), None));
