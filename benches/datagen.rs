@@ -2,11 +2,13 @@
 //! 10,000-identity scale check. Run with `make bench` or `cargo bench --bench datagen`.
 
 use p2sbench::data::synthetic;
-use p2sbench::spec::DataSpec;
+use p2sbench::spec::{DataKind, DataSpec};
 use std::time::Instant;
 
 fn spec(identities: usize, images: usize, channels: usize) -> DataSpec {
     DataSpec {
+        kind: DataKind::Synthetic,
+        path: None,
         identities,
         heldout_identities: 2,
         images_per_identity: images,

@@ -47,7 +47,7 @@ fn main() {
     let per_epoch = cfg.data.identities * cfg.data.images_per_identity / batch;
     cfg.train.epochs = (steps + 5).div_ceil(per_epoch);
     cfg.train.lr_milestones.clear();
-    let data = runner::shared_data(&cfg);
+    let data = runner::shared_data(&cfg).expect("quickstart data");
     let total = cfg.train.epochs * per_epoch;
     println!(
         "quickstart network, loss {loss} ({}), batch {batch}, {threads} threads, {} steps timed",

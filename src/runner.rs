@@ -2,7 +2,7 @@
 //! once, trains each trial (skipping those already done), writes each trial's files as it
 //! finishes, keeps trials.parquet current, and prints the summary table.
 
-use crate::data::{noise, synthetic};
+use crate::data::{self, noise};
 use crate::loss::ParamValue;
 use crate::spec::{Experiment, TrialConfig};
 use crate::store::{self, trial_files, ExperimentDir, State, TrialStatus};
@@ -72,11 +72,14 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSu
 /// selected trial, in file order. trials.parquet always lists every trial of the file. Holds the
 /// results directory's lock for the whole run.
 pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOptions) -> Result<Vec<TrialSummary>> {
+    let first = &exp.trials[0];
+    let device = train::resolve_device(first.train.device)?;
+    // Data first: a dataset that cannot be read leaves no results directory behind.
+    let started = Instant::now();
+    let data = shared_data(first)?;
     let dir = ExperimentDir::new(&opts.out, &exp.name);
     let _lock = store::lock(&dir.root)?;
     store::write_atomic(&dir.spec(), exp.source.as_bytes())?;
-    let first = &exp.trials[0];
-    let device = train::resolve_device(first.train.device)?;
     let jobs = opts.jobs.max(1).min(selected.len().max(1));
     let threads = match first.train.threads {
         0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / jobs).max(1),
@@ -91,8 +94,6 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
         .expect("valid template")
         .progress_chars("=> ");
     let overall = bars.add(ProgressBar::new(selected.len() as u64).with_style(style.clone()).with_prefix("experiment"));
-    let started = Instant::now();
-    let data = shared_data(first);
     let stale = stale_trials(&dir, exp);
     if !stale.is_empty() {
         bars.println(format!(
@@ -213,11 +214,11 @@ fn stale_trials(dir: &ExperimentDir, exp: &Experiment) -> Vec<String> {
 }
 
 /// Generates the training and held-out identities and constructs the built-in evaluation protocols.
-pub fn shared_data(cfg: &TrialConfig) -> TrialData {
-    let train = synthetic::training_set(&cfg.data);
-    let heldout = synthetic::heldout_set(&cfg.data);
+pub fn shared_data(cfg: &TrialConfig) -> Result<TrialData> {
+    let train = data::training_set(&cfg.data)?;
+    let heldout = data::heldout_set(&cfg.data)?;
     let protocols = crate::eval::suite::Suite::new(&cfg.eval, &cfg.data, &heldout.labels);
-    TrialData { train, heldout, protocols }
+    Ok(TrialData { train, heldout, protocols })
 }
 
 fn final_metric(trial_dir: &Path, protocol: &str, metric: &str) -> Option<f64> {

@@ -1,10 +1,30 @@
-//! Datasets. For now the built-in synthetic identities ([`synthetic`]); every dataset is held
-//! as an [`ImageSet`] of u8 pixels that turns index lists into float batches.
+//! Datasets: the built-in synthetic identities ([`synthetic`]) or an image folder ([`folder`]),
+//! label noise on top ([`noise`]). Every dataset is held as an [`ImageSet`] of u8 pixels that
+//! turns index lists into float batches.
 
+pub mod folder;
 pub mod noise;
 pub mod synthetic;
 
+use crate::error::InputError;
+use crate::spec::{DataKind, DataSpec};
 use tch::{Device, Kind, Tensor};
+
+/// The training identities of `spec`, synthetic or from its folder.
+pub fn training_set(spec: &DataSpec) -> Result<ImageSet, InputError> {
+    match (spec.kind, &spec.path) {
+        (DataKind::Folder, Some(root)) => folder::load(spec, root, 0, spec.identities),
+        _ => Ok(synthetic::training_set(spec)),
+    }
+}
+
+/// The held-out identities of `spec` (disjoint from the training ones).
+pub fn heldout_set(spec: &DataSpec) -> Result<ImageSet, InputError> {
+    match (spec.kind, &spec.path) {
+        (DataKind::Folder, Some(root)) => folder::load(spec, root, spec.identities, spec.heldout_identities),
+        _ => Ok(synthetic::heldout_set(spec)),
+    }
+}
 
 /// Images (u8, [n, c, h, w] row-major) with one label per image.
 #[derive(Debug, Clone)]

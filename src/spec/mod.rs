@@ -8,7 +8,7 @@ mod schema;
 
 pub use error::{line_col, SpecError};
 pub use schema::{
-    DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany,
+    DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany,
     RawExperiment, TrainSpec, KNOWN_PROTOCOLS,
 };
 
@@ -65,12 +65,23 @@ impl TrialConfig {
 
 /// Reads, validates and expands an experiment file.
 pub fn load(path: &Path) -> Result<Experiment, SpecError> {
+    load_with(path, true)
+}
+
+/// [`load`], where `files = false` checks the form of data and protocol paths but not that they
+/// exist (for `--dry-run` of a set-up meant for another machine).
+pub fn load_with(path: &Path, files: bool) -> Result<Experiment, SpecError> {
     let source = std::fs::read_to_string(path).map_err(|source| SpecError::Io { path: path.to_path_buf(), source })?;
-    parse(path, &source)
+    parse_with(path, &source, files)
 }
 
 /// Validates and expands experiment text; `path` only names the file in errors.
 pub fn parse(path: &Path, source: &str) -> Result<Experiment, SpecError> {
+    parse_with(path, source, true)
+}
+
+/// [`parse`], with the `files` switch of [`load_with`].
+pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, SpecError> {
     let doc = toml_edit::ImDocument::parse(source).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         let (line, col) = line_col(source, offset);
@@ -84,7 +95,7 @@ pub fn parse(path: &Path, source: &str) -> Result<Experiment, SpecError> {
             None => loc.at(&[], message),
         }
     })?;
-    if let Some((keys, message)) = schema::check_values(&raw) {
+    if let Some((keys, message)) = schema::check_values(&raw, files) {
         return Err(loc.at(&keys, message));
     }
     if raw.losses.is_empty() {

@@ -13,11 +13,30 @@ fn default_difficulty() -> f64 {
     0.5
 }
 
-/// `[data]`: the built-in synthetic identities.
+/// Where training images come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataKind {
+    /// The built-in procedural identities.
+    Synthetic,
+    /// A directory with one sub-directory of images per identity.
+    Folder,
+}
+
+fn default_data_kind() -> DataKind {
+    DataKind::Synthetic
+}
+
+/// `[data]`: the built-in synthetic identities, or an image folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// Training identities (classes).
+    #[serde(default = "default_data_kind")]
+    pub kind: DataKind,
+    /// For `kind = "folder"`: the directory `<path>/<identity>/<image>.{jpg,png}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<std::path::PathBuf>,
+    /// Training identities (classes); for a folder, the first this many identity directories by name.
     pub identities: usize,
     /// Identities held out for evaluation, disjoint from the training ones.
     pub heldout_identities: usize,
@@ -446,7 +465,9 @@ pub struct RawExperiment {
 pub type Violation = (Vec<super::error::Key>, String);
 
 /// Checks the values serde accepted but the harness cannot use.
-pub fn check_values(raw: &RawExperiment) -> Option<Violation> {
+/// With `files`, paths named in the file must exist (`run`); without, only their form is
+/// checked (`--dry-run`, so a set-up for another machine validates here).
+pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
     use super::error::Key;
     let at = |table: &str, key: &str, msg: &str| Some((vec![Key::from(table), Key::from(key)], msg.to_string()));
     let name_ok = !raw.name.is_empty() && raw.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -462,6 +483,21 @@ pub fn check_values(raw: &RawExperiment) -> Option<Violation> {
     }
     if d.heldout_identities < 2 {
         return at("data", "heldout_identities", "data.heldout_identities: expected at least 2 held-out identities");
+    }
+    match (d.kind, &d.path) {
+        (DataKind::Synthetic, Some(_)) => {
+            return at("data", "path", "data.path: only for kind = \"folder\"; synthetic data needs no files")
+        }
+        (DataKind::Folder, None) => {
+            return at("data", "kind", "data.path: kind = \"folder\" needs path = \"<dir with one sub-directory per identity>\"")
+        }
+        (DataKind::Folder, Some(p)) if files && !p.is_dir() => {
+            return at("data", "path", &format!("data.path: {} is not a directory", p.display()))
+        }
+        (DataKind::Folder, _) if raw.noise.as_ref().is_some_and(|n| n.kind.values().iter().any(|k| *k != NoiseKind::Flip)) => {
+            return at("noise", "kind", "noise.kind: outlier noise renders synthetic identities; with folder data use \"flip\"")
+        }
+        _ => {}
     }
     if d.images_per_identity < 2 {
         return at("data", "images_per_identity", "data.images_per_identity: expected at least 2");
@@ -544,11 +580,11 @@ pub fn check_values(raw: &RawExperiment) -> Option<Violation> {
             return at("noise", "outlier_identities", "noise.outlier_identities: expected at least 1");
         }
     }
-    check_eval(raw)
+    check_eval(raw, files)
 }
 
 /// The `[eval]` part of [`check_values`].
-fn check_eval(raw: &RawExperiment) -> Option<Violation> {
+fn check_eval(raw: &RawExperiment, files: bool) -> Option<Violation> {
     use super::error::Key;
     let at = |keys: &[&str], msg: String| Some((keys.iter().map(|k| Key::from(*k)).collect::<Vec<_>>(), msg));
     let e = &raw.eval;
@@ -566,7 +602,7 @@ fn check_eval(raw: &RawExperiment) -> Option<Violation> {
             ));
         }
     }
-    let missing = |p: &std::path::Path| !p.exists();
+    let missing = |p: &std::path::Path| files && !p.exists();
     let l = &e.lfw;
     if l.folds < 2 {
         return at(&["eval", "lfw", "folds"], "eval.lfw.folds: expected at least 2 folds".into());

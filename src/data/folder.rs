@@ -1,0 +1,96 @@
+//! Image-folder datasets: `<path>/<identity>/<image>.{jpg,jpeg,png}`. Identity directories are
+//! taken in name order: the first `identities` train, the next `heldout_identities` are held out.
+//! Each identity contributes at most `images_per_identity` images (in name order). Images are
+//! decoded in parallel, converted to the network's channels and resized (bilinear) to
+//! `image_size`, and held in memory as u8: about `n · channels · image_size²` bytes. Errors name
+//! the directory or file.
+
+use super::ImageSet;
+use crate::error::InputError;
+use crate::spec::DataSpec;
+use image::imageops::FilterType;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Decodes one encoded image (JPEG or PNG) into `channels` × `size` × `size` u8 pixels (CHW).
+pub fn decode(bytes: &[u8], channels: usize, size: usize) -> Result<Vec<u8>, String> {
+    let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
+    let s = size as u32;
+    match channels {
+        1 => Ok(image::imageops::resize(&img.to_luma8(), s, s, FilterType::Triangle).into_raw()),
+        3 => {
+            let hwc = image::imageops::resize(&img.to_rgb8(), s, s, FilterType::Triangle).into_raw();
+            let plane = size * size;
+            let mut chw = vec![0u8; 3 * plane];
+            for (p, px) in hwc.chunks_exact(3).enumerate() {
+                for (c, &v) in px.iter().enumerate() {
+                    chw[c * plane + p] = v;
+                }
+            }
+            Ok(chw)
+        }
+        other => Err(format!("unsupported channel count {other}")),
+    }
+}
+
+/// Decodes `paths` in parallel, in order, into one image set (labels all 0: the caller sets them).
+pub fn load_paths(paths: &[PathBuf], channels: usize, size: usize) -> Result<ImageSet, InputError> {
+    let decoded = paths
+        .par_iter()
+        .map(|path| {
+            let bytes = std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read the image: {e}")))?;
+            decode(&bytes, channels, size).map_err(|m| InputError::file(path, m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let n = decoded.len();
+    Ok(ImageSet { pixels: decoded.concat(), labels: vec![0; n], num_classes: 1, channels, size })
+}
+
+fn sorted_entries(dir: &Path, want_dirs: bool) -> Result<Vec<PathBuf>, InputError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| InputError::file(dir, format!("cannot list the directory: {e}")))?;
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            if want_dirs {
+                p.is_dir()
+            } else {
+                let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+                p.is_file() && matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png"))
+            }
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Loads identities `first..first + count` (in directory-name order) of the folder dataset.
+pub fn load(spec: &DataSpec, root: &Path, first: usize, count: usize) -> Result<ImageSet, InputError> {
+    let identities = sorted_entries(root, true)?;
+    if identities.len() < first + count {
+        return Err(InputError::file(
+            root,
+            format!(
+                "has {} identity directories; data.identities + data.heldout_identities needs {}",
+                identities.len(),
+                first + count
+            ),
+        ));
+    }
+    let mut paths = Vec::new();
+    let mut labels = Vec::new();
+    for (label, dir) in identities[first..first + count].iter().enumerate() {
+        let images = sorted_entries(dir, false)?;
+        if images.is_empty() {
+            return Err(InputError::file(dir, "holds no .jpg, .jpeg or .png image"));
+        }
+        for path in images.into_iter().take(spec.images_per_identity) {
+            paths.push(path);
+            labels.push(label as i64);
+        }
+    }
+    let mut set = load_paths(&paths, spec.channels, spec.image_size)?;
+    set.labels = labels;
+    set.num_classes = count;
+    Ok(set)
+}

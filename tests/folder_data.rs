@@ -1,0 +1,94 @@
+//! Image-folder datasets: loading (identity order, image cap, labels, decoding, channels and
+//! size), training on one end to end, and clear errors for unreadable data.
+
+mod common;
+
+use p2sbench::data::{self, synthetic};
+use p2sbench::runner::{self, RunOptions};
+use p2sbench::spec;
+use std::path::Path;
+use std::process::Command;
+
+/// Writes `identities` directories of `images` PNG renders of synthetic identities; returns the
+/// experiment text that trains on the first four and holds out the rest.
+fn make_folder(root: &Path, identities: usize, images: usize) -> String {
+    let synthetic_spec = common::experiment(common::TINY).trials[0].data.clone();
+    for k in 0..identities {
+        let dir = root.join(format!("person_{k:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for j in 0..images {
+            let pixels = synthetic::render_one(&synthetic_spec, k, j);
+            let size = synthetic_spec.image_size as u32;
+            image::GrayImage::from_raw(size, size, pixels).unwrap().save(dir.join(format!("{j:02}.png"))).unwrap();
+        }
+    }
+    std::fs::write(root.join("README.txt"), "not an identity").unwrap();
+    common::TINY
+        .replace("identities = 12\nheldout_identities = 8", &format!("kind = \"folder\"\npath = \"{}\"\nidentities = 4\nheldout_identities = {}", root.display(), identities - 4))
+        .replace("images_per_identity = 8", &format!("images_per_identity = {}", images - 1))
+}
+
+#[test]
+fn a_folder_dataset_loads_in_name_order_and_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("faces");
+    let text = make_folder(&root, 8, 9);
+    let exp = common::experiment(&text);
+    let spec = &exp.trials[0].data;
+    let train = data::training_set(spec).unwrap();
+    assert_eq!((train.len(), train.num_classes, train.size, train.channels), (4 * 8, 4, 16, 1));
+    assert_eq!(train.labels[..9], [0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    let first = synthetic::render_one(&common::experiment(common::TINY).trials[0].data, 0, 0);
+    assert_eq!(&train.pixels[..first.len()], first.as_slice(), "PNG round trip at the native size is exact");
+    let heldout = data::heldout_set(spec).unwrap();
+    assert_eq!((heldout.len(), heldout.num_classes), (4 * 8, 4));
+    let second = synthetic::render_one(&common::experiment(common::TINY).trials[0].data, 4, 0);
+    assert_eq!(&heldout.pixels[..second.len()], second.as_slice(), "held-out identities follow the training ones");
+
+    let out = tempfile::tempdir().unwrap();
+    let only_two = spec::filter::select(&exp.trials, Some(&spec::filter::Filter::parse("loss=cosface", "--only").unwrap()), None);
+    let summaries = runner::run_selected(&exp, &only_two, &RunOptions::new(out.path())).unwrap();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].state, p2sbench::store::State::Done);
+    assert!(summaries[0].lfw_accuracy.is_some());
+}
+
+#[test]
+fn unreadable_folder_data_is_a_clear_error_with_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("faces");
+    let text = make_folder(&root, 8, 3);
+    std::fs::write(root.join("person_002").join("01.png"), b"not a png").unwrap();
+    let file = dir.path().join("folder.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = dir.path().join("results");
+    let run = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--out"]).arg(&out).arg(&file).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("person_002/01.png") && stderr.contains("cannot decode"), "{stderr}");
+    assert!(!out.exists(), "nothing is written for unreadable data");
+
+    let missing = text.replace(&root.display().to_string(), "/nonexistent/faces");
+    std::fs::write(&file, missing).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--out"]).arg(&out).arg(&file).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("folder.toml:4:8: data.path: /nonexistent/faces is not a directory"));
+    let dry = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--dry-run"]).arg(&file).output().unwrap();
+    assert!(dry.status.success(), "--dry-run checks the form of paths, not their presence");
+}
+
+#[test]
+fn the_paper_setup_validates_with_dry_run() {
+    let exp = spec::load_with(Path::new("experiments/paper.toml"), false).unwrap();
+    assert_eq!(exp.trials.len(), 6);
+    assert!(exp.trials.iter().all(|t| t.model.embedding == 512 && t.data.image_size == 112));
+    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--dry-run", "experiments/paper.toml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("6 trials"));
+    for study in ["experiments/sensitivity.toml", "experiments/noise.toml", "experiments/quickstart.toml"] {
+        let exp = spec::load(Path::new(study)).unwrap();
+        assert!(!exp.trials.is_empty(), "{study}");
+    }
+    assert_eq!(spec::load(Path::new("experiments/sensitivity.toml")).unwrap().trials.len(), 51);
+    assert_eq!(spec::load(Path::new("experiments/noise.toml")).unwrap().trials.len(), 60);
+}
