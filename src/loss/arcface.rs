@@ -6,11 +6,13 @@
 //! gradient (ψ' := 1), as insightface does since Dec 2022. `easy_margin` applies the margin only
 //! where cos θ > 0.
 
-use super::params::{any, positive, Default, ParamKind, ParamSpec, ParamValue};
-use super::{cross_entropy, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput, COS_EPS};
+use super::params::{any, no_constraints, positive, Default, ParamKind, ParamSpec, ParamValue};
+use super::{
+    clamp_cos, softmax_output, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput,
+};
 use tch::Tensor;
 
-fn margin_below_half_pi(v: &ParamValue) -> Result<(), String> {
+pub(super) fn margin_below_half_pi(v: &ParamValue) -> Result<(), String> {
     match v.as_f64() {
         Some(m) if (0.0..std::f64::consts::FRAC_PI_2).contains(&m) => Ok(()),
         _ => Err("an angular margin in radians with 0 <= m < π/2".into()),
@@ -50,6 +52,7 @@ pub const ENTRY: LossEntry = LossEntry {
             help: "apply the margin only where cos θ_y > 0",
         },
     ],
+    validate: no_constraints,
     build,
 };
 
@@ -72,7 +75,7 @@ pub struct ArcFace {
 impl ArcFace {
     /// ψ(cos θ) = cos(θ + m) with the fallback (or easy margin) applied, [B,1] → [B,1].
     pub fn psi(&self, cos_y: &Tensor) -> Tensor {
-        let c = cos_y.clamp(-1.0 + COS_EPS, 1.0 - COS_EPS);
+        let c = clamp_cos(cos_y);
         let sin = (c.square().neg() + 1.0).sqrt();
         let shifted = &c * self.m.cos() - sin * self.m.sin();
         if self.easy_margin {
@@ -92,6 +95,6 @@ impl Loss for ArcFace {
         let psi = self.psi(&cos_y);
         let target = if self.straight_through { &cos_y + (psi - &cos_y).detach() } else { psi };
         let logits = with_target(b.cos, &target, b.labels) * self.s;
-        LossOutput { loss: cross_entropy(&logits, b.labels), scale: self.s, plain_logits: None }
+        softmax_output(logits, b.labels, self.s)
     }
 }

@@ -1,7 +1,7 @@
 //! CosFace / AM-softmax (Wang et al. 2018): target logit s·(cos θ_y − m), others s·cos θ_j.
 
-use super::params::{non_negative, positive, Default, ParamKind, ParamSpec};
-use super::{cross_entropy, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput};
+use super::params::{no_constraints, non_negative, positive, Default, ParamKind, ParamSpec};
+use super::{softmax_output, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput};
 
 pub const ENTRY: LossEntry = LossEntry {
     name: "cosface",
@@ -22,6 +22,7 @@ pub const ENTRY: LossEntry = LossEntry {
             help: "additive cosine margin m",
         },
     ],
+    validate: no_constraints,
     build,
 };
 
@@ -38,6 +39,6 @@ impl Loss for CosFace {
     fn forward(&mut self, b: &CosineBatch) -> LossOutput {
         let target = b.target_cos() - self.m;
         let logits = with_target(b.cos, &target, b.labels) * self.s;
-        LossOutput { loss: cross_entropy(&logits, b.labels), scale: self.s, plain_logits: None }
+        softmax_output(logits, b.labels, self.s)
     }
 }

@@ -1,7 +1,7 @@
 //! L2-softmax (Ranjan et al. 2017): features L2-normalised and scaled by α, class weights
 //! left free: logits W_jᵀ(α·x̂) + b_j = α·‖W_j‖·cos θ_ij + b_j.
 
-use super::params::{positive, Default, ParamKind, ParamSpec};
+use super::params::{no_constraints, positive, Default, ParamKind, ParamSpec};
 use super::{cross_entropy, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput};
 
 pub const ENTRY: LossEntry = LossEntry {
@@ -14,6 +14,7 @@ pub const ENTRY: LossEntry = LossEntry {
         check: positive,
         help: "feature scale α",
     }],
+    validate: no_constraints,
     build,
 };
 
@@ -32,7 +33,12 @@ impl Loss for L2Softmax {
             Some(bias) => scaled + bias,
             None => scaled,
         };
-        LossOutput { loss: cross_entropy(&logits, b.labels), scale: self.alpha, plain_logits: Some(logits) }
+        LossOutput {
+            loss: cross_entropy(&logits, b.labels),
+            scale: self.alpha,
+            plain_logits: Some(logits.shallow_clone()),
+            logits: Some(logits),
+        }
     }
 
     fn uses_bias(&self) -> bool {

@@ -4,14 +4,21 @@
 //! batch-mean value and the logit scale in force. The registry maps a `[[loss]]` block's
 //! `name` to its parameter specification and constructor.
 
+mod adacos;
+mod adaface;
 mod arcface;
+mod combined;
 mod cosface;
+mod curricularface;
 mod l2softmax;
+mod magface;
+mod normface;
 mod p2sgrad;
 mod params;
 mod softmax;
+mod sphereface;
 
-pub use params::{LossConfig, ParamKind, ParamSpec, ParamValue};
+pub use params::{format_float, LossConfig, ParamKind, ParamSpec, ParamValue};
 
 use tch::{Kind, Tensor};
 
@@ -53,6 +60,9 @@ pub struct LossOutput {
     pub scale: f64,
     /// Margin-free logits used for training accuracy ([B, C]); `None` means use cos θ.
     pub plain_logits: Option<Tensor>,
+    /// The logits the cross-entropy sees, margins applied ([B, C]), so that P_ij = softmax_j;
+    /// `None` for P2SGrad, which has no logits.
+    pub logits: Option<Tensor>,
 }
 
 /// A cosine-softmax loss (or P2SGrad's designed gradient, expressed as a surrogate).
@@ -63,11 +73,34 @@ pub trait Loss: Send {
     fn uses_bias(&self) -> bool {
         false
     }
+    /// Called by the training loop before each step's forward with the number of optimiser
+    /// steps taken so far (0 before the first). Losses with a schedule (SphereFace's λ) read it.
+    fn on_step(&mut self, _step: i64) {}
+    /// While frozen, an adaptive loss (AdaCos dynamic, CurricularFace, AdaFace) uses its state
+    /// as it stands and does not update it from the batch; unfrozen (the default) it updates.
+    fn set_frozen(&mut self, _frozen: bool) {}
+    /// The adaptive state (AdaCos's scale, CurricularFace's t, AdaFace's norm statistics) as
+    /// numbers, saved in checkpoints so a resumed trial continues exactly; empty when stateless.
+    fn state(&self) -> Vec<f64> {
+        Vec::new()
+    }
+    /// Restores what [`Loss::state`] returned.
+    fn set_state(&mut self, _state: &[f64]) {}
 }
 
 /// Softmax cross-entropy of `logits` against the batch labels, averaged over the batch.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.log_softmax(-1, None::<Kind>).g_nll_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100)
+}
+
+/// Cross-entropy on `logits` as a [`LossOutput`] that carries them (margin-free logits = cos θ).
+pub fn softmax_output(logits: Tensor, labels: &Tensor, scale: f64) -> LossOutput {
+    LossOutput { loss: cross_entropy(&logits, labels), scale, plain_logits: None, logits: Some(logits) }
+}
+
+/// cos θ clamped to [−1 + ε, 1 − ε] ([`COS_EPS`]), safe for `acos` and `sqrt(1 − cos²)`.
+pub fn clamp_cos(cos: &Tensor) -> Tensor {
+    cos.clamp(-1.0 + COS_EPS, 1.0 - COS_EPS)
 }
 
 /// Logits that are `others` ([B, C]) everywhere but the target column, which is `target` ([B, 1]).
@@ -80,6 +113,8 @@ pub struct LossEntry {
     pub name: &'static str,
     pub summary: &'static str,
     pub params: &'static [ParamSpec],
+    /// Checks that involve several parameters at once (MagFace's l_a < u_a); `Err` says what is expected.
+    pub validate: fn(&LossConfig) -> Result<(), String>,
     pub build: fn(&LossConfig, &LossContext) -> Box<dyn Loss>,
 }
 
@@ -91,12 +126,35 @@ pub struct LossContext {
 
 /// Every loss the harness knows, in the order `--help` lists them.
 pub fn registry() -> &'static [LossEntry] {
-    &[softmax::ENTRY, l2softmax::ENTRY, cosface::ENTRY, arcface::ENTRY, p2sgrad::ENTRY]
+    &[
+        softmax::ENTRY,
+        l2softmax::ENTRY,
+        normface::ENTRY,
+        sphereface::ENTRY,
+        sphereface::NORMALISED_ENTRY,
+        cosface::ENTRY,
+        arcface::ENTRY,
+        combined::ENTRY,
+        adacos::ENTRY,
+        curricularface::ENTRY,
+        adaface::ENTRY,
+        magface::ENTRY,
+        p2sgrad::ENTRY,
+    ]
 }
 
 /// Looks a loss up by its `name`.
 pub fn find(name: &str) -> Option<&'static LossEntry> {
     registry().iter().find(|e| e.name == name)
+}
+
+/// Checks a configuration's cross-parameter constraints (single values are checked by the
+/// parameter specs when the spec is read). `Err` names the loss and what is expected.
+pub fn validate(config: &LossConfig) -> Result<(), String> {
+    match find(&config.name) {
+        Some(entry) => (entry.validate)(config).map_err(|m| format!("{}: {m}", config.name)),
+        None => Err(format!("unknown loss \"{}\"", config.name)),
+    }
 }
 
 /// Builds the loss a resolved configuration names.

@@ -5,7 +5,7 @@
 //! `"mse-mean"` averages over batch and classes of (cos − 1[j=y])², as public PyTorch ports
 //! that use `MSELoss()` do (gradient 2/C times the paper's).
 
-use super::params::{any, Default, ParamKind, ParamSpec};
+use super::params::{any, no_constraints, Default, ParamKind, ParamSpec};
 use super::{CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput};
 
 pub const ENTRY: LossEntry = LossEntry {
@@ -18,6 +18,7 @@ pub const ENTRY: LossEntry = LossEntry {
         check: any,
         help: "paper: sum over classes, mean over batch; mse-mean: mean over both (PyTorch ports)",
     }],
+    validate: no_constraints,
     build,
 };
 
@@ -38,6 +39,6 @@ impl Loss for P2SGrad {
         } else {
             residual.square().sum_dim_intlist(1, false, kind).mean(kind) * 0.5
         };
-        LossOutput { loss, scale: 1.0, plain_logits: None }
+        LossOutput { loss, scale: 1.0, plain_logits: None, logits: None }
     }
 }

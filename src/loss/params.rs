@@ -101,6 +101,11 @@ pub fn any(_: &ParamValue) -> Result<(), String> {
     Ok(())
 }
 
+/// No constraint between parameters (the default [`super::LossEntry::validate`]).
+pub fn no_constraints(_: &LossConfig) -> Result<(), String> {
+    Ok(())
+}
+
 /// Accepts numbers > 0.
 pub fn positive(v: &ParamValue) -> Result<(), String> {
     match v.as_f64() {

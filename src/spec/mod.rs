@@ -262,7 +262,11 @@ fn expand_loss_block(loc: &Locator, index: usize, block: &toml::Table) -> Result
             })
             .collect();
     }
-    Ok(grid.into_iter().map(|params| LossConfig { name: name.clone(), params }).collect())
+    let configs: Vec<LossConfig> = grid.into_iter().map(|params| LossConfig { name: name.clone(), params }).collect();
+    for c in &configs {
+        loss::validate(c).map_err(|m| loc.at(&[Key::from("loss"), Key::Index(index)], m))?;
+    }
+    Ok(configs)
 }
 
 /// The `zip = [["s", "m"], …]` groups of a block: parameter names that vary together.

@@ -145,6 +145,7 @@ pub fn train_trial(
             let log = step % cfg.train.log_every as i64 == 0;
             let batch_images = images.images(batch, device);
             let labels = images.labels(batch, device);
+            loss_fn.on_step(step);
             let x = net.embed(&batch_images, true);
             let feat_norm = x.norm_scalaropt_dim(2, [1], true);
             let w = &net.class_weights;
