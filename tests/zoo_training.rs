@@ -1,0 +1,98 @@
+//! Every registered loss (at its defaults, and every other value of its text and boolean
+//! options) trains on the tiny experiment without diverging, with finite telemetry and the scale
+//! column holding the scale the loss has in force; and a MagFace block whose parameters contradict
+//! each other is rejected at `file:line:col`.
+
+mod common;
+
+use p2sbench::loss::{self, ParamKind, ParamValue};
+use p2sbench::runner::{self, RunOptions};
+use p2sbench::store::{self, ExperimentDir, State};
+
+/// `[[loss]]` blocks: each loss at its defaults, plus one block per non-default choice or flag.
+fn zoo_blocks() -> String {
+    let mut out = String::new();
+    for e in loss::registry() {
+        out.push_str(&format!("[[loss]]\nname = \"{}\"\n", e.name));
+        for p in e.params {
+            let others: Vec<String> = match (p.kind, p.default.value()) {
+                (ParamKind::Choice(options), ParamValue::Str(d)) => {
+                    options.iter().filter(|o| **o != d).map(|o| format!("\"{o}\"")).collect()
+                }
+                (ParamKind::Bool, ParamValue::Bool(d)) => vec![(!d).to_string()],
+                _ => vec![],
+            };
+            for v in others {
+                out.push_str(&format!("[[loss]]\nname = \"{}\"\n{} = {v}\n", e.name, p.name));
+            }
+        }
+    }
+    out
+}
+
+/// The tiny experiment, one epoch, with the zoo's blocks in place of its own.
+fn zoo_experiment() -> String {
+    let head = &common::TINY[..common::TINY.find("[[loss]]").unwrap()];
+    let tail = &common::TINY[common::TINY.find("[eval]").unwrap()..];
+    let head = head.replace("epochs = 2", "epochs = 1").replace("lr_milestones = [1]\n", "");
+    format!("{head}{}{tail}", zoo_blocks())
+}
+
+#[test]
+fn every_loss_trains_without_nan_and_fills_its_telemetry() {
+    let exp = common::experiment(&zoo_experiment());
+    let names: Vec<&str> = exp.trials.iter().map(|t| t.loss.name.as_str()).collect();
+    for e in loss::registry() {
+        assert!(names.contains(&e.name), "{} is not trained", e.name);
+    }
+    assert!(exp.trials.len() > loss::registry().len(), "the option variants are trained too");
+
+    let out = tempfile::tempdir().unwrap();
+    let summaries = runner::run_experiment(&exp, &RunOptions::new(out.path())).unwrap();
+    let dir = ExperimentDir::new(out.path(), "tiny");
+    let classes = 12.0_f64;
+    assert_eq!(summaries.len(), exp.trials.len());
+    for trial in &exp.trials {
+        let id = trial.id();
+        let summary = summaries.iter().find(|s| s.id == id).unwrap();
+        assert_eq!(summary.state, State::Done, "{id} ({}) did not finish: {summary:?}", trial.loss.params_text());
+        let steps = store::read_parquet(&dir.trial(&id).join("steps.parquet")).unwrap();
+        // 96 images / 16 = 6 steps, a row every 2 steps.
+        assert_eq!(steps.height(), 3, "{id}");
+        for column in steps.columns() {
+            if let Ok(values) = column.f64() {
+                for v in (0..values.len()).filter_map(|i| values.get(i)) {
+                    assert!(v.is_finite(), "{id}: {} holds {v}", column.name());
+                }
+            }
+        }
+        for name in ["loss", "coef_y_mean", "grad_norm_feat_mean", "grad_norm_class_weights", "scale"] {
+            let col = steps.column(name).unwrap().f64().unwrap();
+            assert_eq!(col.null_count(), 0, "{id}: {name} has nulls");
+        }
+        let scale: Vec<f64> = steps.column("scale").unwrap().f64().unwrap().into_no_null_iter().collect();
+        let cfg = &trial.loss;
+        let expected = match cfg.name.as_str() {
+            "softmax" | "sphereface" | "p2sgrad" => Some(1.0),
+            "l2softmax" => Some(cfg.f64("alpha")),
+            "adacos" if cfg.str("mode") == "fixed" => Some(2f64.sqrt() * (classes - 1.0).ln()),
+            "adacos" => None,
+            _ => Some(cfg.f64("s")),
+        };
+        match expected {
+            Some(s) => assert!(scale.iter().all(|v| (v - s).abs() < 1e-9), "{id}: scale {scale:?}, expected {s}"),
+            None => {
+                // AdaCos dynamic: re-estimated every step, so the logged values move.
+                assert!(scale.iter().all(|v| *v > 0.0), "{id}: scale {scale:?}");
+                assert!(scale.windows(2).any(|w| w[0] != w[1]), "{id}: the scale never changed: {scale:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn contradictory_magface_parameters_are_rejected_with_a_location() {
+    let text = zoo_experiment().replace("name = \"magface\"\n", "name = \"magface\"\nl_a = 200.0\n");
+    let err = p2sbench::spec::parse(std::path::Path::new("zoo.toml"), &text).unwrap_err().to_string();
+    assert!(err.starts_with("zoo.toml:") && err.contains("l_a") && err.contains("u_a"), "{err}");
+}
