@@ -57,7 +57,7 @@ pub fn bold(px: f64) -> TextStyle<'static> {
     TextStyle::from((FAMILY, px, FontStyle::Bold).into_font()).color(&BLACK)
 }
 
-/// Fixed colours for the losses the harness knows (Okabe–Ito, colour-blind safe).
+/// Fixed colours for the losses the harness knows (Okabe–Ito first, colour-blind safe, then Tol).
 const LOSS_COLORS: &[(&str, RGBColor)] = &[
     ("p2sgrad", RGBColor(213, 94, 0)),
     ("cosface", RGBColor(0, 114, 178)),
@@ -66,8 +66,12 @@ const LOSS_COLORS: &[(&str, RGBColor)] = &[
     ("softmax", RGBColor(85, 85, 85)),
     ("normface", RGBColor(230, 159, 0)),
     ("sphereface", RGBColor(86, 180, 233)),
+    ("sphereface_norm", RGBColor(120, 190, 60)),
     ("adacos", RGBColor(136, 34, 85)),
     ("combined", RGBColor(153, 153, 51)),
+    ("curricularface", RGBColor(51, 34, 136)),
+    ("adaface", RGBColor(170, 51, 119)),
+    ("magface", RGBColor(102, 51, 0)),
 ];
 
 /// Colours for losses not in the fixed table, chosen by a hash of the name.
@@ -270,8 +274,7 @@ mod tests {
 
     #[test]
     fn loss_colours_are_fixed_and_distinct() {
-        let known: Vec<RGBColor> =
-            ["p2sgrad", "cosface", "arcface", "l2softmax", "softmax"].iter().map(|l| loss_color(l)).collect();
+        let known: Vec<RGBColor> = crate::loss::registry().iter().map(|e| loss_color(e.name)).collect();
         for (i, a) in known.iter().enumerate() {
             assert!(known[i + 1..].iter().all(|b| b != a), "two losses share {a:?}");
         }
