@@ -61,6 +61,10 @@ pub enum Command {
         /// The experiment's results directory (results/<experiment name>).
         dir: PathBuf,
     },
+    /// P_y(θ), g_y(θ) = ∂L/∂cos θ_y and ‖∂L/∂x‖ against the target angle for loss settings,
+    /// without training (table, CSV, JSON, PNG or SVG). Exit code 2: an invalid setting.
+    #[command(long_about = crate::analysis::command::LONG_ABOUT)]
+    Curves(crate::analysis::command::CurvesArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -106,9 +110,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("report: {}", report::write_report(&dir)?.display());
             Ok(())
         }
+        Command::Curves(args) => crate::analysis::command::run(&args),
         Command::Losses => {
             for entry in loss::registry() {
-                println!("{:<10} {}", entry.name, entry.summary);
+                println!("{:<16} {}", entry.name, entry.summary);
                 for p in entry.params {
                     println!(
                         "    {:<12} {:<45} default {:<10} {}",

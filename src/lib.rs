@@ -5,6 +5,7 @@
 //! Data flows one way: [`spec`] → trials → ([`data`], [`model`], [`loss`]) → [`train`] →
 //! [`eval`] → [`store`]; [`runner`] drives that chain and [`cli`] maps commands onto it.
 
+pub mod analysis;
 pub mod cli;
 pub mod data;
 pub mod digest;
