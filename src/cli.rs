@@ -61,10 +61,14 @@ pub enum Command {
         /// The experiment's results directory (results/<experiment name>).
         dir: PathBuf,
     },
-    /// P_y(θ), g_y(θ) = ∂L/∂cos θ_y and ‖∂L/∂x‖ against the target angle for loss settings,
-    /// without training (table, CSV, JSON, PNG or SVG). Exit code 2: an invalid setting.
-    #[command(long_about = crate::analysis::command::LONG_ABOUT)]
-    Curves(crate::analysis::command::CurvesArgs),
+    /// Score features (a .npy file, devkit feature files) or a trained trial on a protocol's real
+    /// files: LFW (and insightface .bin packs), MegaFace Challenge 1, IJB-C. Prints the metrics,
+    /// or one JSON object with --json: {"protocol", "variant", "metrics"}. Exit code 2: a missing
+    /// or malformed input file (the message names the file and line or record).
+    Eval {
+        #[command(subcommand)]
+        protocol: crate::eval::command::EvalCommand,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -110,10 +114,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("report: {}", report::write_report(&dir)?.display());
             Ok(())
         }
-        Command::Curves(args) => crate::analysis::command::run(&args),
+        Command::Eval { protocol } => crate::eval::command::run(protocol),
         Command::Losses => {
             for entry in loss::registry() {
-                println!("{:<16} {}", entry.name, entry.summary);
+                println!("{:<10} {}", entry.name, entry.summary);
                 for p in entry.params {
                     println!(
                         "    {:<12} {:<45} default {:<10} {}",

@@ -1,14 +1,40 @@
 //! Feature extraction from a trained network: batched, in eval mode, with the flip-test
-//! variants (none, sum of plain and flipped, concatenation).
+//! variants (none, sum of plain and flipped, concatenation), and an optional progress bar.
 
+use super::Features;
 use crate::data::ImageSet;
 use crate::model::Network;
 use crate::spec::FlipMode;
+use indicatif::{ProgressBar, ProgressStyle};
 use tch::{Device, Kind, Tensor};
 
 /// Features of every image in `set`, as row-major f32 [n, dim]; returns (features, dim).
 pub fn extract(net: &Network, set: &ImageSet, flip: FlipMode, batch: usize, device: Device) -> (Vec<f32>, usize) {
+    let f = extract_features(net, set, flip, batch, device, false);
+    (f.data, f.dim)
+}
+
+/// Features of every image in `set`; `progress` draws a bar on stderr.
+pub fn extract_features(
+    net: &Network,
+    set: &ImageSet,
+    flip: FlipMode,
+    batch: usize,
+    device: Device,
+    progress: bool,
+) -> Features {
     let _guard = tch::no_grad_guard();
+    let bar = if progress {
+        let bar = ProgressBar::new(set.len() as u64).with_prefix("features");
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} images (eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
     let mut rows = Vec::new();
     let mut dim = 0;
     let indices: Vec<usize> = (0..set.len()).collect();
@@ -23,6 +49,8 @@ pub fn extract(net: &Network, set: &ImageSet, flip: FlipMode, batch: usize, devi
         dim = feats.size()[1] as usize;
         let flat = feats.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1);
         rows.extend(Vec::<f32>::try_from(&flat).expect("features are float"));
+        bar.inc(chunk.len() as u64);
     }
-    (rows, dim)
+    bar.finish_and_clear();
+    Features::new(set.len(), dim, rows)
 }

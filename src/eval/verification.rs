@@ -1,7 +1,9 @@
 //! k-fold verification accuracy (the LFW protocol's metric), insightface's variant: squared L2
 //! distance between L2-normalised features, thresholds 0.00..3.99 in steps of 0.01, contiguous
-//! folds, the threshold that maximises accuracy on the other folds (first maximum on ties),
-//! accuracy on the held fold; mean and population std over folds.
+//! folds split as scikit-learn's `KFold(shuffle=False)` splits them (the first n mod k folds one
+//! pair larger), the threshold that maximises accuracy on the other folds (first maximum on
+//! ties), accuracy on the held fold; mean and population std over folds. Also the built-in
+//! LFW-style pair construction from labelled images.
 
 /// One pair: indices of the two feature rows and whether they show the same identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +42,30 @@ fn accuracy(dist: &[f64], same: &[bool], threshold: f64) -> f64 {
     correct as f64 / dist.len().max(1) as f64
 }
 
+/// Cosine distance 1 − cos(a, b) between rows `a` and `b` of `features` ([n, dim]).
+pub fn cosine_distance(features: &[f32], dim: usize, a: usize, b: usize) -> f64 {
+    let fa = &features[a * dim..(a + 1) * dim];
+    let fb = &features[b * dim..(b + 1) * dim];
+    let norm = |f: &[f32]| f.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt().max(1e-12);
+    let dot: f64 = fa.iter().zip(fb).map(|(&x, &y)| x as f64 * y as f64).sum();
+    1.0 - dot / (norm(fa) * norm(fb))
+}
+
+/// Half-open bounds of contiguous fold `k` of `folds` over `n` items, as scikit-learn's
+/// `KFold(n_splits=folds, shuffle=False)`: the first `n % folds` folds hold one item more.
+pub fn fold_bounds(n: usize, folds: usize, k: usize) -> (usize, usize) {
+    let (base, extra) = (n / folds, n % folds);
+    let lo = k * base + k.min(extra);
+    (lo, lo + base + usize::from(k < extra))
+}
+
 /// k-fold accuracy over pair distances (`dist[i]` for pair i), contiguous folds.
 pub fn kfold_accuracy(dist: &[f64], same: &[bool], folds: usize, thresholds: &[f64]) -> FoldAccuracy {
     let n = dist.len();
     let mut per_fold = Vec::with_capacity(folds);
     let mut chosen = Vec::with_capacity(folds);
     for k in 0..folds {
-        let (lo, hi) = (k * n / folds, (k + 1) * n / folds);
+        let (lo, hi) = fold_bounds(n, folds, k);
         let train_d: Vec<f64> = dist[..lo].iter().chain(&dist[hi..]).copied().collect();
         let train_s: Vec<bool> = same[..lo].iter().chain(&same[hi..]).copied().collect();
         let mut best = (f64::NEG_INFINITY, thresholds[0]);

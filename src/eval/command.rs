@@ -1,0 +1,338 @@
+//! `p2sbench eval <protocol>`: scores features (a `.npy` file, devkit feature files) or a trained
+//! trial on a protocol's real files and prints the metrics, as text or as one JSON object
+//! `{"protocol": ..., "variant": {...}, "metrics": {...}}`.
+
+use super::lfw::{self, Distance, LfwOptions, ThresholdGrid};
+use super::megaface::formats::FeatureLayout;
+use super::megaface::run::{evaluate_files, MegafaceFiles};
+use super::megaface::MegafaceOptions;
+use super::roc::FarReadout;
+use super::{check_finite, ijbc, npy, trial, Features, ProtocolResult};
+use crate::error::InputError;
+use crate::spec::FlipMode;
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+
+const LFW_METRICS: &str = "Metrics: accuracy_mean, accuracy_std (fractions; k-fold accuracy over the pairs' folds).";
+const MEGAFACE_METRICS: &str = "Metrics: rank1@distractors=N (rank-1 identification rate with each distractor list, \
+N = the list's length), tar@far=1e-6 (TAR with the largest list).";
+const IJBC_METRICS: &str = "Metrics: tar@far=1e-6 … tar@far=1e-1 and auc (1:1); with the 1:N files also rank1, \
+rank5, rank10, tpir@fpir=1e-2, tpir@fpir=1e-1 (mean of galleries G1 and G2) and g1/…, g2/… (each gallery).";
+
+/// The protocols.
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// LFW-style 10-fold verification accuracy (also CFP-FP, AgeDB-30 as insightface .bin packs).
+    ///
+    /// Inputs, one of: --pairs with --features and --list (features of listed images);
+    /// --pairs with --images and --model (a trained trial embeds the images of an LFW-layout
+    /// directory <name>/<name>_0001.jpg); --bin with --model (or with --features, rows in pack
+    /// order). Default metric: insightface's (squared L2 on normalised features, thresholds
+    /// 0.00..3.99, contiguous folds, first maximum on ties, population std).
+    #[command(after_help = LFW_METRICS)]
+    Lfw(LfwArgs),
+    /// MegaFace Challenge 1: FaceScrub probes against distractor lists, per-image feature files.
+    ///
+    /// Features are read from <root>/<path><suffix> for every path of the lists (the devkit's
+    /// layout). Rank-1: each probe against each other image of its identity added to the
+    /// distractors. Give one --distractors list per size (10 … 1000000); they are scored in one
+    /// streaming pass. --probe-noise / --distractor-noise select the cleaned variant.
+    #[command(after_help = MEGAFACE_METRICS)]
+    Megaface(MegafaceArgs),
+    /// IJB-C 1:1 verification (and 1:N identification when the gallery/probe files are present).
+    ///
+    /// --features holds one row per line of ijbc_face_tid_mid.txt, in its order. Image features
+    /// are L2-normalised (unless --keep-norm), optionally weighted by detector score (--scores),
+    /// averaged within media, summed over media and normalised per template.
+    #[command(after_help = IJBC_METRICS)]
+    Ijbc(IjbcArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LfwArgs {
+    /// LFW View 2 pairs.txt.
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Features (.npy, f32 [n, d]): row i is the image on line i of --list (or of the --bin pack).
+    #[arg(long)]
+    pub features: Option<PathBuf>,
+    /// Image list: one relative path (<name>/<name>_0001.jpg) per line.
+    #[arg(long)]
+    pub list: Option<PathBuf>,
+    /// LFW-layout image directory (with --pairs and --model).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// insightface .bin pack (lfw.bin, cfp_fp.bin, agedb_30.bin).
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+    /// A trained trial's directory (results/<experiment>/trials/<id>) to embed images with.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Distance between features.
+    #[arg(long, value_enum, default_value = "squared-l2")]
+    pub distance: Distance,
+    /// Threshold grid start:stop:step (stop excluded).
+    #[arg(long, default_value = "0:4:0.01")]
+    pub thresholds: ThresholdGrid,
+    /// Folds (default: the pairs file's header; 10 for .bin packs).
+    #[arg(long)]
+    pub folds: Option<usize>,
+    #[command(flatten)]
+    pub model_opts: ModelOpts,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options for embedding images with a trained trial.
+#[derive(Args, Debug, Clone)]
+pub struct ModelOpts {
+    /// Flip test: none, sum (plain + flipped) or concat.
+    #[arg(long, value_enum, default_value = "sum")]
+    pub flip: FlipArg,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Device: auto (CUDA if available), cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Also write the extracted features here (.npy); with --images, the image of each row goes to
+    /// the same path with a .txt extension (a list for --features/--list).
+    #[arg(long)]
+    pub export_features: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FlipArg {
+    None,
+    Sum,
+    Concat,
+}
+
+impl From<FlipArg> for FlipMode {
+    fn from(f: FlipArg) -> FlipMode {
+        match f {
+            FlipArg::None => FlipMode::None,
+            FlipArg::Sum => FlipMode::Sum,
+            FlipArg::Concat => FlipMode::Concat,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct MegafaceArgs {
+    /// FaceScrub probe list (JSON with "id" and "path").
+    #[arg(long)]
+    pub probes: PathBuf,
+    /// Distractor list (JSON with "path"); repeat for several sizes.
+    #[arg(long, required = true)]
+    pub distractors: Vec<PathBuf>,
+    /// Feature root: probes under <root>/facescrub, distractors under <root>/megaface.
+    #[arg(long)]
+    pub features_root: Option<PathBuf>,
+    /// Probe feature root (overrides <features-root>/facescrub).
+    #[arg(long)]
+    pub probe_root: Option<PathBuf>,
+    /// Distractor feature root (overrides <features-root>/megaface).
+    #[arg(long)]
+    pub distractor_root: Option<PathBuf>,
+    /// Appended to each list path to name its feature file (the devkit's file ending).
+    #[arg(long, default_value = "_p2sbench.bin")]
+    pub suffix: String,
+    /// insightface facescrub_noises.txt: noisy probes are replaced by their identity's centre.
+    #[arg(long)]
+    pub probe_noise: Option<PathBuf>,
+    /// insightface megaface_noises.txt: noisy distractors are removed.
+    #[arg(long)]
+    pub distractor_noise: Option<PathBuf>,
+    /// FAR of the TAR read-out.
+    #[arg(long, default_value_t = 1e-6)]
+    pub far: f64,
+    /// How TAR is read off the ROC curve.
+    #[arg(long, value_enum, default_value = "at-most")]
+    pub far_readout: FarReadout,
+    /// Distractors per streamed block.
+    #[arg(long, default_value_t = 4096)]
+    pub block: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct IjbcArgs {
+    /// The meta directory (ijbc_face_tid_mid.txt, ijbc_template_pair_label.txt, …; or its parent).
+    #[arg(long)]
+    pub meta: PathBuf,
+    /// Image features (.npy, f32 [n, d]) in the order of ijbc_face_tid_mid.txt.
+    #[arg(long)]
+    pub features: PathBuf,
+    /// Weight each image by its detector score (ijbc_name_5pts_score.txt).
+    #[arg(long)]
+    pub scores: bool,
+    /// Keep image feature norms (default: L2-normalise each image feature first).
+    #[arg(long)]
+    pub keep_norm: bool,
+    /// How TAR is read off the ROC curve.
+    #[arg(long, value_enum, default_value = "nearest")]
+    pub far_readout: FarReadout,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs an `eval` command.
+pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
+    let (result, json) = match cmd {
+        EvalCommand::Lfw(a) => {
+            let json = a.json;
+            (run_lfw(a)?, json)
+        }
+        EvalCommand::Megaface(a) => {
+            let json = a.json;
+            (run_megaface(a)?, json)
+        }
+        EvalCommand::Ijbc(a) => {
+            let json = a.json;
+            (run_ijbc(a)?, json)
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&result.to_json())?);
+    } else {
+        print!("{}", result.to_text());
+    }
+    Ok(())
+}
+
+fn usage(message: &str) -> anyhow::Error {
+    InputError { location: "p2sbench eval".into(), message: message.into() }.into()
+}
+
+/// Reads a `.npy` feature file and checks it holds only finite values.
+pub fn read_features(path: &Path) -> Result<Features, InputError> {
+    let f = npy::read(path)?;
+    check_finite(&f, path)?;
+    Ok(f)
+}
+
+fn check_rows(features: &Features, path: &Path, want: usize, of: &str) -> Result<(), InputError> {
+    if features.rows != want {
+        return Err(InputError::file(path, format!("{} feature rows, but {of} has {want}", features.rows)));
+    }
+    Ok(())
+}
+
+fn embed(model: &Path, set: &crate::data::ImageSet, o: &ModelOpts) -> anyhow::Result<Features> {
+    let extractor = trial::Extractor::open(model, &o.device)?;
+    let features = extractor.extract(set, o.flip.into(), o.batch, std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if let Some(path) = &o.export_features {
+        npy::write(path, &features)?;
+    }
+    Ok(features)
+}
+
+fn run_lfw(a: LfwArgs) -> anyhow::Result<ProtocolResult> {
+    let mut opts = LfwOptions { distance: a.distance, thresholds: a.thresholds, folds: 10 };
+    let (features, pairs, source) = if let Some(bin_path) = &a.bin {
+        let pack = lfw::read_bin(bin_path)?;
+        let features = match (&a.features, &a.model) {
+            (Some(f), None) => {
+                let features = read_features(f)?;
+                check_rows(&features, f, pack.images.len(), &bin_path.display().to_string())?;
+                features
+            }
+            (None, Some(model)) => {
+                let (c, s) = trial::input_shape(model)?;
+                let set = super::images::load_encoded(bin_path, &pack.images, c, s)?;
+                embed(model, &set, &a.model_opts)?
+            }
+            _ => return Err(usage("--bin needs exactly one of --model TRIAL_DIR and --features F.npy")),
+        };
+        (features, pack.pairs(), format!("bin pack {}", bin_path.display()))
+    } else {
+        let pairs_path = a.pairs.as_ref().ok_or_else(|| {
+            usage("give --pairs PAIRS (with --features and --list, or --images and --model) or --bin")
+        })?;
+        let pairs_file = lfw::read_pairs(pairs_path)?;
+        opts.folds = pairs_file.folds;
+        match (&a.features, &a.list, &a.images, &a.model) {
+            (Some(f), Some(list_path), None, None) => {
+                let list = lfw::read_list(list_path)?;
+                let features = read_features(f)?;
+                check_rows(&features, f, list.len(), &list_path.display().to_string())?;
+                let pairs = lfw::pairs_from_list(pairs_path, &pairs_file, list_path, &list)?;
+                (features, pairs, format!("pairs {} + features", pairs_path.display()))
+            }
+            (None, None, Some(dir), Some(model)) => {
+                let (images, pairs) = lfw::unique_images(&pairs_file);
+                let (c, s) = trial::input_shape(model)?;
+                let set = super::images::load_files(dir, &images, c, s)?;
+                let features = embed(model, &set, &a.model_opts)?;
+                if let Some(path) = &a.model_opts.export_features {
+                    crate::store::write_atomic(&path.with_extension("txt"), (images.join("\n") + "\n").as_bytes())?;
+                }
+                (features, pairs, format!("pairs {} + images {}", pairs_path.display(), dir.display()))
+            }
+            _ => return Err(usage("--pairs needs either --features and --list, or --images and --model")),
+        }
+    };
+    if let Some(folds) = a.folds {
+        opts.folds = folds;
+    }
+    if opts.folds < 2 || opts.folds > pairs.len() {
+        return Err(usage(&format!("--folds {}: expected 2 to {} (the number of pairs)", opts.folds, pairs.len())));
+    }
+    let (_, mut result) = lfw::evaluate(&features, &pairs, &opts);
+    result.variant.insert(0, ("source".into(), source.into()));
+    if a.model.is_some() {
+        result.set("flip", format!("{:?}", FlipMode::from(a.model_opts.flip)).to_lowercase());
+    }
+    Ok(result)
+}
+
+fn run_megaface(a: MegafaceArgs) -> anyhow::Result<ProtocolResult> {
+    let root = |sub: &str, own: &Option<PathBuf>, flag: &str| -> anyhow::Result<PathBuf> {
+        own.clone()
+            .or_else(|| a.features_root.as_ref().map(|r| r.join(sub)))
+            .ok_or_else(|| usage(&format!("give --features-root DIR (or {flag})")))
+    };
+    let layout = FeatureLayout {
+        probe_root: root("facescrub", &a.probe_root, "--probe-root")?,
+        distractor_root: root("megaface", &a.distractor_root, "--distractor-root")?,
+        suffix: a.suffix.clone(),
+    };
+    if !(a.far > 0.0 && a.far < 1.0) {
+        return Err(usage("--far: expected a rate between 0 and 1"));
+    }
+    let files = MegafaceFiles {
+        probes: a.probes,
+        distractors: a.distractors,
+        layout,
+        probe_noise: a.probe_noise,
+        distractor_noise: a.distractor_noise,
+    };
+    let opts = MegafaceOptions { far: a.far, readout: a.far_readout, block: a.block.max(1) };
+    Ok(evaluate_files(&files, &opts)?)
+}
+
+fn run_ijbc(a: IjbcArgs) -> anyhow::Result<ProtocolResult> {
+    let files = ijbc::MetaFiles::locate(&a.meta)?;
+    let (protocol, images) = ijbc::load(&files)?;
+    let features = read_features(&a.features)?;
+    check_rows(&features, &a.features, images.names.len(), &files.images.display().to_string())?;
+    let detector_scores = if a.scores {
+        if !files.scores.is_file() {
+            return Err(InputError::file(&files.scores, "missing: --scores reads the detector scores from it").into());
+        }
+        Some(ijbc::meta::read_scores(&files.scores, &images, &files.images)?)
+    } else {
+        None
+    };
+    let pool = ijbc::PoolOptions { detector_scores, keep_norm: a.keep_norm };
+    let mut result = ijbc::evaluate(&protocol, &features, &pool, a.far_readout);
+    result
+        .variant
+        .insert(0, ("source".into(), format!("meta {}", files.images.parent().unwrap_or(&a.meta).display()).into()));
+    Ok(result)
+}

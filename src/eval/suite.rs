@@ -1,0 +1,331 @@
+//! The protocols an experiment's `[eval]` selects, run on a network during training.
+//!
+//! Built-in protocols are constructed once from the held-out identities and `data.seed`
+//! ([`Suite::new`]); real-file protocols are parsed, and their small image sets decoded, on first
+//! use (a malformed file then fails the trial with an [`InputError`] naming it). Large real image
+//! sets (MegaFace distractors, IJB-C) are decoded and embedded in chunks at every evaluation.
+
+use super::builtin::{self, IjbcStyleOptions, MegafaceStyle};
+use super::ijbc::{self, IjbcProtocol, PoolOptions};
+use super::lfw::{self, Distance, LfwOptions, ThresholdGrid};
+use super::megaface::{self, formats, DistractorSets, InMemory, MegafaceOptions};
+use super::roc::FarReadout;
+use super::verification::{self, Pair};
+use super::{align, features, images, Features, ProtocolResult};
+use crate::data::ImageSet;
+use crate::error::InputError;
+use crate::model::Network;
+use crate::spec::{DataSpec, EvalSpec, FlipMode};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use tch::Device;
+
+/// Images embedded per chunk when a real image set is streamed.
+const CHUNK: usize = 4096;
+
+/// Prepared protocols.
+pub struct Suite {
+    lfw_pairs: Vec<Pair>,
+    megaface: Option<MegafaceStyle>,
+    ijbc: Option<IjbcProtocol>,
+    real: OnceLock<Result<Real, InputError>>,
+}
+
+#[derive(Default)]
+struct Real {
+    lfw: Option<(ImageSet, Vec<Pair>, usize, String)>,
+    megaface: Option<MegafaceReal>,
+    ijbc: Option<IjbcReal>,
+}
+
+struct MegafaceReal {
+    probes: ImageSet,
+    probe_ids: Vec<u32>,
+    noisy: Option<Vec<bool>>,
+    distractors: Vec<PathBuf>,
+    sets: DistractorSets,
+    /// Distractor entries removed by the noise list, if one was given.
+    removed: Option<usize>,
+}
+
+struct IjbcReal {
+    protocol: IjbcProtocol,
+    images: Vec<PathBuf>,
+    landmarks: Vec<[[f32; 2]; 5]>,
+    scores: Option<Vec<f32>>,
+}
+
+fn selected(spec: &EvalSpec, protocol: &str) -> bool {
+    spec.protocols.iter().any(|p| p == protocol)
+}
+
+fn readout(text: &str) -> FarReadout {
+    if text == "nearest" {
+        FarReadout::Nearest
+    } else {
+        FarReadout::AtMost
+    }
+}
+
+fn clone_err(e: &InputError) -> InputError {
+    InputError { location: e.location.clone(), message: e.message.clone() }
+}
+
+impl Suite {
+    /// Constructs the selected built-in protocols over `heldout_labels`.
+    pub fn new(spec: &EvalSpec, data: &DataSpec, heldout_labels: &[i64]) -> Suite {
+        let lfw_pairs = if selected(spec, "lfw") && spec.lfw.pairs.is_none() && spec.lfw.bin.is_none() {
+            verification::lfw_style_pairs(heldout_labels, spec.lfw.folds, spec.lfw.pairs_per_fold, data.seed)
+        } else {
+            Vec::new()
+        };
+        let megaface = (selected(spec, "megaface") && spec.megaface.probes.is_none()).then(|| {
+            let identities = heldout_labels.iter().collect::<std::collections::BTreeSet<_>>().len();
+            let k = spec.megaface.probe_identities.unwrap_or((identities / 5).max(1));
+            builtin::megaface_style(heldout_labels, k, data.seed)
+        });
+        let ijbc = (selected(spec, "ijbc") && spec.ijbc.meta.is_none()).then(|| {
+            let opts = IjbcStyleOptions {
+                templates_per_identity: spec.ijbc.templates_per_identity,
+                max_media_size: spec.ijbc.max_media_size,
+                max_impostor_pairs: spec.ijbc.max_impostor_pairs,
+            };
+            builtin::ijbc_style(heldout_labels, &opts, data.seed)
+        });
+        Suite { lfw_pairs, megaface, ijbc, real: OnceLock::new() }
+    }
+
+    /// The built-in LFW-style pairs (empty when LFW is not selected or runs on real files).
+    pub fn lfw_pairs(&self) -> &[Pair] {
+        &self.lfw_pairs
+    }
+
+    /// Runs every selected protocol on `net`; `heldout` is the held-out image set.
+    pub fn run(
+        &self,
+        spec: &EvalSpec,
+        data: &DataSpec,
+        net: &Network,
+        heldout: &ImageSet,
+        device: Device,
+    ) -> Result<Vec<ProtocolResult>, InputError> {
+        let flip = spec.flip;
+        let flip_name = flip_label(flip);
+        let embed = |set: &ImageSet| features::extract_features(net, set, flip, 256, device, false);
+        let needs_heldout = !self.lfw_pairs.is_empty() || self.megaface.is_some() || self.ijbc.is_some();
+        let held = needs_heldout.then(|| embed(heldout));
+        let real = self.real.get_or_init(|| prepare_real(spec, data)).as_ref().map_err(clone_err)?;
+        let mut out = Vec::new();
+        let lfw_opts = LfwOptions {
+            distance: if spec.lfw.distance == "cosine" { Distance::Cosine } else { Distance::SquaredL2 },
+            thresholds: spec.lfw.thresholds.parse::<ThresholdGrid>().unwrap_or_default(),
+            folds: spec.lfw.folds,
+        };
+        if let (Some(f), false) = (&held, self.lfw_pairs.is_empty()) {
+            let (_, mut r) = lfw::evaluate(f, &self.lfw_pairs, &lfw_opts);
+            r.variant.insert(0, ("source".into(), "builtin heldout".into()));
+            r.set("flip", flip_name.clone());
+            out.push(r);
+        }
+        if let Some((set, pairs, folds, source)) = &real.lfw {
+            let opts = LfwOptions { folds: *folds, ..lfw_opts };
+            let (_, mut r) = lfw::evaluate(&embed(set), pairs, &opts);
+            r.variant.insert(0, ("source".into(), source.clone().into()));
+            r.set("flip", flip_name.clone());
+            out.push(r);
+        }
+        let mf_opts =
+            MegafaceOptions { far: spec.megaface.far, readout: readout(&spec.megaface.far_readout), block: 4096 };
+        if let (Some(f), Some(m)) = (&held, &self.megaface) {
+            let probes = gather(f, &m.probes);
+            let distractors = gather(f, &m.distractors);
+            let source = InMemory { data: &distractors.data, dim: f.dim };
+            let sets = DistractorSets::prefixes(&m.sizes, m.distractors.len());
+            let outcomes = megaface::evaluate(&probes, &m.probe_ids, &source, &sets, &mf_opts)?;
+            let mut r = megaface::result(&outcomes, &mf_opts, "builtin heldout", "raw");
+            r.set("flip", flip_name.clone());
+            out.push(r);
+        }
+        if let Some(m) = &real.megaface {
+            out.push(run_megaface_real(m, &mf_opts, &embed, data, &flip_name)?);
+        }
+        let ij_readout = readout(&spec.ijbc.far_readout);
+        if let (Some(f), Some(p)) = (&held, &self.ijbc) {
+            let pool = PoolOptions { detector_scores: None, keep_norm: spec.ijbc.keep_norm };
+            let mut r = ijbc::evaluate(p, f, &pool, ij_readout);
+            r.variant.insert(0, ("source".into(), "builtin heldout".into()));
+            r.set("flip", flip_name.clone());
+            out.push(r);
+        }
+        if let Some(j) = &real.ijbc {
+            let set_of = |range: std::ops::Range<usize>| -> Result<ImageSet, InputError> {
+                let pixels = range
+                    .clone()
+                    .into_par_iter()
+                    .map(|i| {
+                        let path = &j.images[i];
+                        let bytes = std::fs::read(path)
+                            .map_err(|e| InputError::file(path, format!("cannot read the image: {e}")))?;
+                        let img = image::load_from_memory(&bytes)
+                            .map_err(|e| InputError::file(path, format!("cannot decode the image: {e}")))?
+                            .to_rgb8();
+                        let (w, h) = (img.width() as usize, img.height() as usize);
+                        Ok(align::align(img.as_raw(), w, h, &j.landmarks[i], data.image_size, data.channels))
+                    })
+                    .collect::<Result<Vec<_>, InputError>>()?;
+                Ok(ImageSet {
+                    pixels: pixels.concat(),
+                    labels: vec![0; range.len()],
+                    num_classes: 1,
+                    channels: data.channels,
+                    size: data.image_size,
+                })
+            };
+            let f = embed_chunks(j.images.len(), set_of, &embed)?;
+            let pool = PoolOptions { detector_scores: j.scores.clone(), keep_norm: spec.ijbc.keep_norm };
+            let mut r = ijbc::evaluate(&j.protocol, &f, &pool, ij_readout);
+            r.variant.insert(0, ("source".into(), "meta files, loose crops aligned by 5 landmarks".into()));
+            r.set("flip", flip_name.clone());
+            out.push(r);
+        }
+        Ok(out)
+    }
+}
+
+/// Rows `rows` of `f`, in order.
+fn gather(f: &Features, rows: &[usize]) -> Features {
+    Features::new(rows.len(), f.dim, rows.iter().flat_map(|&r| f.row(r).iter().copied()).collect())
+}
+
+/// Embeds `n` images built chunk by chunk by `set_of`.
+fn embed_chunks(
+    n: usize,
+    set_of: impl Fn(std::ops::Range<usize>) -> Result<ImageSet, InputError>,
+    embed: &dyn Fn(&ImageSet) -> Features,
+) -> Result<Features, InputError> {
+    let mut data = Vec::new();
+    let mut dim = 0;
+    for start in (0..n).step_by(CHUNK) {
+        let f = embed(&set_of(start..(start + CHUNK).min(n))?);
+        dim = f.dim;
+        data.extend(f.data);
+    }
+    Ok(Features::new(n, dim, data))
+}
+
+fn run_megaface_real(
+    m: &MegafaceReal,
+    opts: &MegafaceOptions,
+    embed: &dyn Fn(&ImageSet) -> Features,
+    data: &DataSpec,
+    flip_name: &str,
+) -> Result<ProtocolResult, InputError> {
+    let mut probes = embed(&m.probes);
+    let replaced = m.noisy.as_ref().map(|noisy| megaface::replace_noisy_probes(&mut probes, &m.probe_ids, noisy));
+    let cleaning = megaface::cleaning_label(replaced, m.removed);
+    let set_of =
+        |range: std::ops::Range<usize>| images::load_paths(&m.distractors[range], data.channels, data.image_size);
+    let distractors = embed_chunks(m.distractors.len(), set_of, embed)?;
+    let source = InMemory { data: &distractors.data, dim: distractors.dim };
+    let outcomes = megaface::evaluate(&probes, &m.probe_ids, &source, &m.sets, opts)?;
+    let mut r = megaface::result(&outcomes, opts, "devkit lists of aligned images", &cleaning);
+    r.set("flip", flip_name);
+    Ok(r)
+}
+
+/// Parses the real-file protocols of `spec` and decodes their small image sets.
+fn prepare_real(spec: &EvalSpec, data: &DataSpec) -> Result<Real, InputError> {
+    let mut real = Real::default();
+    let (c, s) = (data.channels, data.image_size);
+    if selected(spec, "lfw") {
+        if let Some(bin) = &spec.lfw.bin {
+            let pack = lfw::read_bin(bin)?;
+            let set = images::load_encoded(bin, &pack.images, c, s)?;
+            real.lfw = Some((set, pack.pairs(), spec.lfw.folds, format!("bin pack {}", bin.display())));
+        } else if let (Some(pairs_path), Some(dir)) = (&spec.lfw.pairs, &spec.lfw.images) {
+            let pairs = lfw::read_pairs(pairs_path)?;
+            let (names, indexed) = lfw::unique_images(&pairs);
+            let set = images::load_files(dir, &names, c, s)?;
+            let source = format!("pairs {} + images {}", pairs_path.display(), dir.display());
+            real.lfw = Some((set, indexed, pairs.folds, source));
+        }
+    }
+    let m = &spec.megaface;
+    if selected(spec, "megaface") {
+        if let (Some(probes), Some(proot), Some(droot)) = (&m.probes, &m.probe_images, &m.distractor_images) {
+            let list = formats::read_list(probes, true)?;
+            let mut id_index: HashMap<String, u32> = HashMap::new();
+            let probe_ids: Vec<u32> = list
+                .ids
+                .as_ref()
+                .expect("probe lists have ids")
+                .iter()
+                .map(|s| {
+                    let n = id_index.len() as u32;
+                    *id_index.entry(s.clone()).or_insert(n)
+                })
+                .collect();
+            let probe_set = images::load_files(proot, &list.paths, c, s)?;
+            let noisy = match &m.probe_noise {
+                Some(p) => {
+                    let noise = formats::read_noise_list(p)?;
+                    Some(list.paths.iter().map(|path| formats::is_noise(&noise, path, 1)).collect())
+                }
+                None => None,
+            };
+            let noise = m.distractor_noise.as_deref().map(formats::read_noise_list).transpose()?;
+            let lists = m.distractors.iter().map(|p| formats::read_list(p, false)).collect::<Result<Vec<_>, _>>()?;
+            let mut row_of: HashMap<String, usize> = HashMap::new();
+            let mut union: Vec<PathBuf> = Vec::new();
+            let mut masks: Vec<u8> = Vec::new();
+            let mut removed = 0usize;
+            let mut order: Vec<usize> = (0..lists.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(lists[i].paths.len()));
+            for &i in &order {
+                for path in &lists[i].paths {
+                    if noise.as_ref().is_some_and(|n| formats::is_noise(n, path, 3)) {
+                        removed += 1;
+                        continue;
+                    }
+                    let row = *row_of.entry(path.clone()).or_insert_with(|| {
+                        union.push(droot.join(path));
+                        masks.push(0);
+                        union.len() - 1
+                    });
+                    masks[row] |= 1 << i;
+                }
+            }
+            let mut names = Vec::new();
+            for (list, path) in lists.iter().zip(&m.distractors) {
+                let name = list.paths.len().to_string();
+                if names.contains(&name) {
+                    return Err(InputError::file(path, format!("a second distractor list of {name} entries")));
+                }
+                names.push(name);
+            }
+            let sets = DistractorSets { names, masks: (lists.len() > 1).then_some(masks) };
+            let removed = noise.is_some().then_some(removed);
+            real.megaface =
+                Some(MegafaceReal { probes: probe_set, probe_ids, noisy, distractors: union, sets, removed });
+        }
+    }
+    let j = &spec.ijbc;
+    if selected(spec, "ijbc") {
+        if let (Some(meta_dir), Some(image_dir)) = (&j.meta, &j.images) {
+            let files = ijbc::MetaFiles::locate(meta_dir)?;
+            let (protocol, list) = ijbc::load(&files)?;
+            let (landmarks, scores) = ijbc::meta::read_landmarks(&files.scores, &list, &files.images)?;
+            let images = list.names.iter().map(|n| image_dir.join(n)).collect();
+            let scores = j.detector_scores.then_some(scores);
+            real.ijbc = Some(IjbcReal { protocol, images, landmarks, scores });
+        }
+    }
+    Ok(real)
+}
+
+/// A flip mode as variants record it.
+pub fn flip_label(flip: FlipMode) -> String {
+    format!("{flip:?}").to_lowercase()
+}
