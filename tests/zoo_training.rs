@@ -1,13 +1,15 @@
 //! Every registered loss (at its defaults, and every other value of its text and boolean
 //! options) trains on the tiny experiment without diverging, with finite telemetry and the scale
-//! column holding the scale the loss has in force; and a MagFace block whose parameters contradict
-//! each other is rejected at `file:line:col`.
+//! column holding the scale the loss has in force; the adaptive losses' state survives an
+//! interruption (a resumed trial gives the same telemetry as an uninterrupted one); and a MagFace
+//! block whose parameters contradict each other is rejected at `file:line:col`.
 
 mod common;
 
 use p2sbench::loss::{self, ParamKind, ParamValue};
 use p2sbench::runner::{self, RunOptions};
 use p2sbench::store::{self, ExperimentDir, State};
+use p2sbench::train::{self, Checkpointing};
 
 /// `[[loss]]` blocks: each loss at its defaults, plus one block per non-default choice or flag.
 fn zoo_blocks() -> String {
@@ -95,4 +97,33 @@ fn contradictory_magface_parameters_are_rejected_with_a_location() {
     let text = zoo_experiment().replace("name = \"magface\"\n", "name = \"magface\"\nl_a = 200.0\n");
     let err = p2sbench::spec::parse(std::path::Path::new("zoo.toml"), &text).unwrap_err().to_string();
     assert!(err.starts_with("zoo.toml:") && err.contains("l_a") && err.contains("u_a"), "{err}");
+}
+
+#[test]
+fn adaptive_loss_state_resumes_from_a_checkpoint() {
+    let blocks = "[[loss]]\nname = \"adacos\"\n[[loss]]\nname = \"curricularface\"\ns = 16.0\n\
+                  [[loss]]\nname = \"adaface\"\ns = 16.0\nt_alpha = 0.5\n";
+    let head = &common::TINY[..common::TINY.find("[[loss]]").unwrap()];
+    let tail = &common::TINY[common::TINY.find("[eval]").unwrap()..];
+    let head = head.replace("log_every = 2", "log_every = 1\ncheckpoint_every = 2");
+    let exp = common::experiment(&format!("{head}{blocks}{tail}"));
+    let untimed = |rows: Vec<train::telemetry::StepRow>| {
+        rows.into_iter().map(|r| train::telemetry::StepRow { step_seconds: 0.0, ..r }).collect::<Vec<_>>()
+    };
+    for trial in &exp.trials {
+        let id = trial.id();
+        let data = runner::shared_data(trial).unwrap();
+        let set = p2sbench::data::noise::apply(&data.train, &trial.data, &trial.noise);
+        let cpu = tch::Device::Cpu;
+        let reference = train::train_trial(trial, &data, &set, cpu, None, &mut |_| {}).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ck = Checkpointing { dir: dir.path(), trial: &id };
+        // Interrupt after step 5; the last checkpoint is at step 4.
+        let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            train::train_trial(trial, &data, &set, cpu, Some(&ck), &mut |step| assert!(step < 5, "interrupt"))
+        }));
+        assert!(interrupted.is_err(), "{id}: the run was not interrupted");
+        let resumed = train::train_trial(trial, &data, &set, cpu, Some(&ck), &mut |_| {}).unwrap();
+        assert_eq!(untimed(resumed.steps), untimed(reference.steps), "{id}: telemetry differs after resume");
+    }
 }
