@@ -213,11 +213,11 @@ fn stale_trials(dir: &ExperimentDir, exp: &Experiment) -> Vec<String> {
     stale
 }
 
-/// Generates the training and held-out identities and constructs the built-in evaluation protocols.
+/// Generates (or reads) the training and held-out identities and prepares the evaluation protocols.
 pub fn shared_data(cfg: &TrialConfig) -> Result<TrialData> {
     let train = data::training_set(&cfg.data)?;
     let heldout = data::heldout_set(&cfg.data)?;
-    let protocols = crate::eval::suite::Suite::new(&cfg.eval, &cfg.data, &heldout.labels);
+    let protocols = crate::eval::suite::Suite::new(&cfg.eval, &cfg.data, &heldout.labels)?;
     Ok(TrialData { train, heldout, protocols })
 }
 

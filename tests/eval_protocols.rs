@@ -132,7 +132,7 @@ fn the_suite_runs_every_selected_builtin_protocol() {
     let exp = spec::parse(Path::new("suite.toml"), EXPERIMENT).unwrap();
     let cfg = &exp.trials[0];
     let heldout = synthetic::heldout_set(&cfg.data);
-    let suite = Suite::new(&cfg.eval, &cfg.data, &heldout.labels);
+    let suite = Suite::new(&cfg.eval, &cfg.data, &heldout.labels).unwrap();
     assert_eq!(suite.lfw_pairs().len(), 40);
     let net = Network::new(&cfg.model, 1, 16, 4, false, 1, tch::Device::Cpu);
     let results = suite.run(&cfg.eval, &cfg.data, &net, &heldout, tch::Device::Cpu).unwrap();

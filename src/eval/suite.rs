@@ -1,9 +1,9 @@
 //! The protocols an experiment's `[eval]` selects, run on a network during training.
 //!
-//! Built-in protocols are constructed once from the held-out identities and `data.seed`
-//! ([`Suite::new`]); real-file protocols are parsed, and their small image sets decoded, on first
-//! use (a malformed file then fails the trial with an [`InputError`] naming it). Large real image
-//! sets (MegaFace distractors, IJB-C) are decoded and embedded in chunks at every evaluation.
+//! [`Suite::new`] constructs the built-in protocols once from the held-out identities and
+//! `data.seed`, and parses the real-file protocols (decoding their small image sets), so a
+//! malformed file stops the run before training with an [`InputError`] naming it. Large real
+//! image sets (MegaFace distractors, IJB-C) are decoded and embedded in chunks at every evaluation.
 
 use super::builtin::{self, IjbcStyleOptions, MegafaceStyle};
 use super::ijbc::{self, IjbcProtocol, PoolOptions};
@@ -19,7 +19,6 @@ use crate::spec::{DataSpec, EvalSpec, FlipMode};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use tch::Device;
 
 /// Images embedded per chunk when a real image set is streamed.
@@ -30,7 +29,7 @@ pub struct Suite {
     lfw_pairs: Vec<Pair>,
     megaface: Option<MegafaceStyle>,
     ijbc: Option<IjbcProtocol>,
-    real: OnceLock<Result<Real, InputError>>,
+    real: Real,
 }
 
 #[derive(Default)]
@@ -69,13 +68,9 @@ fn readout(text: &str) -> FarReadout {
     }
 }
 
-fn clone_err(e: &InputError) -> InputError {
-    InputError { location: e.location.clone(), message: e.message.clone() }
-}
-
 impl Suite {
-    /// Constructs the selected built-in protocols over `heldout_labels`.
-    pub fn new(spec: &EvalSpec, data: &DataSpec, heldout_labels: &[i64]) -> Suite {
+    /// Constructs the selected built-in protocols over `heldout_labels` and reads the real files.
+    pub fn new(spec: &EvalSpec, data: &DataSpec, heldout_labels: &[i64]) -> Result<Suite, InputError> {
         let lfw_pairs = if selected(spec, "lfw") && spec.lfw.pairs.is_none() && spec.lfw.bin.is_none() {
             verification::lfw_style_pairs(heldout_labels, spec.lfw.folds, spec.lfw.pairs_per_fold, data.seed)
         } else {
@@ -94,7 +89,7 @@ impl Suite {
             };
             builtin::ijbc_style(heldout_labels, &opts, data.seed)
         });
-        Suite { lfw_pairs, megaface, ijbc, real: OnceLock::new() }
+        Ok(Suite { lfw_pairs, megaface, ijbc, real: prepare_real(spec, data)? })
     }
 
     /// The built-in LFW-style pairs (empty when LFW is not selected or runs on real files).
@@ -116,7 +111,7 @@ impl Suite {
         let embed = |set: &ImageSet| features::extract_features(net, set, flip, 256, device, false);
         let needs_heldout = !self.lfw_pairs.is_empty() || self.megaface.is_some() || self.ijbc.is_some();
         let held = needs_heldout.then(|| embed(heldout));
-        let real = self.real.get_or_init(|| prepare_real(spec, data)).as_ref().map_err(clone_err)?;
+        let real = &self.real;
         let mut out = Vec::new();
         let lfw_opts = LfwOptions {
             distance: if spec.lfw.distance == "cosine" { Distance::Cosine } else { Distance::SquaredL2 },
