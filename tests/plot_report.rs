@@ -312,6 +312,10 @@ fn renders_every_figure_kind_from_the_fixture() {
         let texts = svg_texts(&dir.plots().join(format!("{}.svg", f.stem)));
         assert!(texts.iter().any(|t| t == &f.title), "{}: title {:?} not in the SVG text {texts:?}", f.stem, f.title);
     }
+    // The analytic g_y(θ) of every loss (the fixture's experiment.toml gives 40 classes).
+    let coef = manifest.figures.iter().find(|f| f.stem == "coef_vs_theta").unwrap();
+    assert!(coef.caption.contains("with the analytic g_y(θ)"), "{}", coef.caption);
+    assert!(svg_texts(&dir.plots().join("coef_vs_theta.svg")).iter().any(|t| t == "analytic g_y(θ)"));
     let on_disk = plot::Manifest::read(&dir.root).unwrap().unwrap();
     assert_eq!(on_disk, manifest);
 }

@@ -1,34 +1,54 @@
 //! Empirical target coefficient g_y against the target angle θ_y, from telemetry: every logged
 //! step of every seed of a loss's representative setting is one point (its batch means of θ_y
-//! and g_y). Where an analytic g_y(θ) is available for the loss, it is drawn over the points.
+//! and g_y), with the analytic g_y(θ) of the same setting from [`crate::analysis`] drawn over
+//! them.
 
 use super::panel::{Draw, Panel, PanelFigure, Scale, Series};
 use super::style::{loss_color, LegendEntry, Mark};
 use super::{setting_label, Ctx, Rendered};
+use crate::analysis::curves::CurveSpec;
+use crate::loss::{LossConfig, ParamKind, ParamValue};
 use crate::report::aggregate::Representative;
-use crate::report::results::{floats, numeric_params};
+use crate::report::results::{floats, parse_params};
 use anyhow::Result;
 use plotters::style::RGBColor;
 use polars::prelude::*;
+use std::collections::BTreeMap;
 
 /// Colour of the analytic curve.
 const ANALYTIC: RGBColor = RGBColor(30, 30, 30);
 
-/// The analytic target coefficient g_y(θ) of `loss` with numeric `params` and `classes` training
-/// classes, at the angles `theta_deg` (degrees), per sample; `None` when no analytic form is
-/// available.
-///
-/// This is the hook for the loss-zoo analysis (issue 3, the `curves` command): it is the one
-/// place that connects this figure to it. Until that module is in the crate nothing is drawn here
-/// and the figure says "analytic curve not available".
+/// The analytic target coefficient g_y(θ) of `loss` with hyper-parameters `params` (the `params`
+/// text of trials.parquet; missing ones take their defaults) and `classes` training classes, at
+/// the angles `theta_deg` (degrees), per sample, from the loss-zoo analysis
+/// ([`crate::analysis::curves`]: the loss's own implementation with autograd, non-target angles
+/// at 90°, ‖x‖ = `feat_norm`). `None` for a loss or parameter value this build does not know, or
+/// without the number of classes.
 pub fn analytic_coef(
     loss: &str,
-    params: &[(String, f64)],
+    params: &str,
     classes: Option<usize>,
+    feat_norm: f64,
     theta_deg: &[f64],
 ) -> Option<Vec<f64>> {
-    let _ = (loss, params, classes, theta_deg);
-    None
+    let entry = crate::loss::find(loss)?;
+    let classes = i64::try_from(classes?).ok().filter(|&c| c >= 2)?;
+    let given = parse_params(params);
+    let mut values = BTreeMap::new();
+    for p in entry.params {
+        let value = match given.iter().find(|(k, _)| k == p.name) {
+            None => p.default.value(),
+            Some((_, v)) => match p.kind {
+                ParamKind::Float => ParamValue::Float(v.parse().ok()?),
+                ParamKind::Int => ParamValue::Int(v.parse().ok()?),
+                ParamKind::Bool => ParamValue::Bool(v.parse().ok()?),
+                ParamKind::Choice(options) => ParamValue::Str(options.iter().find(|o| *o == v)?.to_string()),
+            },
+        };
+        values.insert(p.name.to_string(), value);
+    }
+    let spec = CurveSpec { loss: LossConfig { name: loss.to_string(), params: values }, classes };
+    Some(crate::analysis::curves::compute(&spec, theta_deg, feat_norm).points.iter().map(|p| p.coef_target).collect())
 }
 
 /// (θ_y mean, g_y mean) of every logged step of a setting's trials.
@@ -60,6 +80,13 @@ fn points(ctx: &Ctx, rep: &Representative, theta: &str, coef: &str) -> Result<Ve
         .collect())
 }
 
+/// The mean ‖x‖ over a setting's logged steps (the analytic curves of softmax depend on it).
+fn mean_feat_norm(ctx: &Ctx, rep: &Representative) -> Result<Option<f64>> {
+    let Some(steps) = &ctx.steps else { return Ok(None) };
+    let v = super::training::step_series(steps, &rep.setting, &rep.noise_kind, rep.noise_ratio, "feat_norm_mean")?;
+    Ok((!v.is_empty()).then(|| v.iter().map(|p| p.1).sum::<f64>() / v.len() as f64))
+}
+
 /// The g_y against θ_y figure.
 pub fn coef_vs_theta(ctx: &Ctx) -> Result<Rendered> {
     if ctx.r.steps.is_none() {
@@ -78,15 +105,11 @@ pub fn coef_vs_theta(ctx: &Ctx) -> Result<Rendered> {
         let label = setting_label(&rep.setting, &rep.noise_kind, rep.noise_ratio);
         let mut p = Panel::new(label.clone(), "θ_y (degrees)", "g_y = ∂L/∂cos θ_y per sample");
         p.y_scale = Scale::Linear;
-        let params = ctx
-            .rows
-            .iter()
-            .find(|m| m.setting == rep.setting)
-            .map(|m| numeric_params(&m.params))
-            .unwrap_or_else(|| numeric_params(rep.setting.split_once(' ').map_or("", |(_, p)| p)));
+        let params = rep.setting.split_once(' ').map_or("", |(_, p)| p);
+        let feat_norm = mean_feat_norm(ctx, rep)?.unwrap_or(1.0);
         let hi = pts.iter().map(|p| p.0).fold(0.0, f64::max);
         let grid: Vec<f64> = (0..=120).map(|i| i as f64 / 120.0 * (hi + 10.0).min(180.0)).collect();
-        if let Some(g) = analytic_coef(&rep.loss, &params, classes, &grid) {
+        if let Some(g) = analytic_coef(&rep.loss, params, classes, feat_norm, &grid) {
             p.series.push(Series::new(ANALYTIC, Draw::Line, grid.iter().copied().zip(g).collect()));
             analytic_drawn = true;
         }
@@ -107,9 +130,9 @@ pub fn coef_vs_theta(ctx: &Ctx) -> Result<Rendered> {
     let cols = panels.len().min(3);
     let fig = PanelFigure { title: "Target coefficient g_y against target angle θ_y".into(), panels, legend, cols };
     let caption = if analytic_drawn {
-        "Empirical g_y against θ_y (one dot per logged step, batch means) with the analytic g_y(θ) for the same loss, parameters and number of classes."
+        "Empirical g_y against θ_y (one dot per logged step, batch means) with the analytic g_y(θ) of the same loss, parameters and number of classes (non-target angles at 90°, ‖x‖ = the run's mean feature norm)."
     } else {
-        "Empirical g_y against θ_y (one dot per logged step, batch means). No analytic curve: the loss-zoo analysis module is not part of this build."
+        "Empirical g_y against θ_y (one dot per logged step, batch means). No analytic curve: experiment.toml does not give the number of classes, or the losses are not in this build's registry."
     };
     let title = fig.title.clone();
     Ok(Ok(vec![ctx.save(&fig, "coef_vs_theta", &title, caption)?]))

@@ -77,6 +77,7 @@ pub const STEP_COLUMNS: &[&str] = &[
     "coef_other_sum_mean",
     "grad_norm_feat_mean",
     "grad_norm_class_weights",
+    "feat_norm_mean",
     "theta_y_deg_mean_clean",
     "theta_y_deg_mean_noisy",
     "coef_y_mean_clean",
