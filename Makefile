@@ -21,7 +21,7 @@ test: setup
 	$(CARGO_ENV) cargo test -- --test-threads=1
 
 bench: setup
-	$(CARGO_ENV) cargo bench --bench train_step --bench datagen
+	$(CARGO_ENV) cargo bench --bench datagen --bench train_step --bench jobs --bench megaface --bench ijbc
 
 lint: setup
 	cargo fmt --check

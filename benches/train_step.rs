@@ -18,7 +18,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// Seconds per step of `cfg` with telemetry every `log_every` steps (warm-up steps excluded).
-fn seconds_per_step(cfg: &TrialConfig, data: &train::TrialData, log_every: usize, steps: usize) -> f64 {
+fn seconds_per_step(cfg: &TrialConfig, data: &train::TrialData, log_every: usize) -> f64 {
     let mut cfg = cfg.clone();
     cfg.train.log_every = log_every;
     cfg.eval.protocols.clear();
@@ -54,8 +54,8 @@ fn main() {
         cfg.loss.params_text(),
         total - 5
     );
-    let off = seconds_per_step(&cfg, &data, usize::MAX, total);
-    let on = seconds_per_step(&cfg, &data, 1, total);
+    let off = seconds_per_step(&cfg, &data, usize::MAX);
+    let on = seconds_per_step(&cfg, &data, 1);
     println!("  p2sbench, telemetry off:        {:8.2} ms/step  {:8.0} images/s", off * 1e3, batch as f64 / off);
     println!(
         "  p2sbench, telemetry every step: {:8.2} ms/step  (+{:.0} % for the gradient logging)",

@@ -27,12 +27,15 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a TOML experiment: train every trial (each loss setting × seed) on identical networks,
-    /// write telemetry and evaluations under <out>/<experiment name>/, and print a summary table.
+    /// Run a TOML experiment: train every trial (each loss setting × noise setting × seed) on
+    /// identical networks, write telemetry and evaluations under <out>/<experiment name>/, render
+    /// the plots and the report, and print a summary table.
     ///
-    /// Trials already marked done in the results directory are skipped, so re-running an
-    /// experiment only trains what is missing. Exit code 2: the experiment file is invalid
-    /// (the message names file:line:col); nothing is written then.
+    /// Re-running skips trials that are done and resumes unfinished ones from their last
+    /// checkpoint (bit-identical on CPU); a changed file reuses unchanged trials and lists the
+    /// ones no longer in it. One run per results directory at a time (a lock that a killed run
+    /// does not leave behind). Exit code 2: the experiment file or a filter is invalid (the
+    /// message names file:line:col); nothing is written then.
     Run {
         /// The experiment file (see experiments/quickstart.toml).
         file: PathBuf,
@@ -42,6 +45,20 @@ pub enum Command {
         /// Validate and list the trials (ids and resolved parameters) without training.
         #[arg(long)]
         dry_run: bool,
+        /// Run only the trials matching every key=value pair, e.g. 'loss=arcface,s=64'. Keys: loss,
+        /// seed, noise (kind), ratio (noise ratio), id, or any loss parameter.
+        #[arg(long, value_name = "FILTER")]
+        only: Option<String>,
+        /// Leave out the trials matching every key=value pair (same keys as --only).
+        #[arg(long, value_name = "FILTER")]
+        skip: Option<String>,
+        /// Trials trained at once; the cores are split between them (libtorch threads per trial
+        /// = cores / jobs unless train.threads is set).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Start no further trial after one fails or diverges.
+        #[arg(long)]
+        fail_fast: bool,
     },
     /// List the losses, their parameters and defaults.
     Losses,
@@ -69,6 +86,10 @@ pub enum Command {
         #[command(subcommand)]
         protocol: crate::eval::command::EvalCommand,
     },
+    /// P_y(θ), g_y(θ) = ∂L/∂cos θ_y and ‖∂L/∂x‖ against the target angle for loss settings,
+    /// without training (table, CSV, JSON, PNG or SVG). Exit code 2: an invalid setting.
+    #[command(long_about = crate::analysis::command::LONG_ABOUT)]
+    Curves(crate::analysis::command::CurvesArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -89,15 +110,27 @@ pub fn main() -> i32 {
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { file, out, dry_run } => {
-            let exp = spec::load(&file)?;
+        Command::Run { file, out, dry_run, only, skip, jobs, fail_fast } => {
+            let exp = spec::load_with(&file, !dry_run)?;
+            let only = only.map(|f| spec::filter::Filter::parse(&f, "--only")).transpose()?;
+            let skip = skip.map(|f| spec::filter::Filter::parse(&f, "--skip")).transpose()?;
+            for (flag, filter) in [("--only", &only), ("--skip", &skip)] {
+                if let Some(unknown) = filter.as_ref().map(|f| f.unknown_keys(&exp.trials)).filter(|u| !u.is_empty()) {
+                    return Err(InputError {
+                        location: flag.into(),
+                        message: format!("no trial has the key(s) {unknown:?}"),
+                    }
+                    .into());
+                }
+            }
+            let selected = spec::filter::select(&exp.trials, only.as_ref(), skip.as_ref());
             if dry_run {
-                print!("{}", dry_run_table(&exp));
+                print!("{}", dry_run_table(&selected, exp.trials.len()));
                 return Ok(());
             }
-            let opts = RunOptions { out: out.clone(), progress: std::io::stderr().is_terminal() };
+            let opts = RunOptions { out: out.clone(), progress: std::io::stderr().is_terminal(), jobs, fail_fast };
             let started = std::time::Instant::now();
-            let summaries = runner::run_experiment(&exp, &opts)?;
+            let summaries = runner::run_selected(&exp, &selected, &opts)?;
             print!("{}", runner::format_summary(&summaries));
             let dir = out.join(&exp.name);
             record_run(&exp, &dir, started.elapsed().as_secs_f64())?;
@@ -115,9 +148,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Eval { protocol } => crate::eval::command::run(protocol),
+        Command::Curves(args) => crate::analysis::command::run(&args),
         Command::Losses => {
             for entry in loss::registry() {
-                println!("{:<10} {}", entry.name, entry.summary);
+                println!("{:<16} {}", entry.name, entry.summary);
                 for p in entry.params {
                     println!(
                         "    {:<12} {:<45} default {:<10} {}",
@@ -162,12 +196,23 @@ fn print_manifest(dir: &std::path::Path, manifest: &plot::Manifest) {
     }
 }
 
-/// The `--dry-run` listing: one line per trial, then the count.
-pub fn dry_run_table(exp: &spec::Experiment) -> String {
-    let mut out = format!("{:<44} {:<10} {:<5} parameters\n", "trial", "loss", "seed");
-    for t in &exp.trials {
-        out.push_str(&format!("{:<44} {:<10} {:<5} {}\n", t.id(), t.loss.name, t.seed, t.loss.params_text()));
+/// The `--dry-run` listing: one line per selected trial, then the counts.
+pub fn dry_run_table(trials: &[spec::TrialConfig], total: usize) -> String {
+    let mut out = format!("{:<52} {:<10} {:<5} {:<12} parameters\n", "trial", "loss", "seed", "noise");
+    for t in trials {
+        out.push_str(&format!(
+            "{:<52} {:<10} {:<5} {:<12} {}\n",
+            t.id(),
+            t.loss.name,
+            t.seed,
+            t.noise.label(),
+            t.loss.params_text()
+        ));
     }
-    out.push_str(&format!("{} trials\n", exp.trials.len()));
+    out.push_str(&format!("{} trials", trials.len()));
+    if trials.len() != total {
+        out.push_str(&format!(" (of {total} in the file)"));
+    }
+    out.push('\n');
     out
 }

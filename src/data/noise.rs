@@ -42,7 +42,7 @@ pub fn apply<'a>(clean: &'a ImageSet, spec: &DataSpec, noise: &NoiseSetting) -> 
     }
     let n = clean.len();
     let count = ((noise.ratio * n as f64).round() as usize).min(n);
-    let mut rng = ChaCha8Rng::seed_from_u64(noise.seed ^ 0x6e6f_6973_65);
+    let mut rng = ChaCha8Rng::seed_from_u64(noise.seed ^ 0x006e_6f69_7365);
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut rng);
     let chosen = &order[..count];
