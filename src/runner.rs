@@ -176,14 +176,14 @@ fn run_trial(
     let seconds = earlier_seconds + t0.elapsed().as_secs_f64();
     let status = match result {
         Ok(outcome) => {
-            store::write_parquet(
-                &trial_dir.join(trial_files::STEPS),
-                &mut telemetry::steps_frame(&id, &outcome.steps)?,
-            )?;
-            store::write_parquet(
-                &trial_dir.join(trial_files::EVALS),
-                &mut telemetry::evals_frame(&id, &outcome.evals)?,
-            )?;
+            let rows = &outcome.rows;
+            for (file, mut frame) in [
+                (trial_files::STEPS, telemetry::steps_frame(&id, &rows.steps)?),
+                (trial_files::EVALS, telemetry::evals_frame(&id, &rows.evals)?),
+                (trial_files::ANGLES, telemetry::angles_frame(&id, &rows.angles)?),
+            ] {
+                store::write_parquet(&trial_dir.join(file), &mut frame)?;
+            }
             let checksums = Checksums { init: outcome.init_checksum, data_order: outcome.data_order_checksum };
             store::write_atomic(
                 &trial_dir.join(trial_files::CHECKSUMS),

@@ -158,6 +158,14 @@ fn every_loss_sees_the_same_noisy_images_and_telemetry_splits_them() {
     let orders = common::strings(&trials, "data_order_checksum");
     assert!(orders.iter().all(|o| o == &orders[0]));
     for id in common::strings(&trials, "trial") {
+        let angles = store::read_parquet(&dir.trial(&id).join("angles.parquet")).unwrap();
+        let samples = common::strings(&angles, "samples");
+        let count = angles.column("count").unwrap().i64().unwrap();
+        let total = |which: &str| -> i64 {
+            (0..angles.height()).filter(|&i| samples[i] == which).map(|i| count.get(i).unwrap()).sum()
+        };
+        // 96 training images, 29 of them noisy (round(0.3 · 96)), two evaluation points.
+        assert_eq!((total("all"), total("clean"), total("noisy")), (2 * 96, 2 * 67, 2 * 29), "{id}");
         let steps = store::read_parquet(&dir.trial(&id).join("steps.parquet")).unwrap();
         for name in ["theta_y_deg_mean_clean", "theta_y_deg_mean_noisy", "coef_y_mean_clean", "coef_y_mean_noisy"] {
             let col = steps.column(name).unwrap().f64().unwrap();
@@ -254,7 +262,7 @@ fn a_trial_killed_with_sigkill_resumes_to_identical_results() {
     let reference_dir = ExperimentDir::new(&reference, "tiny");
     for t in &exp.trials {
         let id = t.id();
-        for file in ["steps.parquet", "evals.parquet"] {
+        for file in ["steps.parquet", "evals.parquet", "angles.parquet"] {
             assert!(
                 frames_equal(&reference_dir.trial(&id).join(file), &dir.trial(&id).join(file), &["step_seconds"]),
                 "{id}/{file} differs after resume"

@@ -86,6 +86,12 @@ fn trains_every_loss_writes_the_layout_and_is_deterministic() {
         let lr: Vec<f64> = steps.column("lr").unwrap().f64().unwrap().into_no_null_iter().collect();
         let expected_lr = [0.05, 0.05, 0.05, 0.005, 0.005, 0.005];
         assert!(lr.iter().zip(expected_lr).all(|(a, b)| (a - b).abs() < 1e-12), "{id}: lr {lr:?}");
+        let angles = store::read_parquet(&tdir.join("angles.parquet")).unwrap();
+        // 90 bins of 2° at each of the 2 evaluation points, over all 96 training images.
+        assert_eq!(angles.height(), 2 * 90);
+        let counts: i64 = angles.column("count").unwrap().i64().unwrap().sum().unwrap();
+        assert_eq!(counts, 2 * 96);
+        assert_eq!(common::strings(&angles, "samples"), vec!["all"; 180]);
         let evals = store::read_parquet(&tdir.join("evals.parquet")).unwrap();
         // every epoch (2) × accuracy mean and std
         assert_eq!(evals.height(), 4, "{evals}");

@@ -124,6 +124,6 @@ fn adaptive_loss_state_resumes_from_a_checkpoint() {
         }));
         assert!(interrupted.is_err(), "{id}: the run was not interrupted");
         let resumed = train::train_trial(trial, &data, &set, cpu, Some(&ck), &mut |_| {}).unwrap();
-        assert_eq!(untimed(resumed.steps), untimed(reference.steps), "{id}: telemetry differs after resume");
+        assert_eq!(untimed(resumed.rows.steps), untimed(reference.rows.steps), "{id}: telemetry differs after resume");
     }
 }

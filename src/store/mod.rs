@@ -40,6 +40,7 @@ pub mod trial_files {
     pub const STATUS: &str = "status.json";
     pub const STEPS: &str = "steps.parquet";
     pub const EVALS: &str = "evals.parquet";
+    pub const ANGLES: &str = "angles.parquet";
     pub const CHECKSUMS: &str = "checksums.json";
     pub const CHECKPOINT: &str = "checkpoint";
 }

@@ -5,7 +5,7 @@
 //! checkpoint, never points at rows that were not written.
 
 use super::sgd::Sgd;
-use super::telemetry::{self, EvalRow, StepRow};
+use super::telemetry::{self, AngleRow, EvalRow, StepRow};
 use crate::store;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -15,13 +15,21 @@ use tch::{Kind, Tensor};
 const STATE: &str = "state.pt";
 const STEPS: &str = "steps.parquet";
 const EVALS: &str = "evals.parquet";
+const ANGLES: &str = "angles.parquet";
+
+/// The rows a trial has logged so far.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    pub steps: Vec<StepRow>,
+    pub evals: Vec<EvalRow>,
+    pub angles: Vec<AngleRow>,
+}
 
 /// What a checkpoint restores besides the tensors.
 pub struct Restored {
     pub step: i64,
     pub loss_state: Vec<f64>,
-    pub steps: Vec<StepRow>,
-    pub evals: Vec<EvalRow>,
+    pub rows: Rows,
 }
 
 /// Whether `dir` holds a complete checkpoint.
@@ -30,7 +38,6 @@ pub fn exists(dir: &Path) -> bool {
 }
 
 /// Writes a checkpoint into `dir`.
-#[allow(clippy::too_many_arguments)]
 pub fn save(
     dir: &Path,
     trial: &str,
@@ -38,12 +45,12 @@ pub fn save(
     sgd: &Sgd,
     step: i64,
     loss_state: &[f64],
-    steps: &[StepRow],
-    evals: &[EvalRow],
+    rows: &Rows,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    store::write_parquet(&dir.join(STEPS), &mut telemetry::steps_frame(trial, steps)?)?;
-    store::write_parquet(&dir.join(EVALS), &mut telemetry::evals_frame(trial, evals)?)?;
+    store::write_parquet(&dir.join(STEPS), &mut telemetry::steps_frame(trial, &rows.steps)?)?;
+    store::write_parquet(&dir.join(EVALS), &mut telemetry::evals_frame(trial, &rows.evals)?)?;
+    store::write_parquet(&dir.join(ANGLES), &mut telemetry::angles_frame(trial, &rows.angles)?)?;
     let mut named: Vec<(String, Tensor)> = Vec::new();
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -56,7 +63,8 @@ pub fn save(
         }
     }
     named.push(("meta/step".into(), Tensor::from_slice(&[step])));
-    named.push(("meta/rows".into(), Tensor::from_slice(&[steps.len() as i64, evals.len() as i64])));
+    let counts = [rows.steps.len() as i64, rows.evals.len() as i64, rows.angles.len() as i64];
+    named.push(("meta/rows".into(), Tensor::from_slice(&counts)));
     named.push(("meta/loss_state".into(), Tensor::from_slice(loss_state)));
     let tmp = dir.join(format!(".{STATE}.tmp-{}", std::process::id()));
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
@@ -84,12 +92,16 @@ pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>
     }
     let meta = |name: &str| get(name).with_context(|| format!("{}: no {name}", path.display()));
     let step = meta("meta/step")?.int64_value(&[0]);
-    let rows = meta("meta/rows")?;
-    let (n_steps, n_evals) = (rows.int64_value(&[0]) as usize, rows.int64_value(&[1]) as usize);
+    let counts = meta("meta/rows")?;
+    let count = |i: i64| counts.int64_value(&[i]) as usize;
     let loss_state = Vec::<f64>::try_from(meta("meta/loss_state")?.to_kind(Kind::Double))?;
-    let mut steps = telemetry::steps_from_frame(&store::read_parquet(&dir.join(STEPS))?)?;
-    let mut evals = telemetry::evals_from_frame(&store::read_parquet(&dir.join(EVALS))?)?;
-    steps.truncate(n_steps);
-    evals.truncate(n_evals);
-    Ok(Some(Restored { step, loss_state, steps, evals }))
+    let mut rows = Rows {
+        steps: telemetry::steps_from_frame(&store::read_parquet(&dir.join(STEPS))?)?,
+        evals: telemetry::evals_from_frame(&store::read_parquet(&dir.join(EVALS))?)?,
+        angles: telemetry::angles_from_frame(&store::read_parquet(&dir.join(ANGLES))?)?,
+    };
+    rows.steps.truncate(count(0));
+    rows.evals.truncate(count(1));
+    rows.angles.truncate(count(2));
+    Ok(Some(Restored { step, loss_state, rows }))
 }

@@ -12,6 +12,7 @@ use crate::digest::short_hex;
 use crate::loss::{self, CosineBatch, LossContext};
 use crate::model::Network;
 use crate::spec::{DeviceChoice, TrialConfig};
+use checkpoint::Rows;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use sgd::Sgd;
@@ -19,7 +20,7 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Instant;
 use tch::{Device, Tensor};
-use telemetry::{EvalRow, StepRow, StepTensors};
+use telemetry::{AngleRow, EvalRow, StepTensors};
 
 /// The data every trial of an experiment shares.
 pub struct TrialData {
@@ -32,8 +33,8 @@ pub struct TrialData {
 
 /// What a trial produced.
 pub struct TrialOutcome {
-    pub steps: Vec<StepRow>,
-    pub evals: Vec<EvalRow>,
+    /// Telemetry, evaluation and θ_y-histogram rows.
+    pub rows: Rows,
     pub init_checksum: String,
     /// SHA-256 (first 16 hex digits) of the sequence of image indices the trial trained on.
     pub data_order_checksum: String,
@@ -111,21 +112,19 @@ pub fn train_trial(
     let mut opt = Sgd::new(&net.vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.lr);
     let backbone = net.backbone_params();
     let noisy_mask = (!train.is_clean()).then(|| Tensor::from_slice(&train.noisy));
-    let (mut step, mut steps, mut evals) = (0i64, Vec::new(), Vec::new());
+    let (mut step, mut rows) = (0i64, Rows::default());
     if let Some(ck) = checkpoint {
         if let Some(restored) = checkpoint::load(ck.dir, &net.vs, &mut opt)? {
             step = restored.step;
-            steps = restored.steps;
-            evals = restored.evals;
+            rows = restored.rows;
             loss_fn.set_state(&restored.loss_state);
         }
     }
     let per_epoch = steps_per_epoch(images.len(), cfg.train.batch_size) as i64;
     let resume_epoch = (step / per_epoch.max(1)) as usize;
     let mut order_hash = Sha256::new();
-    let outcome = |steps, evals, order_hash: Sha256, diverged_step| TrialOutcome {
-        steps,
-        evals,
+    let outcome = |rows, order_hash: Sha256, diverged_step| TrialOutcome {
+        rows,
         init_checksum: init_checksum.clone(),
         data_order_checksum: short_hex(order_hash),
         diverged_step,
@@ -161,7 +160,7 @@ pub fn train_trial(
             });
             let loss_value = out.loss.double_value(&[]);
             if !loss_value.is_finite() {
-                return Ok(outcome(steps, evals, order_hash, Some(step)));
+                return Ok(outcome(rows, order_hash, Some(step)));
             }
             opt.zero_grad();
             let mut row = None;
@@ -192,9 +191,9 @@ pub fn train_trial(
                 r.grad_norm_backbone = telemetry::grad_norm(&backbone);
                 r.step_seconds = started.elapsed().as_secs_f64();
                 if !r.is_finite() {
-                    return Ok(outcome(steps, evals, order_hash, Some(step)));
+                    return Ok(outcome(rows, order_hash, Some(step)));
                 }
-                steps.push(r);
+                rows.steps.push(r);
             }
             opt.step();
             step += 1;
@@ -202,7 +201,7 @@ pub fn train_trial(
             let epoch_end = step % per_epoch == 0;
             let every = cfg.train.checkpoint_every as i64;
             if let Some(ck) = checkpoint.filter(|_| every > 0 && step % every == 0 && !epoch_end) {
-                checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &steps, &evals)?;
+                checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &rows)?;
             }
         }
         if epoch < resume_epoch {
@@ -211,13 +210,46 @@ pub fn train_trial(
         let last = epoch + 1 == cfg.train.epochs;
         let every = cfg.eval.every_epochs;
         if last || (every > 0 && (epoch + 1) % every == 0) {
-            evals.extend(evaluate(cfg, &net, data, device, step)?);
+            rows.evals.extend(evaluate(cfg, &net, data, device, step)?);
+            rows.angles.extend(target_angle_histograms(&net, train, device, step));
         }
         if let Some(ck) = checkpoint {
-            checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &steps, &evals)?;
+            checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &rows)?;
         }
     }
-    Ok(outcome(steps, evals, order_hash, None))
+    Ok(outcome(rows, order_hash, None))
+}
+
+/// Training images whose θ_y the angle histograms are taken over: at most this many, evenly spaced.
+const ANGLE_SAMPLE: usize = 4096;
+
+/// θ_y histograms of an evenly spaced sample of the training images, embedded in eval mode:
+/// "all", and under label noise "clean" and "noisy" separately (angles against the label used).
+pub fn target_angle_histograms(net: &Network, train: &TrainSet, device: Device, step: i64) -> Vec<AngleRow> {
+    let _guard = tch::no_grad_guard();
+    let images = &*train.images;
+    let stride = images.len().div_ceil(ANGLE_SAMPLE).max(1);
+    let sample: Vec<usize> = (0..images.len()).step_by(stride).collect();
+    let mut theta = Vec::with_capacity(sample.len());
+    let w = net.class_weights.shallow_clone();
+    let w_hat = &w / w.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
+    for chunk in sample.chunks(256) {
+        let x = net.embed(&images.images(chunk, device), false);
+        let x_hat = &x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
+        let labels = images.labels(chunk, device).unsqueeze(1);
+        let cos_y = x_hat.matmul(&w_hat.tr()).gather(1, &labels, false).clamp(-1.0, 1.0);
+        let degrees = (cos_y.acos() * (180.0 / std::f64::consts::PI)).to_kind(tch::Kind::Double).flatten(0, -1);
+        theta.extend(Vec::<f64>::try_from(&degrees.to_device(Device::Cpu)).expect("angles are doubles"));
+    }
+    let mut rows = telemetry::angle_histogram(step, "all", &theta);
+    if !train.is_clean() {
+        let pick = |noisy: bool| -> Vec<f64> {
+            sample.iter().zip(&theta).filter(|(&i, _)| train.noisy[i] == noisy).map(|(_, &t)| t).collect()
+        };
+        rows.extend(telemetry::angle_histogram(step, "clean", &pick(false)));
+        rows.extend(telemetry::angle_histogram(step, "noisy", &pick(true)));
+    }
+    rows
 }
 
 /// Runs the protocols `[eval]` selects (built-in ones on the held-out identities, real-file ones

@@ -278,3 +278,71 @@ pub fn evals_from_frame(df: &DataFrame) -> PolarsResult<Vec<EvalRow>> {
         })
         .collect())
 }
+
+/// Width of the θ_y histogram bins in angles.parquet, degrees.
+pub const ANGLE_BIN_DEG: f64 = 2.0;
+
+/// One bin of a θ_y histogram (angles.parquet): at `step`, over the training-image sample
+/// `samples` ("all", or "clean"/"noisy" under label noise).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AngleRow {
+    pub step: i64,
+    pub samples: String,
+    pub bin_lo_deg: f64,
+    pub bin_hi_deg: f64,
+    pub count: i64,
+}
+
+/// Histogram rows of target angles `theta_deg` (degrees) in [`ANGLE_BIN_DEG`] bins over 0..180.
+pub fn angle_histogram(step: i64, samples: &str, theta_deg: &[f64]) -> Vec<AngleRow> {
+    let bins = (180.0 / ANGLE_BIN_DEG) as usize;
+    let mut counts = vec![0i64; bins];
+    for &t in theta_deg {
+        counts[((t / ANGLE_BIN_DEG) as usize).min(bins - 1)] += 1;
+    }
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(b, count)| AngleRow {
+            step,
+            samples: samples.to_string(),
+            bin_lo_deg: b as f64 * ANGLE_BIN_DEG,
+            bin_hi_deg: (b + 1) as f64 * ANGLE_BIN_DEG,
+            count,
+        })
+        .collect()
+}
+
+/// The angles.parquet frame for one trial.
+pub fn angles_frame(trial: &str, rows: &[AngleRow]) -> PolarsResult<DataFrame> {
+    let n = rows.len();
+    DataFrame::new(
+        n,
+        vec![
+            Column::new("trial".into(), vec![trial; n]),
+            Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<i64>>()),
+            Column::new("samples".into(), rows.iter().map(|r| r.samples.as_str()).collect::<Vec<&str>>()),
+            Column::new("bin_lo_deg".into(), rows.iter().map(|r| r.bin_lo_deg).collect::<Vec<f64>>()),
+            Column::new("bin_hi_deg".into(), rows.iter().map(|r| r.bin_hi_deg).collect::<Vec<f64>>()),
+            Column::new("count".into(), rows.iter().map(|r| r.count).collect::<Vec<i64>>()),
+        ],
+    )
+}
+
+/// Reads rows back from an angles frame written by [`angles_frame`] (for resuming a trial).
+pub fn angles_from_frame(df: &DataFrame) -> PolarsResult<Vec<AngleRow>> {
+    let samples = df.column("samples")?.str()?;
+    let step: Vec<i64> = df.column("step")?.i64()?.into_no_null_iter().collect();
+    let lo: Vec<f64> = df.column("bin_lo_deg")?.f64()?.into_no_null_iter().collect();
+    let hi: Vec<f64> = df.column("bin_hi_deg")?.f64()?.into_no_null_iter().collect();
+    let count: Vec<i64> = df.column("count")?.i64()?.into_no_null_iter().collect();
+    Ok((0..df.height())
+        .map(|k| AngleRow {
+            step: step[k],
+            samples: samples.get(k).unwrap_or_default().to_string(),
+            bin_lo_deg: lo[k],
+            bin_hi_deg: hi[k],
+            count: count[k],
+        })
+        .collect())
+}
