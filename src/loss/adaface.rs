@@ -10,7 +10,7 @@
 //! gradient is zero for |cos θ| > 1 − ε). A batch of one sample has no std; σ's update then
 //! uses 0. Defaults m = 0.4, h = 0.333, s = 64, t_alpha = 0.01 (the paper's training scripts).
 
-use super::params::{no_constraints, non_negative, positive, Default, ParamKind, ParamSpec, ParamValue};
+use super::params::{no_constraints, non_negative, Default, ParamKind, ParamSpec, ParamValue, SCALE_64};
 use super::{softmax_output, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput};
 use tch::Kind;
 
@@ -31,13 +31,7 @@ pub const ENTRY: LossEntry = LossEntry {
     name: "adaface",
     summary: "AdaFace: norm-adaptive angular + additive margin (Kim et al. 2022)",
     params: &[
-        ParamSpec {
-            name: "s",
-            kind: ParamKind::Float,
-            default: Default::Float(64.0),
-            check: positive,
-            help: "logit scale s",
-        },
+        SCALE_64,
         ParamSpec {
             name: "m",
             kind: ParamKind::Float,

@@ -6,7 +6,7 @@
 //! gradient (ψ' := 1), as insightface does since Dec 2022. `easy_margin` applies the margin only
 //! where cos θ > 0.
 
-use super::params::{any, no_constraints, positive, Default, ParamKind, ParamSpec, ParamValue};
+use super::params::{any, no_constraints, Default, ParamKind, ParamSpec, ParamValue, SCALE_64};
 use super::{
     clamp_cos, softmax_output, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput,
 };
@@ -23,13 +23,7 @@ pub const ENTRY: LossEntry = LossEntry {
     name: "arcface",
     summary: "ArcFace: s·cos(θ_y + m) (Deng et al. 2019)",
     params: &[
-        ParamSpec {
-            name: "s",
-            kind: ParamKind::Float,
-            default: Default::Float(64.0),
-            check: positive,
-            help: "logit scale s",
-        },
+        SCALE_64,
         ParamSpec {
             name: "m",
             kind: ParamKind::Float,

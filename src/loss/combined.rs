@@ -8,7 +8,7 @@
 //! (m1 = 1, m3 = 0) for θ_y ≤ π − m2; beyond that ArcFace uses insightface's fallback
 //! cos θ − m·sin m while this loss continues with −cos(θ + m2) − 2.
 
-use super::params::{no_constraints, non_negative, positive, Default, ParamKind, ParamSpec};
+use super::params::{no_constraints, non_negative, positive, Default, ParamKind, ParamSpec, SCALE_64};
 use super::{
     clamp_cos, softmax_output, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput,
 };
@@ -19,13 +19,7 @@ pub const ENTRY: LossEntry = LossEntry {
     name: "combined",
     summary: "combined margin: s·(cos(m1·θ_y + m2) − m3) (Deng et al. 2019)",
     params: &[
-        ParamSpec {
-            name: "s",
-            kind: ParamKind::Float,
-            default: Default::Float(64.0),
-            check: positive,
-            help: "logit scale s",
-        },
+        SCALE_64,
         ParamSpec {
             name: "m1",
             kind: ParamKind::Float,

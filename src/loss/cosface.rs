@@ -1,19 +1,13 @@
 //! CosFace / AM-softmax (Wang et al. 2018): target logit s·(cos θ_y − m), others s·cos θ_j.
 
-use super::params::{no_constraints, non_negative, positive, Default, ParamKind, ParamSpec};
+use super::params::{no_constraints, non_negative, Default, ParamKind, ParamSpec, SCALE_64};
 use super::{softmax_output, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput};
 
 pub const ENTRY: LossEntry = LossEntry {
     name: "cosface",
     summary: "CosFace / AM-softmax: s·(cos θ_y − m) (Wang et al. 2018)",
     params: &[
-        ParamSpec {
-            name: "s",
-            kind: ParamKind::Float,
-            default: Default::Float(64.0),
-            check: positive,
-            help: "logit scale s",
-        },
+        SCALE_64,
         ParamSpec {
             name: "m",
             kind: ParamKind::Float,

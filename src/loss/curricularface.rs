@@ -9,7 +9,7 @@
 //! Defaults s = 64, m = 0.5 (the paper's).
 
 use super::arcface::{margin_below_half_pi, ArcFace};
-use super::params::{no_constraints, positive, Default, ParamKind, ParamSpec};
+use super::params::{no_constraints, Default, ParamKind, ParamSpec, SCALE_64};
 use super::{
     clamp_cos, softmax_output, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput,
 };
@@ -22,13 +22,7 @@ pub const ENTRY: LossEntry = LossEntry {
     name: "curricularface",
     summary: "CurricularFace: ArcFace target, hard negatives s·cos θ_j·(t + cos θ_j), t adaptive (Huang et al. 2020)",
     params: &[
-        ParamSpec {
-            name: "s",
-            kind: ParamKind::Float,
-            default: Default::Float(64.0),
-            check: positive,
-            help: "logit scale s",
-        },
+        SCALE_64,
         ParamSpec {
             name: "m",
             kind: ParamKind::Float,

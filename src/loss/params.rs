@@ -96,6 +96,15 @@ pub struct ParamSpec {
     pub help: &'static str,
 }
 
+/// The logit scale s with the value most papers train with (64).
+pub const SCALE_64: ParamSpec = ParamSpec {
+    name: "s",
+    kind: ParamKind::Float,
+    default: Default::Float(64.0),
+    check: positive,
+    help: "logit scale s",
+};
+
 /// Accepts every value of the right kind.
 pub fn any(_: &ParamValue) -> Result<(), String> {
     Ok(())
