@@ -132,7 +132,8 @@ fn lfw_on_the_real_pairs_file_and_an_lfw_shaped_directory() {
     std::fs::write(trial_dir.join("config.toml"), toml::to_string(cfg).unwrap()).unwrap();
     let net = Network::new(&cfg.model, 1, 16, cfg.data.identities, false, 3, tch::Device::Cpu);
     let sgd = p2sbench::train::sgd::Sgd::new(&net.vs, 0.9, 0.0, 0.1);
-    p2sbench::train::checkpoint::save(&trial_dir.join("checkpoint"), "t", &net.vs, &sgd, 0, &[], &[], &[]).unwrap();
+    let rows = p2sbench::train::checkpoint::Rows::default();
+    p2sbench::train::checkpoint::save(&trial_dir.join("checkpoint"), "t", &net.vs, &sgd, 0, &[], &rows).unwrap();
     let exported = dir.path().join("exported.npy");
     let args = ["eval", "lfw", "--pairs", s(&pairs_path), "--images", s(&root), "--model", s(&trial_dir)];
     let v = json(
@@ -215,6 +216,47 @@ fn lfw_bad_input_exits_2_with_file_and_line() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("absent.txt") && err.contains("cannot read"), "{err}");
+}
+
+/// A protocol 4 pickle of (list of bytes, list of bools), as Python 3 writes insightface packs.
+fn pickle_pack(images: &[Vec<u8>], flags: &[bool]) -> Vec<u8> {
+    let mut body = vec![b']', 0x94, b'('];
+    for img in images {
+        body.push(b'C');
+        body.push(img.len() as u8);
+        body.extend(img);
+        body.push(0x94);
+    }
+    body.extend([b'e', b']', 0x94, b'(']);
+    body.extend(flags.iter().map(|&f| if f { 0x88 } else { 0x89 }));
+    body.extend([b'e', 0x86, 0x94, b'.']);
+    let mut out = vec![0x80, 4, 0x95];
+    out.extend((body.len() as u64).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+#[test]
+fn lfw_bin_pack_with_features_in_pack_order() {
+    // The worked example of tests/eval_metrics.rs: two folds, squared L2 distances 0.105, 0.505,
+    // 1.005, 0.305 | 0.075, 1.205, 2.005, 1.505 → fold accuracies 0.5 and 0.75.
+    let dir = tempfile::tempdir().unwrap();
+    let dist = [0.105f64, 0.505, 1.005, 0.305, 0.075, 1.205, 2.005, 1.505];
+    let same = [true, true, false, false, true, true, false, false];
+    let angles: Vec<f64> = dist.iter().flat_map(|&d| [0.0, (1.0 - d / 2.0).acos().to_degrees()]).collect();
+    let f = dir.path().join("f.npy");
+    npy::write(&f, &Features::new(16, 2, at_angles(&angles))).unwrap();
+    let images: Vec<Vec<u8>> = (0..16u8).map(|k| vec![k; 3]).collect();
+    let bin = dir.path().join("pack.bin");
+    std::fs::write(&bin, pickle_pack(&images, &same)).unwrap();
+    let v = json(&["eval", "lfw", "--bin", s(&bin), "--features", s(&f), "--folds", "2", "--json"]);
+    assert_eq!(metric(&v, "accuracy_mean"), 0.625);
+    assert_eq!(metric(&v, "accuracy_std"), 0.125);
+    // 15 feature rows for 16 images.
+    npy::write(&f, &Features::new(15, 2, vec![0.5; 30])).unwrap();
+    let (code, _, err) = p2sbench(&["eval", "lfw", "--bin", s(&bin), "--features", s(&f)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("15 feature rows") && err.contains("pack.bin has 16"), "{err}");
 }
 
 /// Unit 2-d features at the given angles (degrees).

@@ -271,3 +271,36 @@ fn ijbc_meta_files_and_malformed_lines() {
     let bad = write(dir.path(), "g_bad.csv", b"TEMPLATE_ID,SUBJECT_ID\n7,x\n");
     expect_err(meta::read_1n(&bad), "g_bad.csv:2", &["subject id"]);
 }
+
+#[test]
+fn five_point_alignment_recovers_a_similarity_and_warps_exactly() {
+    use p2sbench::eval::align::{align, Similarity, ARCFACE_TEMPLATE};
+    // Scale 1.5, rotation 30°, translation (4, -2).
+    let truth = Similarity { a: 1.5 * 30f64.to_radians().cos(), b: 1.5 * 30f64.to_radians().sin(), tx: 4.0, ty: -2.0 };
+    let src: Vec<[f32; 2]> = ARCFACE_TEMPLATE.to_vec();
+    let dst: Vec<[f32; 2]> = src
+        .iter()
+        .map(|p| {
+            let (x, y) = truth.apply(p[0] as f64, p[1] as f64);
+            [x as f32, y as f32]
+        })
+        .collect();
+    let est = Similarity::estimate(&src, &dst);
+    for (got, want) in [(est.a, truth.a), (est.b, truth.b), (est.tx, truth.tx), (est.ty, truth.ty)] {
+        assert!((got - want).abs() < 1e-4, "{est:?} vs {truth:?}");
+    }
+    let (x, y) = est.inverse().apply(est.apply(10.0, 20.0).0, est.apply(10.0, 20.0).1);
+    assert!((x - 10.0).abs() < 1e-9 && (y - 20.0).abs() < 1e-9);
+    // Landmarks already on the template (scaled to 24 px): the warp is the identity.
+    let rgb: Vec<u8> = (0..24 * 24 * 3).map(|i| (i * 7 % 251) as u8).collect();
+    let mut lm = [[0f32; 2]; 5];
+    for (l, t) in lm.iter_mut().zip(ARCFACE_TEMPLATE) {
+        *l = [t[0] * 24.0 / 112.0, t[1] * 24.0 / 112.0];
+    }
+    let out = align(&rgb, 24, 24, &lm, 24, 3);
+    for c in 0..3 {
+        for p in 0..24 * 24 {
+            assert_eq!(out[c * 576 + p], rgb[p * 3 + c], "channel {c} pixel {p}");
+        }
+    }
+}

@@ -186,3 +186,119 @@ fn eval_settings_are_validated_with_locations() {
     let e = spec_error(("templates_per_identity = 2", "templates_per_identity = 2\nfar_readout = \"closest\""));
     assert!(e.contains("eval.ijbc.far_readout"), "{e}");
 }
+
+/// 24×24 RGB JPEGs, one colour pattern per `k`.
+fn jpeg(k: u8) -> Vec<u8> {
+    let px: Vec<u8> =
+        (0..24 * 24 * 3).map(|i| (i as u8).wrapping_mul(k | 1).wrapping_add(k.wrapping_mul(37))).collect();
+    let mut out = Vec::new();
+    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+    encoder.encode(&px, 24, 24, image::ColorType::Rgb8).unwrap();
+    out
+}
+
+/// A protocol 4 pickle of (list of bytes, list of bools), as Python 3 writes insightface packs.
+fn pickle_pack(images: &[Vec<u8>], flags: &[bool]) -> Vec<u8> {
+    let mut body = vec![b']', 0x94, b'('];
+    for img in images {
+        body.push(b'B');
+        body.extend((img.len() as u32).to_le_bytes());
+        body.extend(img);
+        body.push(0x94);
+    }
+    body.extend([b'e', b']', 0x94, b'(']);
+    body.extend(flags.iter().map(|&f| if f { 0x88 } else { 0x89 }));
+    body.extend([b'e', 0x86, 0x94, b'.']);
+    let mut out = vec![0x80, 4, 0x95];
+    out.extend((body.len() as u64).to_le_bytes());
+    out.extend(body);
+    out
+}
+
+#[test]
+fn the_suite_reads_real_files_for_every_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |rel: &str, bytes: &[u8]| {
+        let p = d.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+    };
+    // LFW: a .bin pack of 8 pairs.
+    let imgs: Vec<Vec<u8>> = (0..16).map(|k| jpeg(k as u8)).collect();
+    write("lfw.bin", &pickle_pack(&imgs, &[true, true, false, false, true, true, false, false]));
+    // MegaFace: 4 probes of 2 identities, 6 distractors in two lists.
+    for k in 0..4 {
+        write(&format!("fs/p{}/{k}.jpg", k / 2), &jpeg(100 + k));
+    }
+    for k in 0..6 {
+        write(&format!("mf/a/b/{k}.jpg",), &jpeg(150 + k));
+    }
+    let probes: Vec<String> = (0..4).map(|k| format!("p{}/{k}.jpg", k / 2)).collect();
+    write("fs.json", serde_json::json!({"id": ["p0", "p0", "p1", "p1"], "path": probes}).to_string().as_bytes());
+    let all: Vec<String> = (0..6).map(|k| format!("a/b/{k}.jpg")).collect();
+    write("mf_6.json", serde_json::json!({ "path": all }).to_string().as_bytes());
+    write("mf_2.json", serde_json::json!({"path": &all[..2]}).to_string().as_bytes());
+    // IJB-C: 8 images, 4 templates of 2 subjects; landmarks = ArcFace's template on a 24×24 crop.
+    let lm: String = p2sbench::eval::align::ARCFACE_TEMPLATE
+        .iter()
+        .map(|p| format!("{} {}", p[0] * 24.0 / 112.0, p[1] * 24.0 / 112.0))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut tid = String::new();
+    let mut pts = String::new();
+    for k in 0..8 {
+        write(&format!("crops/{k}.jpg"), &jpeg(200 + k));
+        tid.push_str(&format!("{k}.jpg {} {}\n", k / 2 + 1, k + 1));
+        pts.push_str(&format!("{k}.jpg {lm} 0.9\n"));
+    }
+    write("meta/ijbc_face_tid_mid.txt", tid.as_bytes());
+    write("meta/ijbc_name_5pts_score.txt", pts.as_bytes());
+    write("meta/ijbc_template_pair_label.txt", b"1 2 1\n1 3 0\n2 3 0\n1 4 0\n3 4 1\n");
+    write("meta/ijbc_1N_gallery_G1.csv", b"TEMPLATE_ID,SUBJECT_ID\n1,1\n");
+    write("meta/ijbc_1N_gallery_G2.csv", b"TEMPLATE_ID,SUBJECT_ID\n3,2\n");
+    write("meta/ijbc_1N_probe_mixed.csv", b"TEMPLATE_ID,SUBJECT_ID\n2,1\n4,2\n");
+    let p = |rel: &str| d.join(rel).display().to_string();
+    let text = EXPERIMENT
+        .replace("pairs_per_fold = 5", &format!("bin = \"{}\"", p("lfw.bin")))
+        .replace(
+            "far = 1e-2",
+            &format!(
+                "far = 1e-2\nprobes = \"{}\"\ndistractors = [\"{}\", \"{}\"]\nprobe_images = \"{}\"\ndistractor_images = \"{}\"",
+                p("fs.json"),
+                p("mf_6.json"),
+                p("mf_2.json"),
+                p("fs"),
+                p("mf")
+            ),
+        )
+        .replace(
+            "templates_per_identity = 2",
+            &format!("meta = \"{}\"\nimages = \"{}\"\ndetector_scores = true", p("meta"), p("crops")),
+        )
+        .replace("image_size = 16", "image_size = 16\nchannels = 3");
+    let exp = spec::parse(Path::new("real.toml"), &text).unwrap();
+    let cfg = &exp.trials[0];
+    let heldout = synthetic::heldout_set(&cfg.data);
+    let suite = Suite::new(&cfg.eval, &cfg.data, &heldout.labels).unwrap();
+    assert!(suite.lfw_pairs().is_empty());
+    let net = Network::new(&cfg.model, 3, 16, 4, false, 1, tch::Device::Cpu);
+    let results = suite.run(&cfg.eval, &cfg.data, &net, &heldout, tch::Device::Cpu).unwrap();
+    let sources: Vec<(String, String)> = results
+        .iter()
+        .map(|r| (r.protocol.clone(), r.variant.iter().find(|(k, _)| k == "source").unwrap().1.to_string()))
+        .collect();
+    assert_eq!(sources.len(), 3, "{sources:?}");
+    assert!(sources[0].0 == "lfw" && sources[0].1.contains("bin pack"), "{sources:?}");
+    assert!(sources[1].0 == "megaface" && sources[1].1.contains("devkit"), "{sources:?}");
+    assert!(sources[2].0 == "ijbc" && sources[2].1.contains("5 landmarks"), "{sources:?}");
+    assert!(results[0].get("accuracy_mean").is_some());
+    assert!(results[1].get("rank1@distractors=6").is_some() && results[1].get("rank1@distractors=2").is_some());
+    assert!(results[2].get("tar@far=1e-1").is_some() && results[2].get("g1/rank1").is_some());
+    assert_eq!(results[2].variant.iter().find(|(k, _)| k == "detector_score_weighting").unwrap().1, true);
+
+    // A malformed real file stops the suite before any training, naming the file and line.
+    write("meta/ijbc_template_pair_label.txt", b"1 2 1\n1 3 maybe\n");
+    let e = Suite::new(&cfg.eval, &cfg.data, &heldout.labels).err().expect("a malformed pair list is an error");
+    assert!(e.to_string().contains("ijbc_template_pair_label.txt:2"), "{e}");
+}

@@ -314,8 +314,11 @@ impl MetaFiles {
 pub fn load(files: &MetaFiles) -> Result<(IjbcProtocol, ImageList), InputError> {
     let images = meta::read_image_list(&files.images)?;
     let pairs = meta::read_pairs(&files.pairs)?;
-    let known: std::collections::HashSet<u32> = images.templates.iter().copied().collect();
-    let missing = |t: u32| !known.contains(&t);
+    let known = build_index(&images.templates);
+    let missing = |t: u32| match &known {
+        TemplateIndex::Dense(v) => v.get(t as usize).is_none_or(|&r| r == u32::MAX),
+        TemplateIndex::Sparse(m) => !m.contains_key(&t),
+    };
     if let Some(k) = (0..pairs.t1.len()).find(|&k| missing(pairs.t1[k]) || missing(pairs.t2[k])) {
         let t = if missing(pairs.t1[k]) { pairs.t1[k] } else { pairs.t2[k] };
         return Err(InputError::line(
