@@ -73,7 +73,7 @@ fn main() {
     csv("ijbc_1N_gallery_G1.csv", &mut (0..G1).map(|s| (s, s)));
     csv("ijbc_1N_gallery_G2.csv", &mut (G1..SUBJECTS).map(|s| (s, s)));
     csv("ijbc_1N_probe_mixed.csv", &mut (SUBJECTS..TEMPLATES).map(|t| (t, subject(t))));
-    // Features: the subject's centre + 1.5 × noise.
+    // Features: the subject's centre + 10 × noise (template features then separate imperfectly).
     let mut centres = vec![0f32; SUBJECTS * DIM];
     ChaCha8Rng::seed_from_u64(8).fill(&mut centres[..]);
     centres.iter_mut().for_each(|v| *v = *v * 2.0 - 1.0);
@@ -81,7 +81,7 @@ fn main() {
     data.par_chunks_mut(DIM).enumerate().for_each(|(i, row)| {
         let mut r = ChaCha8Rng::seed_from_u64(1_000 + i as u64);
         let c = &centres[subject(template_of(i)) * DIM..][..DIM];
-        row.iter_mut().zip(c).for_each(|(v, &m)| *v = m + 1.5 * r.gen_range(-1.0f32..1.0));
+        row.iter_mut().zip(c).for_each(|(v, &m)| *v = m + 10.0 * r.gen_range(-1.0f32..1.0));
     });
     let features_path = dir.path().join("features.npy");
     npy::write(&features_path, &Features::new(IMAGES, DIM, data)).unwrap();
