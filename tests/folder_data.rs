@@ -24,7 +24,14 @@ fn make_folder(root: &Path, identities: usize, images: usize) -> String {
     }
     std::fs::write(root.join("README.txt"), "not an identity").unwrap();
     common::TINY
-        .replace("identities = 12\nheldout_identities = 8", &format!("kind = \"folder\"\npath = \"{}\"\nidentities = 4\nheldout_identities = {}", root.display(), identities - 4))
+        .replace(
+            "identities = 12\nheldout_identities = 8",
+            &format!(
+                "kind = \"folder\"\npath = \"{}\"\nidentities = 4\nheldout_identities = {}",
+                root.display(),
+                identities - 4
+            ),
+        )
         .replace("images_per_identity = 8", &format!("images_per_identity = {}", images - 1))
 }
 
@@ -46,7 +53,8 @@ fn a_folder_dataset_loads_in_name_order_and_trains() {
     assert_eq!(&heldout.pixels[..second.len()], second.as_slice(), "held-out identities follow the training ones");
 
     let out = tempfile::tempdir().unwrap();
-    let only_two = spec::filter::select(&exp.trials, Some(&spec::filter::Filter::parse("loss=cosface", "--only").unwrap()), None);
+    let only_two =
+        spec::filter::select(&exp.trials, Some(&spec::filter::Filter::parse("loss=cosface", "--only").unwrap()), None);
     let summaries = runner::run_selected(&exp, &only_two, &RunOptions::new(out.path())).unwrap();
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0].state, p2sbench::store::State::Done);
@@ -62,7 +70,8 @@ fn unreadable_folder_data_is_a_clear_error_with_nothing_written() {
     let file = dir.path().join("folder.toml");
     std::fs::write(&file, &text).unwrap();
     let out = dir.path().join("results");
-    let run = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--out"]).arg(&out).arg(&file).output().unwrap();
+    let run =
+        Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--out"]).arg(&out).arg(&file).output().unwrap();
     assert_eq!(run.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("person_002/01.png") && stderr.contains("cannot decode"), "{stderr}");
@@ -70,9 +79,11 @@ fn unreadable_folder_data_is_a_clear_error_with_nothing_written() {
 
     let missing = text.replace(&root.display().to_string(), "/nonexistent/faces");
     std::fs::write(&file, missing).unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--out"]).arg(&out).arg(&file).output().unwrap();
+    let run =
+        Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--out"]).arg(&out).arg(&file).output().unwrap();
     assert_eq!(run.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("folder.toml:4:8: data.path: /nonexistent/faces is not a directory"));
+    assert!(String::from_utf8_lossy(&run.stderr)
+        .contains("folder.toml:4:8: data.path: /nonexistent/faces is not a directory"));
     let dry = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--dry-run"]).arg(&file).output().unwrap();
     assert!(dry.status.success(), "--dry-run checks the form of paths, not their presence");
 }
@@ -82,7 +93,10 @@ fn the_paper_setup_validates_with_dry_run() {
     let exp = spec::load_with(Path::new("experiments/paper.toml"), false).unwrap();
     assert_eq!(exp.trials.len(), 6);
     assert!(exp.trials.iter().all(|t| t.model.embedding == 512 && t.data.image_size == 112));
-    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--dry-run", "experiments/paper.toml"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .args(["run", "--dry-run", "experiments/paper.toml"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("6 trials"));
     for study in ["experiments/sensitivity.toml", "experiments/noise.toml", "experiments/quickstart.toml"] {

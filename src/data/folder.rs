@@ -38,7 +38,8 @@ pub fn load_paths(paths: &[PathBuf], channels: usize, size: usize) -> Result<Ima
     let decoded = paths
         .par_iter()
         .map(|path| {
-            let bytes = std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read the image: {e}")))?;
+            let bytes =
+                std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read the image: {e}")))?;
             decode(&bytes, channels, size).map_err(|m| InputError::file(path, m))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -47,7 +48,8 @@ pub fn load_paths(paths: &[PathBuf], channels: usize, size: usize) -> Result<Ima
 }
 
 fn sorted_entries(dir: &Path, want_dirs: bool) -> Result<Vec<PathBuf>, InputError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| InputError::file(dir, format!("cannot list the directory: {e}")))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| InputError::file(dir, format!("cannot list the directory: {e}")))?;
     let mut out: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())

@@ -8,8 +8,8 @@ mod schema;
 
 pub use error::{line_col, SpecError};
 pub use schema::{
-    DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany,
-    RawExperiment, TrainSpec, KNOWN_PROTOCOLS,
+    DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec,
+    OneOrMany, RawExperiment, TrainSpec, KNOWN_PROTOCOLS,
 };
 
 use crate::loss::{self, LossConfig, ParamKind, ParamValue};

@@ -489,13 +489,23 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
             return at("data", "path", "data.path: only for kind = \"folder\"; synthetic data needs no files")
         }
         (DataKind::Folder, None) => {
-            return at("data", "kind", "data.path: kind = \"folder\" needs path = \"<dir with one sub-directory per identity>\"")
+            return at(
+                "data",
+                "kind",
+                "data.path: kind = \"folder\" needs path = \"<dir with one sub-directory per identity>\"",
+            )
         }
         (DataKind::Folder, Some(p)) if files && !p.is_dir() => {
             return at("data", "path", &format!("data.path: {} is not a directory", p.display()))
         }
-        (DataKind::Folder, _) if raw.noise.as_ref().is_some_and(|n| n.kind.values().iter().any(|k| *k != NoiseKind::Flip)) => {
-            return at("noise", "kind", "noise.kind: outlier noise renders synthetic identities; with folder data use \"flip\"")
+        (DataKind::Folder, _)
+            if raw.noise.as_ref().is_some_and(|n| n.kind.values().iter().any(|k| *k != NoiseKind::Flip)) =>
+        {
+            return at(
+                "noise",
+                "kind",
+                "noise.kind: outlier noise renders synthetic identities; with folder data use \"flip\"",
+            )
         }
         _ => {}
     }
