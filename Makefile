@@ -15,7 +15,7 @@ build: setup
 	$(CARGO_ENV) cargo build --release
 
 demo: setup
-	$(CARGO_ENV) cargo run --release -- run experiments/quickstart.toml --out results
+	$(CARGO_ENV) cargo run -- run experiments/quickstart.toml --out results
 
 test: setup
 	$(CARGO_ENV) cargo test -- --test-threads=1
