@@ -8,6 +8,7 @@ use crate::error::InputError;
 use crate::loss::{self, LossContext};
 use crate::model::Network;
 use crate::spec::{FlipMode, TrialConfig};
+use crate::train::checkpoint;
 use std::path::{Path, PathBuf};
 use tch::Device;
 
@@ -44,32 +45,9 @@ pub fn parse_device(text: &str) -> Result<Device, InputError> {
     }
 }
 
-/// The checkpoint holding a trial's weights: `checkpoint/state.pt` in its directory (written by
-/// `train::checkpoint`, which stores every network variable as `var/<name>`).
+/// The checkpoint holding a trial's weights (written by `train::checkpoint`).
 pub fn checkpoint_file(dir: &Path) -> PathBuf {
-    dir.join("checkpoint").join("state.pt")
-}
-
-/// Copies the `var/<name>` tensors of the checkpoint into `net`'s variables.
-fn load_weights(net: &Network, path: &Path) -> Result<(), InputError> {
-    let loaded = tch::Tensor::load_multi(path)
-        .map_err(|e| InputError::file(path, format!("cannot read the checkpoint: {e}")))?;
-    let device = net.vs.device();
-    let _guard = tch::no_grad_guard();
-    for (name, mut var) in net.vs.variables() {
-        let key = format!("var/{name}");
-        let saved = loaded.iter().find(|(n, _)| *n == key).map(|(_, t)| t).ok_or_else(|| {
-            InputError::file(path, format!("no tensor {key}: the checkpoint does not match the trial's config.toml"))
-        })?;
-        if saved.size() != var.size() {
-            return Err(InputError::file(
-                path,
-                format!("{key} has shape {:?}, the network expects {:?}", saved.size(), var.size()),
-            ));
-        }
-        var.copy_(&saved.to_device(device));
-    }
-    Ok(())
+    checkpoint::state_file(&dir.join("checkpoint"))
 }
 
 impl Extractor {
@@ -92,7 +70,7 @@ impl Extractor {
         if !weights.is_file() {
             return Err(InputError::file(&weights, "no model checkpoint: the trial has not saved its weights"));
         }
-        load_weights(&net, &weights)?;
+        checkpoint::load_weights(&dir.join("checkpoint"), &net.vs).map_err(|m| InputError::file(&weights, m))?;
         Ok(Extractor { net, config, device })
     }
 

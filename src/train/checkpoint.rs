@@ -72,6 +72,39 @@ pub fn save(
     std::fs::rename(&tmp, dir.join(STATE)).with_context(|| format!("renaming {}", tmp.display()))
 }
 
+/// The file that holds (and, by existing, marks) the checkpoint in `dir`.
+pub fn state_file(dir: &Path) -> std::path::PathBuf {
+    dir.join(STATE)
+}
+
+/// Copies the saved network variables (`var/<name>`) into `vs`; `Err` names the tensor that is
+/// missing or has another shape than the network's.
+fn copy_variables(loaded: &[(String, Tensor)], vs: &VarStore) -> Result<(), String> {
+    let device = vs.device();
+    let _guard = tch::no_grad_guard();
+    for (name, mut var) in vs.variables() {
+        let key = format!("var/{name}");
+        let saved = loaded
+            .iter()
+            .find(|(n, _)| *n == key)
+            .map(|(_, t)| t)
+            .ok_or_else(|| format!("no tensor {key}: the checkpoint does not match the trial's config.toml"))?;
+        if saved.size() != var.size() {
+            return Err(format!("{key} has shape {:?}, the network expects {:?}", saved.size(), var.size()));
+        }
+        var.copy_(&saved.to_device(device));
+    }
+    Ok(())
+}
+
+/// Loads only the network's weights from the checkpoint in `dir` (feature extraction from a
+/// trained trial); `Err` says what is wrong with the file.
+pub fn load_weights(dir: &Path, vs: &VarStore) -> Result<(), String> {
+    let path = state_file(dir);
+    let loaded = Tensor::load_multi(&path).map_err(|e| format!("cannot read the checkpoint: {e}"))?;
+    copy_variables(&loaded, vs)
+}
+
 /// Loads the checkpoint in `dir` into `vs` and `sgd`; `None` when there is none.
 pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>> {
     if !exists(dir) {
@@ -81,12 +114,8 @@ pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>
     let loaded = Tensor::load_multi(&path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let get = |name: &str| loaded.iter().find(|(n, _)| n == name).map(|(_, t)| t);
     let device = vs.device();
+    copy_variables(&loaded, vs).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
     let _guard = tch::no_grad_guard();
-    for (name, var) in vs.variables() {
-        let saved = get(&format!("var/{name}")).with_context(|| format!("{}: no tensor for {name}", path.display()))?;
-        let mut var = var;
-        var.copy_(&saved.to_device(device));
-    }
     for ((name, _), buf) in sgd.params.iter().zip(sgd.buffers.iter_mut()) {
         *buf = get(&format!("momentum/{name}")).map(|t| t.to_device(device));
     }
