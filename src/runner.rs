@@ -201,7 +201,7 @@ fn run_trial(
 }
 
 /// Trial directories under the results that the experiment file no longer produces.
-fn stale_trials(dir: &ExperimentDir, exp: &Experiment) -> Vec<String> {
+pub fn stale_trials(dir: &ExperimentDir, exp: &Experiment) -> Vec<String> {
     let current: BTreeSet<String> = exp.trials.iter().map(|t| t.id()).collect();
     let Ok(entries) = std::fs::read_dir(dir.root.join("trials")) else { return Vec::new() };
     let mut stale: Vec<String> = entries

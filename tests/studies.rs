@@ -295,3 +295,44 @@ fn parallel_jobs_give_the_same_results_as_sequential_ones_with_equal_threads() {
     let tb = store::read_parquet(&b.trials_table()).unwrap().drop_many(["seconds"]);
     assert!(ta.equals_missing(&tb));
 }
+
+#[test]
+fn fail_fast_stops_after_the_first_diverged_trial() {
+    // softmax first, at an absurd learning rate, so it diverges before the others start.
+    let blocks = common::TINY.split("[[loss]]").collect::<Vec<_>>();
+    let head = blocks[0];
+    let eval = &blocks[5][blocks[5].find("[eval]").unwrap()..];
+    let text = format!(
+        "{}[[loss]]\nname = \"softmax\"\n[[loss]]\nname = \"p2sgrad\"\n[[loss]]\nname = \"cosface\"\n{eval}",
+        head.replace("lr = 0.05", "lr = 1e30").replace("log_every = 2", "log_every = 1")
+    );
+    let exp = common::experiment(&text);
+    let out = tempfile::tempdir().unwrap();
+    let summaries =
+        runner::run_experiment(&exp, &RunOptions { fail_fast: true, ..RunOptions::new(out.path()) }).unwrap();
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert_eq!(summaries[0].state, store::State::Diverged);
+    let trials = store::read_parquet(&ExperimentDir::new(out.path(), "tiny").trials_table()).unwrap();
+    assert_eq!(common::strings(&trials, "status"), ["diverged", "pending", "pending"]);
+}
+
+#[test]
+fn a_changed_file_reuses_unchanged_trials_and_reports_removed_ones() {
+    let out = tempfile::tempdir().unwrap();
+    run(common::TINY, out.path());
+    let dir = ExperimentDir::new(out.path(), "tiny");
+    let before = common::experiment(common::TINY);
+    let kept = before.trials[0].id();
+    let removed = before.trials[4].id(); // softmax
+    let kept_time = std::fs::metadata(dir.trial(&kept).join("steps.parquet")).unwrap().modified().unwrap();
+    let changed = common::TINY.replace("[[loss]]\nname = \"softmax\"\n", "[[loss]]\nname = \"normface\"\n");
+    let exp = common::experiment(&changed);
+    assert_eq!(runner::stale_trials(&dir, &exp), vec![removed.clone()]);
+    let summaries = runner::run_experiment(&exp, &RunOptions::new(out.path())).unwrap();
+    assert!(summaries.iter().any(|s| s.loss == "normface" && s.state == store::State::Done));
+    let after = std::fs::metadata(dir.trial(&kept).join("steps.parquet")).unwrap().modified().unwrap();
+    assert_eq!(kept_time, after, "an unchanged trial was retrained");
+    assert!(dir.trial(&removed).join("steps.parquet").exists(), "a removed trial's results are kept");
+    let trials = store::read_parquet(&dir.trials_table()).unwrap();
+    assert!(!common::strings(&trials, "trial").contains(&removed), "trials.parquet lists the file's trials");
+}
