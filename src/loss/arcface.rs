@@ -19,18 +19,21 @@ pub(super) fn margin_below_half_pi(v: &ParamValue) -> Result<(), String> {
     }
 }
 
+/// ArcFace's additive angular margin m (0.5 rad), shared with CurricularFace.
+pub(super) const ANGULAR_MARGIN: ParamSpec = ParamSpec {
+    name: "m",
+    kind: ParamKind::Float,
+    default: Default::Float(0.5),
+    check: margin_below_half_pi,
+    help: "additive angular margin m (radians)",
+};
+
 pub const ENTRY: LossEntry = LossEntry {
     name: "arcface",
     summary: "ArcFace: s·cos(θ_y + m) (Deng et al. 2019)",
     params: &[
         SCALE_64,
-        ParamSpec {
-            name: "m",
-            kind: ParamKind::Float,
-            default: Default::Float(0.5),
-            check: margin_below_half_pi,
-            help: "additive angular margin m (radians)",
-        },
+        ANGULAR_MARGIN,
         ParamSpec {
             name: "gradient",
             kind: ParamKind::Choice(&["exact", "straight-through"]),

@@ -8,8 +8,8 @@
 //! as the official code does (the hard-example test uses cos(θ_y + m) without the fallback).
 //! Defaults s = 64, m = 0.5 (the paper's).
 
-use super::arcface::{margin_below_half_pi, ArcFace};
-use super::params::{no_constraints, Default, ParamKind, ParamSpec, SCALE_64};
+use super::arcface::{ArcFace, ANGULAR_MARGIN};
+use super::params::{no_constraints, SCALE_64};
 use super::{
     clamp_cos, softmax_output, with_target, CosineBatch, Loss, LossConfig, LossContext, LossEntry, LossOutput,
 };
@@ -21,16 +21,7 @@ pub const T_MOMENTUM: f64 = 0.01;
 pub const ENTRY: LossEntry = LossEntry {
     name: "curricularface",
     summary: "CurricularFace: ArcFace target, hard negatives s·cos θ_j·(t + cos θ_j), t adaptive (Huang et al. 2020)",
-    params: &[
-        SCALE_64,
-        ParamSpec {
-            name: "m",
-            kind: ParamKind::Float,
-            default: Default::Float(0.5),
-            check: margin_below_half_pi,
-            help: "additive angular margin m (radians)",
-        },
-    ],
+    params: &[SCALE_64, ANGULAR_MARGIN],
     validate: no_constraints,
     build,
 };
