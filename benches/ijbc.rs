@@ -5,9 +5,9 @@
 //!
 //! Run: `cargo bench --bench ijbc` (`make bench` runs it with the other benchmarks).
 
-use p2sbench::eval::ijbc::{self, MetaFiles, PoolOptions};
-use p2sbench::eval::roc::FarReadout;
-use p2sbench::eval::{npy, Features};
+use p2sbench::metrics::ijbc::{self, MetaFiles, PoolOptions};
+use p2sbench::metrics::roc::FarReadout;
+use p2sbench::metrics::{npy, Features};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;

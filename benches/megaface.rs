@@ -6,10 +6,10 @@
 //!
 //! Run: `cargo bench --bench megaface` (`make bench` runs it with the other benchmarks).
 
-use p2sbench::eval::megaface::formats::{self, FeatureLayout};
-use p2sbench::eval::megaface::run::{evaluate_files, MegafaceFiles};
-use p2sbench::eval::megaface::{self, DistractorSets, InMemory, MegafaceOptions};
-use p2sbench::eval::Features;
+use p2sbench::metrics::megaface::formats::{self, FeatureLayout};
+use p2sbench::metrics::megaface::run::{evaluate_files, MegafaceFiles};
+use p2sbench::metrics::megaface::{self, DistractorSets, InMemory, MegafaceOptions};
+use p2sbench::metrics::Features;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;

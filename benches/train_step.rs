@@ -18,7 +18,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// Seconds per step of `cfg` with telemetry every `log_every` steps (warm-up steps excluded).
-fn seconds_per_step(cfg: &TrialConfig, data: &train::TrialData, log_every: usize) -> f64 {
+fn seconds_per_step(cfg: &TrialConfig, data: &runner::TrialData, log_every: usize) -> f64 {
     let mut cfg = cfg.clone();
     cfg.train.log_every = log_every;
     cfg.eval.protocols.clear();
@@ -28,7 +28,8 @@ fn seconds_per_step(cfg: &TrialConfig, data: &train::TrialData, log_every: usize
     let mut timed = 0;
     let train_set = noise::apply(&data.train, &cfg.data, &cfg.noise);
     // The clock stops at the last step, so the end-of-training evaluation is not counted.
-    let _ = train::train_trial(&cfg, data, &train_set, tch::Device::Cpu, None, &mut |step| {
+    let evaluation = runner::HeldoutEvaluation { cfg: &cfg, data };
+    let _ = train::train_trial(&cfg, &train_set, &evaluation, tch::Device::Cpu, None, &mut |step| {
         if step as usize == warmup {
             started = Some(Instant::now());
         } else if step as usize > warmup {

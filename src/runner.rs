@@ -2,11 +2,15 @@
 //! once, trains each trial (skipping those already done), writes each trial's files as it
 //! finishes, keeps trials.parquet current, and prints the summary table.
 
+use crate::data::ImageSet;
 use crate::data::{self, noise};
+use crate::extract::suite::Suite;
 use crate::loss::ParamValue;
+use crate::model::Network;
 use crate::spec::{Experiment, TrialConfig};
+use crate::store::schema;
 use crate::store::{self, trial_files, ExperimentDir, State, TrialStatus};
-use crate::train::{self, telemetry, TrialData};
+use crate::train;
 use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use polars::prelude::*;
@@ -73,7 +77,7 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSu
 /// results directory's lock for the whole run.
 pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOptions) -> Result<Vec<TrialSummary>> {
     let first = &exp.trials[0];
-    let device = train::resolve_device(first.train.device)?;
+    let device = crate::model::device(first.train.device).map_err(|m| anyhow::anyhow!("train.device: {m}"))?;
     // Data first: a dataset that cannot be read leaves no results directory behind.
     let started = Instant::now();
     let data = shared_data(first)?;
@@ -90,9 +94,7 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
     } else {
         ProgressDrawTarget::hidden()
     });
-    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-        .expect("valid template")
-        .progress_chars("=> ");
+    let style = crate::progress::style();
     let overall = bars.add(ProgressBar::new(selected.len() as u64).with_style(style.clone()).with_prefix("experiment"));
     let stale = stale_trials(&dir, exp);
     if !stale.is_empty() {
@@ -171,16 +173,18 @@ fn run_trial(
     let checkpoint_dir = trial_dir.join(trial_files::CHECKPOINT);
     let checkpointing = train::Checkpointing { dir: &checkpoint_dir, trial: &id };
     let result =
-        train::train_trial(cfg, data, &train_set, device, Some(&checkpointing), &mut |s| bar.set_position(s as u64));
+        train::train_trial(cfg, &train_set, &HeldoutEvaluation { cfg, data }, device, Some(&checkpointing), &mut |s| {
+            bar.set_position(s as u64)
+        });
     bar.finish_and_clear();
     let seconds = earlier_seconds + t0.elapsed().as_secs_f64();
     let status = match result {
         Ok(outcome) => {
             let rows = &outcome.rows;
             for (file, mut frame) in [
-                (trial_files::STEPS, telemetry::steps_frame(&id, &rows.steps)?),
-                (trial_files::EVALS, telemetry::evals_frame(&id, &rows.evals)?),
-                (trial_files::ANGLES, telemetry::angles_frame(&id, &rows.angles)?),
+                (trial_files::STEPS, schema::steps_frame(&id, &rows.steps)?),
+                (trial_files::EVALS, schema::evals_frame(&id, &rows.evals)?),
+                (trial_files::ANGLES, schema::angles_frame(&id, &rows.angles)?),
             ] {
                 store::write_parquet(&trial_dir.join(file), &mut frame)?;
             }
@@ -213,11 +217,39 @@ pub fn stale_trials(dir: &ExperimentDir, exp: &Experiment) -> Vec<String> {
     stale
 }
 
+/// The data every trial of an experiment shares.
+pub struct TrialData {
+    pub train: ImageSet,
+    pub heldout: ImageSet,
+    /// The evaluation protocols `[eval]` selects: built-in ones constructed over the held-out
+    /// identities, real-file ones read once.
+    pub protocols: Suite,
+}
+
+/// A trial's evaluation as training calls it: the suite's protocols on the held-out data.
+pub struct HeldoutEvaluation<'a> {
+    pub cfg: &'a TrialConfig,
+    pub data: &'a TrialData,
+}
+
+impl train::Evaluate for HeldoutEvaluation<'_> {
+    fn evaluate(&self, net: &Network, device: tch::Device, step: i64) -> Result<Vec<schema::EvalRow>> {
+        let results = self.data.protocols.run(&self.cfg.eval, &self.cfg.data, net, &self.data.heldout, device)?;
+        let mut rows = Vec::new();
+        for r in &results {
+            for (variant, metric, value) in r.rows() {
+                rows.push(schema::EvalRow { step, protocol: r.protocol.clone(), variant, metric, value });
+            }
+        }
+        Ok(rows)
+    }
+}
+
 /// Generates (or reads) the training and held-out identities and prepares the evaluation protocols.
 pub fn shared_data(cfg: &TrialConfig) -> Result<TrialData> {
     let train = data::training_set(&cfg.data)?;
     let heldout = data::heldout_set(&cfg.data)?;
-    let protocols = crate::eval::suite::Suite::new(&cfg.eval, &cfg.data, &heldout.labels)?;
+    let protocols = Suite::new(&cfg.eval, &cfg.data, &heldout.labels)?;
     Ok(TrialData { train, heldout, protocols })
 }
 

@@ -3,9 +3,9 @@
 //! setting resolution and its errors, the table/CSV/JSON formats, PNG/SVG files, and the
 //! command's exit codes.
 
-use p2sbench::analysis::command::{self, CurvesArgs, Format};
 use p2sbench::analysis::spec::{self, Sweep};
 use p2sbench::analysis::{self as an, output, CurveSpec};
+use p2sbench::cli::curves::{self, CurvesArgs, Format};
 use p2sbench::error::InputError;
 use p2sbench::loss::{self, CosineBatch, LossConfig, LossContext, ParamValue};
 use std::collections::BTreeMap;
@@ -247,7 +247,7 @@ fn json_records_have_the_documented_shape() {
     let mut a = args(&["cosface:s=16", "p2sgrad"]);
     a.every = 45.0;
     a.classes = vec![100, 1000];
-    let curves = command::compute(&a).unwrap();
+    let curves = curves::compute(&a).unwrap();
     let v: serde_json::Value = serde_json::from_str(&output::json(&curves).unwrap()).unwrap();
     let records = v.as_array().unwrap();
     assert_eq!(records.len(), 2 * 2 * 5, "2 losses × 2 class counts × 5 angles");
@@ -287,7 +287,7 @@ fn json_records_have_the_documented_shape() {
 fn csv_and_table_formats() {
     let mut a = args(&["arcface:s=32", "normface"]);
     a.every = 30.0;
-    let curves = command::compute(&a).unwrap();
+    let curves = curves::compute(&a).unwrap();
     let csv = output::csv(&curves);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "loss,params,classes,feat_norm,theta_deg,p_target,coef_target,grad_norm_feature,scale");
@@ -318,7 +318,7 @@ fn png_and_svg_figures_are_written() {
         a.every = 5.0;
         a.format = format;
         a.out = Some(dir.path().to_path_buf());
-        command::run(&a).unwrap();
+        curves::run(&a).unwrap();
         let path = dir.path().join(format!("curves.{ext}"));
         let bytes = std::fs::read(&path).unwrap();
         if ext == "png" {

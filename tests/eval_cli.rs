@@ -3,8 +3,9 @@
 //! model route against the in-process pipeline), IJB-C on a meta directory, MegaFace on a devkit
 //! layout, and exit code 2 with file and line for bad input.
 
-use p2sbench::eval::megaface::formats;
-use p2sbench::eval::{images, lfw, npy, Features};
+use p2sbench::data::images;
+use p2sbench::metrics::megaface::formats;
+use p2sbench::metrics::{lfw, npy, Features};
 use p2sbench::model::Network;
 use p2sbench::spec::FlipMode;
 use rand::{Rng, SeedableRng};
@@ -157,7 +158,7 @@ fn lfw_on_the_real_pairs_file_and_an_lfw_shaped_directory() {
     assert_eq!(again["metrics"], v["metrics"]);
     let rows = npy::read(&exported).unwrap();
     let set = images::load_files(&root, &names[..64], 1, 16).unwrap();
-    let direct = p2sbench::eval::features::extract_features(&net, &set, FlipMode::Sum, 64, tch::Device::Cpu, false);
+    let direct = p2sbench::extract::features::extract_features(&net, &set, FlipMode::Sum, 64, tch::Device::Cpu, false);
     assert_eq!(&rows.data[..64 * rows.dim], &direct.data[..]);
 
     // A missing image is exit code 2 naming it.

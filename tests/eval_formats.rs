@@ -4,9 +4,9 @@
 //! the file and the line or record.
 
 use p2sbench::error::InputError;
-use p2sbench::eval::ijbc::meta;
-use p2sbench::eval::megaface::formats;
-use p2sbench::eval::{lfw, npy, pickle, Features};
+use p2sbench::metrics::ijbc::meta;
+use p2sbench::metrics::megaface::formats;
+use p2sbench::metrics::{lfw, npy, pickle, Features};
 use std::path::{Path, PathBuf};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -123,7 +123,7 @@ fn bin_pack_pairs_and_shape_errors() {
     let pack = lfw::read_bin(&p).unwrap();
     assert_eq!(pack.images, vec![b"abc".to_vec(), b"de".to_vec()]);
     assert_eq!(pack.issame, vec![true]);
-    assert_eq!(pack.pairs(), vec![p2sbench::eval::verification::Pair { a: 0, b: 1, same: true }]);
+    assert_eq!(pack.pairs(), vec![p2sbench::metrics::verification::Pair { a: 0, b: 1, same: true }]);
     // Three images for one pair.
     let three = b"\x80\x02]q\x00(U\x01aU\x01bU\x01ce]q\x01\x88a\x86q\x02.";
     let p = write(dir.path(), "three.bin", three);
@@ -274,7 +274,7 @@ fn ijbc_meta_files_and_malformed_lines() {
 
 #[test]
 fn five_point_alignment_recovers_a_similarity_and_warps_exactly() {
-    use p2sbench::eval::align::{align, Similarity, ARCFACE_TEMPLATE};
+    use p2sbench::metrics::align::{align, Similarity, ARCFACE_TEMPLATE};
     // Scale 1.5, rotation 30°, translation (4, -2).
     let truth = Similarity { a: 1.5 * 30f64.to_radians().cos(), b: 1.5 * 30f64.to_radians().sin(), tx: 4.0, ty: -2.0 };
     let src: Vec<[f32; 2]> = ARCFACE_TEMPLATE.to_vec();

@@ -2,13 +2,13 @@
 //! LFW's k-fold accuracy and its variants, MegaFace rank-1 and TAR@FAR (streamed in blocks),
 //! IJB-C pooling, 1:1 and 1:N.
 
-use p2sbench::eval::ijbc::meta::{PairList, TemplateSubjects};
-use p2sbench::eval::ijbc::{self, IjbcProtocol, OneToN, PoolOptions};
-use p2sbench::eval::lfw::{self, Distance, LfwOptions, ThresholdGrid};
-use p2sbench::eval::megaface::{self, DistractorSets, InMemory, MegafaceOptions};
-use p2sbench::eval::roc::{negatives_needed, FarReadout, Roc, TopScores};
-use p2sbench::eval::verification::{fold_bounds, Pair};
-use p2sbench::eval::Features;
+use p2sbench::metrics::ijbc::meta::{PairList, TemplateSubjects};
+use p2sbench::metrics::ijbc::{self, IjbcProtocol, OneToN, PoolOptions};
+use p2sbench::metrics::lfw::{self, Distance, LfwOptions, ThresholdGrid};
+use p2sbench::metrics::megaface::{self, DistractorSets, InMemory, MegafaceOptions};
+use p2sbench::metrics::roc::{negatives_needed, FarReadout, Roc, TopScores};
+use p2sbench::metrics::verification::{fold_bounds, Pair};
+use p2sbench::metrics::Features;
 use rand::{Rng, SeedableRng};
 
 fn close(a: f64, b: f64) -> bool {

@@ -2,11 +2,11 @@
 //! features whose answers are known), the training-time suite, and `[eval]` validation errors.
 
 use p2sbench::data::synthetic;
-use p2sbench::eval::builtin::{ijbc_style, megaface_style, IjbcStyleOptions};
-use p2sbench::eval::ijbc::{self, PoolOptions};
-use p2sbench::eval::roc::FarReadout;
-use p2sbench::eval::suite::Suite;
-use p2sbench::eval::Features;
+use p2sbench::extract::suite::Suite;
+use p2sbench::metrics::builtin::{ijbc_style, megaface_style, IjbcStyleOptions};
+use p2sbench::metrics::ijbc::{self, PoolOptions};
+use p2sbench::metrics::roc::FarReadout;
+use p2sbench::metrics::Features;
 use p2sbench::model::Network;
 use p2sbench::spec;
 use std::collections::{BTreeSet, HashMap};
@@ -240,7 +240,7 @@ fn the_suite_reads_real_files_for_every_protocol() {
     write("mf_6.json", serde_json::json!({ "path": all }).to_string().as_bytes());
     write("mf_2.json", serde_json::json!({"path": &all[..2]}).to_string().as_bytes());
     // IJB-C: 8 images, 4 templates of 2 subjects; landmarks = ArcFace's template on a 24×24 crop.
-    let lm: String = p2sbench::eval::align::ARCFACE_TEMPLATE
+    let lm: String = p2sbench::metrics::align::ARCFACE_TEMPLATE
         .iter()
         .map(|p| format!("{} {}", p[0] * 24.0 / 112.0, p[1] * 24.0 / 112.0))
         .collect::<Vec<_>>()

@@ -8,8 +8,10 @@
 mod common;
 
 use p2sbench::error::InputError;
-use p2sbench::plot::{self, style};
+use p2sbench::figure::style;
+use p2sbench::plot;
 use p2sbench::report;
+use p2sbench::results::Manifest;
 use p2sbench::store::{self, ExperimentDir, State, TrialStatus};
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -55,7 +57,8 @@ fn settings() -> Vec<Setting> {
     out
 }
 
-/// The fixture's noise settings: clean, and two kinds at 20 % (as `noise` texts say them).
+/// The fixture's noise settings: clean, and two kinds at 20 % (the `noise_kind` and `noise_ratio`
+/// columns; `noise` is the text label).
 const NOISES: [(&str, f64); 3] = [("none", 0.0), ("symmetric", 0.2), ("outlier", 0.2)];
 
 fn noise_text(kind: &str, ratio: f64) -> String {
@@ -110,24 +113,27 @@ fn write_fixture(root: &Path) -> ExperimentDir {
     store::write_atomic(&dir.spec(), SPEC.as_bytes()).unwrap();
     let mut t: BTreeMap<&str, Vec<AnyValue>> = BTreeMap::new();
     let mut ids = Vec::new();
-    let mut push = |id: String, st: &Setting, seed: i64, noise: String, status: &str, ids: &mut Vec<String>| {
-        ids.push(id.clone());
-        let cols: [(&str, AnyValue); 10] = [
-            ("trial", AnyValue::StringOwned(id.into())),
-            ("loss", AnyValue::StringOwned(st.loss.into())),
-            ("params", AnyValue::StringOwned(st.params.clone().into())),
-            ("s", st.s.map_or(AnyValue::Null, AnyValue::Float64)),
-            ("m", st.m.map_or(AnyValue::Null, AnyValue::Float64)),
-            ("alpha", st.alpha.map_or(AnyValue::Null, AnyValue::Float64)),
-            ("seed", AnyValue::Int64(seed)),
-            ("noise", AnyValue::StringOwned(noise.into())),
-            ("status", AnyValue::StringOwned(status.into())),
-            ("seconds", AnyValue::Float64(1.5)),
-        ];
-        for (k, v) in cols {
-            t.entry(k).or_default().push(v);
-        }
-    };
+    let mut push =
+        |id: String, st: &Setting, seed: i64, (kind, ratio): (&str, f64), status: &str, ids: &mut Vec<String>| {
+            ids.push(id.clone());
+            let cols: [(&str, AnyValue); 12] = [
+                ("trial", AnyValue::StringOwned(id.into())),
+                ("loss", AnyValue::StringOwned(st.loss.into())),
+                ("params", AnyValue::StringOwned(st.params.clone().into())),
+                ("s", st.s.map_or(AnyValue::Null, AnyValue::Float64)),
+                ("m", st.m.map_or(AnyValue::Null, AnyValue::Float64)),
+                ("alpha", st.alpha.map_or(AnyValue::Null, AnyValue::Float64)),
+                ("seed", AnyValue::Int64(seed)),
+                ("noise", AnyValue::StringOwned(noise_text(kind, ratio).into())),
+                ("noise_kind", AnyValue::StringOwned(kind.to_string().into())),
+                ("noise_ratio", AnyValue::Float64(ratio)),
+                ("status", AnyValue::StringOwned(status.into())),
+                ("seconds", AnyValue::Float64(1.5)),
+            ];
+            for (k, v) in cols {
+                t.entry(k).or_default().push(v);
+            }
+        };
     for st in settings() {
         for (kind, noise) in NOISES {
             for seed in [1i64, 2] {
@@ -137,7 +143,7 @@ fn write_fixture(root: &Path) -> ExperimentDir {
                 TrialStatus { state: State::Done, attempts: 1, seconds: 1.5, error: None, diverged_step: None }
                     .write(&tdir)
                     .unwrap();
-                push(id, &st, seed, noise_text(kind, noise), "done", &mut ids);
+                push(id, &st, seed, (kind, noise), "done", &mut ids);
             }
         }
     }
@@ -153,12 +159,25 @@ fn write_fixture(root: &Path) -> ExperimentDir {
     }
     .write(&dir.trial(&id))
     .unwrap();
-    push(id, &failed, 1, "none".into(), "failed", &mut ids);
+    push(id, &failed, 1, ("none", 0.0), "failed", &mut ids);
     let n = ids.len();
-    let columns: Vec<Column> = ["trial", "loss", "params", "s", "m", "alpha", "seed", "noise", "status", "seconds"]
-        .iter()
-        .map(|k| Series::from_any_values((*k).into(), &t[k], false).unwrap().into_column())
-        .collect();
+    let columns: Vec<Column> = [
+        "trial",
+        "loss",
+        "params",
+        "s",
+        "m",
+        "alpha",
+        "seed",
+        "noise",
+        "noise_kind",
+        "noise_ratio",
+        "status",
+        "seconds",
+    ]
+    .iter()
+    .map(|k| Series::from_any_values((*k).into(), &t[k], false).unwrap().into_column())
+    .collect();
     store::write_parquet(&dir.trials_table(), &mut DataFrame::new(n, columns).unwrap()).unwrap();
     dir
 }
@@ -316,7 +335,7 @@ fn renders_every_figure_kind_from_the_fixture() {
     let coef = manifest.figures.iter().find(|f| f.stem == "coef_vs_theta").unwrap();
     assert!(coef.caption.contains("with the analytic g_y(θ)"), "{}", coef.caption);
     assert!(svg_texts(&dir.plots().join("coef_vs_theta.svg")).iter().any(|t| t == "analytic g_y(θ)"));
-    let on_disk = plot::Manifest::read(&dir.root).unwrap().unwrap();
+    let on_disk = Manifest::read(&dir.root).unwrap().unwrap();
     assert_eq!(on_disk, manifest);
 }
 
@@ -485,7 +504,7 @@ fn report_tables_match_values_computed_from_the_fixture() {
     assert_eq!(rows.iter().filter(|r| r[3] == "symmetric 20%").count(), 24);
     assert!(md.contains("- Trials: 73 (72 done, 1 failed)"), "{md}");
     // Figures embedded by relative path, and each exists.
-    for f in plot::Manifest::read(&dir.root).unwrap().unwrap().figures {
+    for f in Manifest::read(&dir.root).unwrap().unwrap().figures {
         assert!(md.contains(&format!("![{}](plots/{}.png)", f.title, f.stem)));
     }
     assert!(md.contains("- Hardware: not recorded"), "the fixture has no run.json");
@@ -548,7 +567,7 @@ fn run_ends_with_plots_and_report_and_they_re_render_from_parquet() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let dir = ExperimentDir::new(&tmp.path().join("results"), "tiny");
     let md = std::fs::read_to_string(dir.report()).unwrap();
-    let info = report::run_info::RunInfo::read(&dir.root).unwrap().expect("run writes run.json");
+    let info = p2sbench::store::run_info::RunInfo::read(&dir.root).unwrap().expect("run writes run.json");
     assert_eq!(info.device, "cpu");
     assert!(md.contains(&format!("- Hardware: {} ({} logical cores)", info.cpu_model, info.logical_cores)));
 
@@ -565,7 +584,7 @@ fn run_ends_with_plots_and_report_and_they_re_render_from_parquet() {
     for id in common::strings(&trials, "trial") {
         assert!(md.contains(&format!("| `{id}` |")), "{id} not in the trials table");
     }
-    let manifest = plot::Manifest::read(&dir.root).unwrap().unwrap();
+    let manifest = Manifest::read(&dir.root).unwrap().unwrap();
     let stems: Vec<&str> = manifest.figures.iter().map(|f| f.stem.as_str()).collect();
     for stem in ["training_curves", "gradients", "angles", "coef_vs_theta"] {
         assert!(stems.contains(&stem), "{stem} not in {stems:?}");

@@ -107,23 +107,24 @@ fn adaptive_loss_state_resumes_from_a_checkpoint() {
     let tail = &common::TINY[common::TINY.find("[eval]").unwrap()..];
     let head = head.replace("log_every = 2", "log_every = 1\ncheckpoint_every = 2");
     let exp = common::experiment(&format!("{head}{blocks}{tail}"));
-    let untimed = |rows: Vec<train::telemetry::StepRow>| {
-        rows.into_iter().map(|r| train::telemetry::StepRow { step_seconds: 0.0, ..r }).collect::<Vec<_>>()
+    let untimed = |rows: Vec<p2sbench::store::schema::StepRow>| {
+        rows.into_iter().map(|r| p2sbench::store::schema::StepRow { step_seconds: 0.0, ..r }).collect::<Vec<_>>()
     };
     for trial in &exp.trials {
         let id = trial.id();
         let data = runner::shared_data(trial).unwrap();
         let set = p2sbench::data::noise::apply(&data.train, &trial.data, &trial.noise);
         let cpu = tch::Device::Cpu;
-        let reference = train::train_trial(trial, &data, &set, cpu, None, &mut |_| {}).unwrap();
+        let evaluation = runner::HeldoutEvaluation { cfg: trial, data: &data };
+        let reference = train::train_trial(trial, &set, &evaluation, cpu, None, &mut |_| {}).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let ck = Checkpointing { dir: dir.path(), trial: &id };
         // Interrupt after step 5; the last checkpoint is at step 4.
         let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            train::train_trial(trial, &data, &set, cpu, Some(&ck), &mut |step| assert!(step < 5, "interrupt"))
+            train::train_trial(trial, &set, &evaluation, cpu, Some(&ck), &mut |step| assert!(step < 5, "interrupt"))
         }));
         assert!(interrupted.is_err(), "{id}: the run was not interrupted");
-        let resumed = train::train_trial(trial, &data, &set, cpu, Some(&ck), &mut |_| {}).unwrap();
+        let resumed = train::train_trial(trial, &set, &evaluation, cpu, Some(&ck), &mut |_| {}).unwrap();
         assert_eq!(untimed(resumed.rows.steps), untimed(reference.rows.steps), "{id}: telemetry differs after resume");
     }
 }

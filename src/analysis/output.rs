@@ -3,9 +3,9 @@
 //! class count: P_y, g_y and ‖∂L/∂x‖ against θ_y; one colour per loss, shades for its settings).
 
 use super::curves::Curve;
+use crate::figure::panel::{Draw, Panel, PanelFigure, Series};
+use crate::figure::style::{self, de, Figure, LegendEntry, Mark};
 use crate::loss::{self, LossConfig, ParamValue};
-use crate::plot::panel::{Draw, Panel, PanelFigure, Series};
-use crate::plot::style::{self, de, Figure, LegendEntry, Mark};
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde::Serialize;

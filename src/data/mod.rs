@@ -1,8 +1,9 @@
 //! Datasets: the built-in synthetic identities ([`synthetic`]) or an image folder ([`folder`]),
-//! label noise on top ([`noise`]). Every dataset is held as an [`ImageSet`] of u8 pixels that
+//! label noise on top ([`noise`]), and the image sets of real evaluation files ([`images`]). Every dataset is held as an [`ImageSet`] of u8 pixels that
 //! turns index lists into float batches.
 
 pub mod folder;
+pub mod images;
 pub mod noise;
 pub mod synthetic;
 

@@ -181,6 +181,21 @@ impl LossConfig {
         out
     }
 
+    /// `m=0.35, s=30`: every numeric parameter and the others that differ from their default.
+    pub fn short_params(&self) -> String {
+        let entry = super::find(&self.name);
+        self.params
+            .iter()
+            .filter(|(k, v)| {
+                let default =
+                    entry.and_then(|e| e.params.iter().find(|p| p.name == k.as_str())).map(|p| p.default.value());
+                v.as_f64().is_some() || default.as_ref() != Some(*v)
+            })
+            .map(|(k, v)| format!("{k}={}", v.short()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// `s=64, m=0.5` for tables and summaries.
     pub fn params_text(&self) -> String {
         self.params.iter().map(|(k, v)| format!("{k}={}", v.short())).collect::<Vec<_>>().join(", ")

@@ -3,10 +3,22 @@
 //! head (plus a bias for the losses that use one). Parameters are created on the CPU from the
 //! init seed, in a fixed order, so every trial of a seed starts from identical values.
 
-use crate::spec::ModelSpec;
+pub mod weights;
+
+use crate::spec::{DeviceChoice, ModelSpec};
 use sha2::{Digest, Sha256};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
+
+/// Resolves `device = "auto" | "cpu" | "cuda"`; `Err` when CUDA is asked for and libtorch sees none.
+pub fn device(choice: DeviceChoice) -> Result<Device, String> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        DeviceChoice::Cuda => Err("device \"cuda\" asked for, but libtorch sees no CUDA device".into()),
+    }
+}
 
 /// Backbone + embedding layer + head parameters, all in one `VarStore`.
 pub struct Network {

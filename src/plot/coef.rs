@@ -3,51 +3,27 @@
 //! and g_y), with the analytic g_y(θ) of the same setting from [`crate::analysis`] drawn over
 //! them.
 
-use super::panel::{Draw, Panel, PanelFigure, Scale, Series};
-use super::style::{loss_color, LegendEntry, Mark};
-use super::{setting_label, Ctx, Rendered};
+use super::{Ctx, Rendered};
 use crate::analysis::curves::CurveSpec;
-use crate::loss::{LossConfig, ParamKind, ParamValue};
-use crate::report::aggregate::Representative;
-use crate::report::results::{floats, parse_params};
+use crate::figure::panel::{Draw, Panel, PanelFigure, Scale, Series};
+use crate::figure::style::{loss_color, LegendEntry, Mark};
+use crate::loss::LossConfig;
+use crate::results::aggregate::Representative;
+use crate::results::floats;
 use anyhow::Result;
 use plotters::style::RGBColor;
 use polars::prelude::*;
-use std::collections::BTreeMap;
 
 /// Colour of the analytic curve.
 const ANALYTIC: RGBColor = RGBColor(30, 30, 30);
 
-/// The analytic target coefficient g_y(θ) of `loss` with hyper-parameters `params` (the `params`
-/// text of trials.parquet; missing ones take their defaults) and `classes` training classes, at
-/// the angles `theta_deg` (degrees), per sample, from the loss-zoo analysis
+/// The analytic target coefficient g_y(θ) of the loss setting `loss` with `classes` training
+/// classes, at the angles `theta_deg` (degrees), per sample, from the loss-zoo analysis
 /// ([`crate::analysis::curves`]: the loss's own implementation with autograd, non-target angles
-/// at 90°, ‖x‖ = `feat_norm`). `None` for a loss or parameter value this build does not know, or
-/// without the number of classes.
-pub fn analytic_coef(
-    loss: &str,
-    params: &str,
-    classes: Option<usize>,
-    feat_norm: f64,
-    theta_deg: &[f64],
-) -> Option<Vec<f64>> {
-    let entry = crate::loss::find(loss)?;
+/// at 90°, ‖x‖ = `feat_norm`). `None` without at least two classes.
+pub fn analytic_coef(loss: &LossConfig, classes: Option<usize>, feat_norm: f64, theta_deg: &[f64]) -> Option<Vec<f64>> {
     let classes = i64::try_from(classes?).ok().filter(|&c| c >= 2)?;
-    let given = parse_params(params);
-    let mut values = BTreeMap::new();
-    for p in entry.params {
-        let value = match given.iter().find(|(k, _)| k == p.name) {
-            None => p.default.value(),
-            Some((_, v)) => match p.kind {
-                ParamKind::Float => ParamValue::Float(v.parse().ok()?),
-                ParamKind::Int => ParamValue::Int(v.parse().ok()?),
-                ParamKind::Bool => ParamValue::Bool(v.parse().ok()?),
-                ParamKind::Choice(options) => ParamValue::Str(options.iter().find(|o| *o == v)?.to_string()),
-            },
-        };
-        values.insert(p.name.to_string(), value);
-    }
-    let spec = CurveSpec { loss: LossConfig { name: loss.to_string(), params: values }, classes };
+    let spec = CurveSpec { loss: loss.clone(), classes };
     Some(crate::analysis::curves::compute(&spec, theta_deg, feat_norm).points.iter().map(|p| p.coef_target).collect())
 }
 
@@ -102,14 +78,14 @@ pub fn coef_vs_theta(ctx: &Ctx) -> Result<Rendered> {
             continue;
         }
         let color = loss_color(&rep.loss);
-        let label = setting_label(&rep.setting, &rep.noise_kind, rep.noise_ratio);
+        let label = ctx.setting_label(&rep.setting, &rep.noise_kind, rep.noise_ratio);
         let mut p = Panel::new(label.clone(), "θ_y (degrees)", "g_y = ∂L/∂cos θ_y per sample");
         p.y_scale = Scale::Linear;
-        let params = rep.setting.split_once(' ').map_or("", |(_, p)| p);
         let feat_norm = mean_feat_norm(ctx, rep)?.unwrap_or(1.0);
         let hi = pts.iter().map(|p| p.0).fold(0.0, f64::max);
         let grid: Vec<f64> = (0..=120).map(|i| i as f64 / 120.0 * (hi + 10.0).min(180.0)).collect();
-        if let Some(g) = analytic_coef(&rep.loss, params, classes, feat_norm, &grid) {
+        let analytic = ctx.r.settings.get(&rep.setting).and_then(|c| analytic_coef(c, classes, feat_norm, &grid));
+        if let Some(g) = analytic {
             p.series.push(Series::new(ANALYTIC, Draw::Line, grid.iter().copied().zip(g).collect()));
             analytic_drawn = true;
         }

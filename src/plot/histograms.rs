@@ -4,10 +4,10 @@
 //! the latest in the loss colour, earlier ones lighter). When angles.parquet splits samples by a text column (clean vs noisy labels), the
 //! groups are drawn solid and dashed, and a second figure shows them at the largest noise ratio.
 
-use super::panel::{Draw, Panel, PanelFigure, Scale, Series};
-use super::style::{loss_color, shade, LegendEntry, Mark};
-use super::{setting_label, Ctx, FigureInfo, Rendered};
-use crate::report::results::{floats, noise_label, strings};
+use super::{Ctx, FigureInfo, Rendered};
+use crate::figure::panel::{Draw, Panel, PanelFigure, Scale, Series};
+use crate::figure::style::{loss_color, shade, LegendEntry, Mark};
+use crate::results::{floats, noise_label, strings};
 use anyhow::Result;
 use polars::prelude::*;
 
@@ -89,7 +89,7 @@ fn figure(
             continue;
         }
         let steps = chosen_steps(rows.iter().filter_map(|&i| step[i]).map(|v| v as i64).collect());
-        let mut p = Panel::new(setting_label(s, noise_kind, noise_ratio), "θ_y (degrees)", "share of samples (%)");
+        let mut p = Panel::new(ctx.setting_label(s, noise_kind, noise_ratio), "θ_y (degrees)", "share of samples (%)");
         p.y_scale = Scale::Linear;
         for (k, &st) in steps.iter().enumerate() {
             let color = shade(loss_color(loss), steps.len() - 1 - k, steps.len());

@@ -5,63 +5,21 @@
 //! the reason, when they hold nothing for it. Output: `results/<experiment>/plots/<name>.png`
 //! and `.svg`, and `plots/plots.json`, the manifest the report embeds figures from.
 //!
-//! [`style`] is the shared look (font, loss colours, frame, PNG+SVG saving); [`panel`] the x–y
-//! panel most figures are built from. Reading and aggregating belongs to [`crate::report`].
+//! The look and the panels are [`crate::figure`]'s; reading and aggregating is
+//! [`crate::results`]'s.
 
 pub mod coef;
 pub mod histograms;
-pub mod panel;
 pub mod protocols;
 pub mod studies;
-pub mod style;
 pub mod training;
 
-use crate::report::aggregate::{self, Representative, SettingMetric};
-use crate::report::results::Results;
+use crate::figure::style;
+use crate::results::aggregate::{self, Representative, SettingMetric};
+use crate::results::{FigureInfo, Manifest, Results, Skipped, MANIFEST};
 use anyhow::Result;
 use polars::prelude::DataFrame;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// The manifest file inside `plots/`.
-pub const MANIFEST: &str = "plots.json";
-
-/// A rendered figure: `plots/<stem>.png` and `plots/<stem>.svg`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FigureInfo {
-    pub stem: String,
-    pub title: String,
-    /// One sentence on what the figure shows and how it was aggregated.
-    pub caption: String,
-}
-
-/// A figure kind that was not drawn, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Skipped {
-    pub kind: String,
-    pub reason: String,
-}
-
-/// What `plot` wrote.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct Manifest {
-    pub figures: Vec<FigureInfo>,
-    pub skipped: Vec<Skipped>,
-}
-
-impl Manifest {
-    /// Reads `plots/plots.json` of an experiment directory; `None` when absent.
-    pub fn read(experiment_dir: &Path) -> Result<Option<Manifest>> {
-        let path = experiment_dir.join("plots").join(MANIFEST);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path)?;
-        let m = serde_json::from_str(&text)
-            .map_err(|e| crate::error::InputError::file(&path, format!("malformed plot manifest: {e}")))?;
-        Ok(Some(m))
-    }
-}
 
 /// A figure kind's result: the figures drawn, or why there was nothing to draw.
 pub type Rendered = std::result::Result<Vec<FigureInfo>, String>;
@@ -115,14 +73,21 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Display label of a setting under a noise setting (see
-/// [`crate::report::results::short_setting`]): `cosface m=0.35, s=32, flip 20%`.
-pub fn setting_label(setting: &str, noise_kind: &str, noise_ratio: f64) -> String {
-    let s = crate::report::results::short_setting(setting);
-    if noise_ratio > 0.0 {
-        format!("{s}, {}", crate::report::results::noise_label(noise_kind, noise_ratio))
-    } else {
-        s
+impl Ctx<'_> {
+    /// Display label of a setting under a noise setting (see [`Results::setting_label`]):
+    /// `cosface m=0.35, s=32, flip 20%`.
+    pub fn setting_label(&self, setting: &str, noise_kind: &str, noise_ratio: f64) -> String {
+        let s = self.r.setting_label(setting);
+        if noise_ratio > 0.0 {
+            format!("{s}, {}", crate::results::noise_label(noise_kind, noise_ratio))
+        } else {
+            s
+        }
+    }
+
+    /// The numeric value of hyper-parameter `name` in `setting`, from its typed configuration.
+    pub fn param(&self, setting: &str, name: &str) -> Option<f64> {
+        self.r.settings.get(setting)?.params.get(name)?.as_f64()
     }
 }
 

@@ -1,14 +1,14 @@
-//! Protocol figures from the curve points in evals.parquet (see [`crate::report::metrics`] for
+//! Protocol figures from the curve points in evals.parquet (see [`crate::results::names`] for
 //! the metric names): ROC (TAR against FAR, log x) and TPIR against FPIR, CMC (identification
 //! rate against rank), and MegaFace rank-1 against the number of distractors (log x). One panel
 //! per protocol (and variant, where a protocol ran several), one line per loss (its
 //! representative setting), mean over seeds with ± std bars.
 
-use super::panel::{Draw, Panel, PanelFigure, Scale, Series};
-use super::style::{loss_color, LegendEntry, Mark};
-use super::{setting_label, Ctx, Rendered};
-use crate::report::aggregate::SettingMetric;
-use crate::report::metrics::{protocol_label, protocol_rank, Curve, Metric};
+use super::{Ctx, Rendered};
+use crate::figure::panel::{Draw, Panel, PanelFigure, Scale, Series};
+use crate::figure::style::{loss_color, LegendEntry, Mark};
+use crate::results::aggregate::SettingMetric;
+use crate::results::names::{protocol_label, protocol_rank, Curve, Metric};
 use anyhow::Result;
 
 /// `(protocol, variant)` pairs with points of `curve`, in table order.
@@ -110,7 +110,11 @@ fn curve_figure(ctx: &Ctx, spec: &CurveSpec) -> Result<Rendered> {
         .reps
         .iter()
         .map(|r| {
-            LegendEntry::new(setting_label(&r.setting, &r.noise_kind, r.noise_ratio), loss_color(&r.loss), Mark::Line)
+            LegendEntry::new(
+                ctx.setting_label(&r.setting, &r.noise_kind, r.noise_ratio),
+                loss_color(&r.loss),
+                Mark::Line,
+            )
         })
         .collect();
     legend.extend(ctx.seeds_note());

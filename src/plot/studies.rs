@@ -4,12 +4,11 @@
 //! P2SGrad, which has no hyper-parameters, as a reference line and a mark on the colour bar) and
 //! noise robustness (the metric against the noise ratio per setting, mean ± std over seeds).
 
-use super::panel::{self, Draw, Panel, PanelFigure, Scale, Series};
-use super::style::{self, de, loss_color, shade, LegendEntry, Mark};
-use super::{setting_label, Ctx, Rendered};
-use crate::report::aggregate::{self, ColumnKey, SettingMetric};
-use crate::report::metrics::{protocol_label, Metric};
-use crate::report::results::numeric_params;
+use super::{Ctx, Rendered};
+use crate::figure::panel::{self, Draw, Panel, PanelFigure, Scale, Series};
+use crate::figure::style::{self, de, loss_color, shade, LegendEntry, Mark};
+use crate::results::aggregate::{self, ColumnKey, SettingMetric};
+use crate::results::names::{protocol_label, Metric};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -226,27 +225,21 @@ fn slug(key: &ColumnKey) -> String {
 }
 
 /// The distinct values of parameter `name` among `rows`, sorted.
-fn values_of(rows: &[&SettingMetric], name: &str) -> Vec<f64> {
-    let mut v: Vec<f64> = rows
-        .iter()
-        .filter_map(|m| numeric_params(&m.params).into_iter().find(|(k, _)| k == name).map(|(_, v)| v))
-        .collect();
+fn values_of(ctx: &Ctx, rows: &[&SettingMetric], name: &str) -> Vec<f64> {
+    let mut v: Vec<f64> = rows.iter().filter_map(|m| ctx.param(&m.setting, name)).collect();
     v.sort_by(f64::total_cmp);
     v.dedup();
     v
 }
 
-fn param(m: &SettingMetric, name: &str) -> Option<f64> {
-    numeric_params(&m.params).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
-}
-
 /// The swept parameters of a loss's settings (numeric, more than one value), `s` then `m` first.
-fn swept(rows: &[&SettingMetric]) -> Vec<String> {
+fn swept(ctx: &Ctx, rows: &[&SettingMetric]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for m in rows {
-        for (k, _) in numeric_params(&m.params) {
-            if !names.contains(&k) && values_of(rows, &k).len() > 1 {
-                names.push(k);
+        let Some(config) = ctx.r.settings.get(&m.setting) else { continue };
+        for (k, v) in &config.params {
+            if v.as_f64().is_some() && !names.contains(k) && values_of(ctx, rows, k).len() > 1 {
+                names.push(k.clone());
             }
         }
     }
@@ -269,7 +262,7 @@ pub fn sensitivity(ctx: &Ctx) -> Result<Rendered> {
         let mut values: Vec<f64> = reference.into_iter().collect();
         for loss in &losses {
             let rows: Vec<&SettingMetric> = at_key.iter().copied().filter(|m| &m.loss == loss).collect();
-            let axes = swept(&rows);
+            let axes = swept(ctx, &rows);
             if rows.len() < 2 || axes.is_empty() {
                 continue;
             }
@@ -278,7 +271,9 @@ pub fn sensitivity(ctx: &Ctx) -> Result<Rendered> {
             if axes.len() == 1 {
                 let mut pts: Vec<(f64, f64, f64)> = rows
                     .iter()
-                    .filter_map(|m| Some((param(m, &axes[0])?, m.mean * scale, m.std.unwrap_or(0.0) * scale)))
+                    .filter_map(|m| {
+                        Some((ctx.param(&m.setting, &axes[0])?, m.mean * scale, m.std.unwrap_or(0.0) * scale))
+                    })
                     .collect();
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let mut p = Panel::new(loss.clone(), axes[0].clone(), metric_title(&key));
@@ -293,13 +288,16 @@ pub fn sensitivity(ctx: &Ctx) -> Result<Rendered> {
                 }
                 panels.push(StudyPanel::Line(p));
             } else {
-                let (xs, ys) = (values_of(&rows, &axes[0]), values_of(&rows, &axes[1]));
+                let (xs, ys) = (values_of(ctx, &rows, &axes[0]), values_of(ctx, &rows, &axes[1]));
                 let mut cells = Vec::new();
                 for (ix, x) in xs.iter().enumerate() {
                     for (iy, y) in ys.iter().enumerate() {
                         let here: Vec<f64> = rows
                             .iter()
-                            .filter(|m| param(m, &axes[0]) == Some(*x) && param(m, &axes[1]) == Some(*y))
+                            .filter(|m| {
+                                ctx.param(&m.setting, &axes[0]) == Some(*x)
+                                    && ctx.param(&m.setting, &axes[1]) == Some(*y)
+                            })
                             .map(|m| m.mean * scale)
                             .collect();
                         if !here.is_empty() {
@@ -406,7 +404,7 @@ pub fn noise_robustness(ctx: &Ctx) -> Result<Rendered> {
                 let mut s = Series::new(color, Draw::LineDots, pts.iter().map(|p| (p.0, p.1)).collect());
                 s.err = Some(pts.iter().map(|p| p.2).collect());
                 p.series.push(s);
-                let entry = setting_label(setting, "none", 0.0);
+                let entry = ctx.setting_label(setting, "none", 0.0);
                 if !legend.iter().any(|e: &LegendEntry| e.label == entry) {
                     legend.push(LegendEntry::new(entry, color, Mark::Line));
                 }

@@ -3,11 +3,11 @@
 //! Σ_{j≠y}|g_j|, ‖∂L/∂x‖, ‖∂L/∂W‖), angles (mean θ_y and θ_j), and, in noise studies, the
 //! clean-sample against noisy-sample telemetry.
 
-use super::panel::{Draw, Panel, PanelFigure, Scale, Series};
-use super::style::{loss_color, LegendEntry, Mark};
-use super::{setting_label, Ctx, Rendered};
-use crate::report::aggregate;
-use crate::report::results::{floats, has_column, noise_label, strings};
+use super::{Ctx, Rendered};
+use crate::figure::panel::{Draw, Panel, PanelFigure, Scale, Series};
+use crate::figure::style::{loss_color, LegendEntry, Mark};
+use crate::results::aggregate;
+use crate::results::{floats, has_column, noise_label, strings};
 use anyhow::Result;
 use polars::prelude::DataFrame;
 
@@ -62,7 +62,11 @@ fn rep_legend(ctx: &Ctx) -> Vec<LegendEntry> {
         .reps
         .iter()
         .map(|r| {
-            LegendEntry::new(setting_label(&r.setting, &r.noise_kind, r.noise_ratio), loss_color(&r.loss), Mark::Line)
+            LegendEntry::new(
+                ctx.setting_label(&r.setting, &r.noise_kind, r.noise_ratio),
+                loss_color(&r.loss),
+                Mark::Line,
+            )
         })
         .collect();
     legend.extend(ctx.seeds_note());
@@ -224,7 +228,7 @@ pub fn noise_telemetry(ctx: &Ctx) -> Result<Rendered> {
     let mut legend: Vec<LegendEntry> = ctx
         .reps
         .iter()
-        .map(|r| LegendEntry::new(setting_label(&r.setting, &kind, max_noise), loss_color(&r.loss), Mark::Line))
+        .map(|r| LegendEntry::new(ctx.setting_label(&r.setting, &kind, max_noise), loss_color(&r.loss), Mark::Line))
         .collect();
     legend.push(LegendEntry::note("solid: clean-label samples"));
     legend.push(LegendEntry::note("dashed: noisy-label samples"));

@@ -4,22 +4,16 @@
 //! `plot` wrote (embedded by relative path). What the results do not hold (a protocol that did not
 //! run, no sweep, no noise study) is said in the report rather than silently left out.
 //!
-//! This module also owns reading and aggregating the results, which `plot` shares:
-//! [`results`] loads the files, [`aggregate`] reduces them with polars, [`metrics`] interprets
-//! metric names, [`tables`] and [`markdown`] format, [`run_info`] records the hardware.
+//! Reading and aggregating is [`crate::results`]'s; [`tables`] and [`markdown`] format; the
+//! figures are found through the manifest `plot` wrote ([`crate::results::Manifest`]).
 
-pub mod aggregate;
 pub mod markdown;
-pub mod metrics;
-pub mod results;
-pub mod run_info;
 pub mod tables;
 
-use crate::plot::Manifest;
+use crate::results::{aggregate, Manifest, Results};
+use crate::store::run_info::RunInfo;
 use anyhow::Result;
 use markdown::duration;
-use results::Results;
-use run_info::RunInfo;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -138,7 +132,7 @@ pub fn render(r: &Results) -> Result<String> {
         let missing: Vec<String> = PAPER_PROTOCOLS
             .iter()
             .filter(|p| !rows.iter().any(|m| m.protocol == **p))
-            .map(|p| metrics::protocol_label(p))
+            .map(|p| crate::results::names::protocol_label(p))
             .collect();
         if !missing.is_empty() {
             writeln!(

@@ -1,13 +1,13 @@
-//! The report's tables, built from the polars aggregations in [`super::aggregate`]: the
+//! The report's tables, built from the polars aggregations in [`crate::results::aggregate`]: the
 //! paper-style results table (mean ± std over seeds, best per column marked), the sensitivity
 //! spread over each loss's hyper-parameter grid, the noise-robustness table (each metric per
 //! noise ratio and its drop from clean), the published P2SGrad/AdaCos numbers beside ours, and the
 //! trial list.
 
-use super::aggregate::{self, ColumnKey, SettingMetric};
 use super::markdown::{best, mean_std, Table};
-use super::metrics::{protocol_label, Curve, Metric};
-use super::results::{floats, noise_label, strings, Results};
+use crate::results::aggregate::{self, ColumnKey, SettingMetric};
+use crate::results::names::{protocol_label, Curve, Metric};
+use crate::results::{floats, noise_label, strings, Results};
 use crate::store::TrialStatus;
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -284,7 +284,7 @@ pub fn published_table(r: &Results, rows: &[SettingMetric], scale: &str) -> Resu
     for rep in aggregate::representatives(r, rows)? {
         let fmt = |v: Option<f64>| v.map_or("not run".to_string(), |v| format!("{:.2}", v * 100.0));
         t.rows.push(vec![
-            super::results::short_setting(&rep.setting),
+            r.setting_label(&rep.setting),
             "this run".into(),
             scale.to_string(),
             fmt(our_megaface(rows, &rep.setting, rep.noise_ratio)),
@@ -303,9 +303,9 @@ pub fn trials_table(r: &Results) -> Result<Table> {
     let noise = floats(df, "noise_ratio")?;
     let kind = strings(df, "noise_kind")?;
     let attempts =
-        if super::results::has_column(df, "attempts") { floats(df, "attempts")? } else { vec![None; df.height()] };
+        if crate::results::has_column(df, "attempts") { floats(df, "attempts")? } else { vec![None; df.height()] };
     let seconds =
-        if super::results::has_column(df, "seconds") { floats(df, "seconds")? } else { vec![None; df.height()] };
+        if crate::results::has_column(df, "seconds") { floats(df, "seconds")? } else { vec![None; df.height()] };
     let mut t = Table::new(
         vec![
             "trial".into(),
@@ -364,7 +364,7 @@ pub fn status_counts(r: &Results) -> Result<BTreeMap<String, usize>> {
 /// Sum of the trials' seconds, via polars.
 pub fn total_seconds(r: &Results) -> Result<Option<f64>> {
     use polars::prelude::*;
-    if !super::results::has_column(&r.trials, "seconds") {
+    if !crate::results::has_column(&r.trials, "seconds") {
         return Ok(None);
     }
     let df = r.trials.clone().lazy().select([col("seconds").cast(DataType::Float64).sum()]).collect()?;

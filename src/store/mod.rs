@@ -2,6 +2,9 @@
 //! rename, so a reader never sees half a file), parquet read/write through polars, and the
 //! per-trial status file.
 
+pub mod run_info;
+pub mod schema;
+
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,8 @@ pub mod trial_files {
     pub const ANGLES: &str = "angles.parquet";
     pub const CHECKSUMS: &str = "checksums.json";
     pub const CHECKPOINT: &str = "checkpoint";
+    /// The file inside `CHECKPOINT` that holds the tensors (and, by existing, marks a checkpoint).
+    pub const CHECKPOINT_STATE: &str = "state.pt";
 }
 
 fn temp_path(path: &Path) -> PathBuf {

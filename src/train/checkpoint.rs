@@ -5,14 +5,15 @@
 //! checkpoint, never points at rows that were not written.
 
 use super::sgd::Sgd;
-use super::telemetry::{self, AngleRow, EvalRow, StepRow};
+use crate::model::weights;
 use crate::store;
+use crate::store::schema::{self, AngleRow, EvalRow, StepRow};
 use anyhow::{Context, Result};
 use std::path::Path;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-const STATE: &str = "state.pt";
+const STATE: &str = store::trial_files::CHECKPOINT_STATE;
 const STEPS: &str = "steps.parquet";
 const EVALS: &str = "evals.parquet";
 const ANGLES: &str = "angles.parquet";
@@ -48,15 +49,10 @@ pub fn save(
     rows: &Rows,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    store::write_parquet(&dir.join(STEPS), &mut telemetry::steps_frame(trial, &rows.steps)?)?;
-    store::write_parquet(&dir.join(EVALS), &mut telemetry::evals_frame(trial, &rows.evals)?)?;
-    store::write_parquet(&dir.join(ANGLES), &mut telemetry::angles_frame(trial, &rows.angles)?)?;
-    let mut named: Vec<(String, Tensor)> = Vec::new();
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, t) in vars {
-        named.push((format!("var/{name}"), t.to_device(tch::Device::Cpu)));
-    }
+    store::write_parquet(&dir.join(STEPS), &mut schema::steps_frame(trial, &rows.steps)?)?;
+    store::write_parquet(&dir.join(EVALS), &mut schema::evals_frame(trial, &rows.evals)?)?;
+    store::write_parquet(&dir.join(ANGLES), &mut schema::angles_frame(trial, &rows.angles)?)?;
+    let mut named = weights::named_variables(vs);
     for ((name, _), buf) in sgd.params.iter().zip(&sgd.buffers) {
         if let Some(b) = buf {
             named.push((format!("momentum/{name}"), b.to_device(tch::Device::Cpu)));
@@ -72,49 +68,16 @@ pub fn save(
     std::fs::rename(&tmp, dir.join(STATE)).with_context(|| format!("renaming {}", tmp.display()))
 }
 
-/// The file that holds (and, by existing, marks) the checkpoint in `dir`.
-pub fn state_file(dir: &Path) -> std::path::PathBuf {
-    dir.join(STATE)
-}
-
-/// Copies the saved network variables (`var/<name>`) into `vs`; `Err` names the tensor that is
-/// missing or has another shape than the network's.
-fn copy_variables(loaded: &[(String, Tensor)], vs: &VarStore) -> Result<(), String> {
-    let device = vs.device();
-    let _guard = tch::no_grad_guard();
-    for (name, mut var) in vs.variables() {
-        let key = format!("var/{name}");
-        let saved = loaded
-            .iter()
-            .find(|(n, _)| *n == key)
-            .map(|(_, t)| t)
-            .ok_or_else(|| format!("no tensor {key}: the checkpoint does not match the trial's config.toml"))?;
-        if saved.size() != var.size() {
-            return Err(format!("{key} has shape {:?}, the network expects {:?}", saved.size(), var.size()));
-        }
-        var.copy_(&saved.to_device(device));
-    }
-    Ok(())
-}
-
-/// Loads only the network's weights from the checkpoint in `dir` (feature extraction from a
-/// trained trial); `Err` says what is wrong with the file.
-pub fn load_weights(dir: &Path, vs: &VarStore) -> Result<(), String> {
-    let path = state_file(dir);
-    let loaded = Tensor::load_multi(&path).map_err(|e| format!("cannot read the checkpoint: {e}"))?;
-    copy_variables(&loaded, vs)
-}
-
 /// Loads the checkpoint in `dir` into `vs` and `sgd`; `None` when there is none.
 pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>> {
     if !exists(dir) {
         return Ok(None);
     }
     let path = dir.join(STATE);
-    let loaded = Tensor::load_multi(&path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let loaded = weights::read(&path).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
     let get = |name: &str| loaded.iter().find(|(n, _)| n == name).map(|(_, t)| t);
     let device = vs.device();
-    copy_variables(&loaded, vs).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+    weights::copy_into(&loaded, vs).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
     let _guard = tch::no_grad_guard();
     for ((name, _), buf) in sgd.params.iter().zip(sgd.buffers.iter_mut()) {
         *buf = get(&format!("momentum/{name}")).map(|t| t.to_device(device));
@@ -125,9 +88,9 @@ pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>
     let count = |i: i64| counts.int64_value(&[i]) as usize;
     let loss_state = Vec::<f64>::try_from(meta("meta/loss_state")?.to_kind(Kind::Double))?;
     let mut rows = Rows {
-        steps: telemetry::steps_from_frame(&store::read_parquet(&dir.join(STEPS))?)?,
-        evals: telemetry::evals_from_frame(&store::read_parquet(&dir.join(EVALS))?)?,
-        angles: telemetry::angles_from_frame(&store::read_parquet(&dir.join(ANGLES))?)?,
+        steps: schema::steps_from_frame(&store::read_parquet(&dir.join(STEPS))?)?,
+        evals: schema::evals_from_frame(&store::read_parquet(&dir.join(EVALS))?)?,
+        angles: schema::angles_from_frame(&store::read_parquet(&dir.join(ANGLES))?)?,
     };
     rows.steps.truncate(count(0));
     rows.evals.truncate(count(1));

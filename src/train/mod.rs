@@ -7,11 +7,11 @@ pub mod sgd;
 pub mod telemetry;
 
 use crate::data::noise::TrainSet;
-use crate::data::ImageSet;
 use crate::digest::short_hex;
 use crate::loss::{self, CosineBatch, LossContext};
 use crate::model::Network;
-use crate::spec::{DeviceChoice, TrialConfig};
+use crate::spec::TrialConfig;
+use crate::store::schema::{self, AngleRow, EvalRow};
 use checkpoint::Rows;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -20,15 +20,12 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Instant;
 use tch::{Device, Tensor};
-use telemetry::{AngleRow, EvalRow, StepTensors};
+use telemetry::StepTensors;
 
-/// The data every trial of an experiment shares.
-pub struct TrialData {
-    pub train: ImageSet,
-    pub heldout: ImageSet,
-    /// The evaluation protocols `[eval]` selects: built-in ones constructed over the held-out
-    /// identities, real-file ones prepared on first use.
-    pub protocols: crate::eval::suite::Suite,
+/// The held-out evaluation, handed in by the caller: training calls it at every evaluation
+/// point and knows nothing of protocols. It returns one row per metric (with `step` as given).
+pub trait Evaluate: Sync {
+    fn evaluate(&self, net: &Network, device: Device, step: i64) -> anyhow::Result<Vec<EvalRow>>;
 }
 
 /// What a trial produced.
@@ -40,16 +37,6 @@ pub struct TrialOutcome {
     pub data_order_checksum: String,
     /// The step whose loss or telemetry was not finite, if any (training stopped there).
     pub diverged_step: Option<i64>,
-}
-
-/// Resolves `device = "auto" | "cpu" | "cuda"`.
-pub fn resolve_device(choice: DeviceChoice) -> anyhow::Result<Device> {
-    match choice {
-        DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
-        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        DeviceChoice::Cuda => anyhow::bail!("train.device = \"cuda\" but libtorch sees no CUDA device"),
-    }
 }
 
 /// The learning rate in force during `epoch` (0-based).
@@ -84,14 +71,14 @@ pub struct Checkpointing<'a> {
     pub trial: &'a str,
 }
 
-/// Trains one trial on `train` (the training set with this trial's label noise), evaluating on
-/// `data`'s held-out identities. With `checkpoint`, it resumes from a checkpoint found there and
+/// Trains one trial on `train` (the training set with this trial's label noise), calling
+/// `evaluator` at the evaluation points `[eval]` sets. With `checkpoint`, it resumes from a checkpoint found there and
 /// writes one every `train.checkpoint_every` steps and at every epoch end. `on_step` is called
 /// after every optimiser step with the global step.
 pub fn train_trial(
     cfg: &TrialConfig,
-    data: &TrialData,
     train: &TrainSet,
+    evaluator: &dyn Evaluate,
     device: Device,
     checkpoint: Option<&Checkpointing>,
     on_step: &mut dyn FnMut(i64),
@@ -210,7 +197,7 @@ pub fn train_trial(
         let last = epoch + 1 == cfg.train.epochs;
         let every = cfg.eval.every_epochs;
         if last || (every > 0 && (epoch + 1) % every == 0) {
-            rows.evals.extend(evaluate(cfg, &net, data, device, step)?);
+            rows.evals.extend(evaluator.evaluate(&net, device, step)?);
             rows.angles.extend(target_angle_histograms(&net, train, device, step));
         }
         if let Some(ck) = checkpoint {
@@ -241,32 +228,13 @@ pub fn target_angle_histograms(net: &Network, train: &TrainSet, device: Device, 
         let degrees = (cos_y.acos() * (180.0 / std::f64::consts::PI)).to_kind(tch::Kind::Double).flatten(0, -1);
         theta.extend(Vec::<f64>::try_from(&degrees.to_device(Device::Cpu)).expect("angles are doubles"));
     }
-    let mut rows = telemetry::angle_histogram(step, "all", &theta);
+    let mut rows = schema::angle_histogram(step, "all", &theta);
     if !train.is_clean() {
         let pick = |noisy: bool| -> Vec<f64> {
             sample.iter().zip(&theta).filter(|(&i, _)| train.noisy[i] == noisy).map(|(_, &t)| t).collect()
         };
-        rows.extend(telemetry::angle_histogram(step, "clean", &pick(false)));
-        rows.extend(telemetry::angle_histogram(step, "noisy", &pick(true)));
+        rows.extend(schema::angle_histogram(step, "clean", &pick(false)));
+        rows.extend(schema::angle_histogram(step, "noisy", &pick(true)));
     }
     rows
-}
-
-/// Runs the protocols `[eval]` selects (built-in ones on the held-out identities, real-file ones
-/// on their images); one row per metric, with the variant that produced it.
-pub fn evaluate(
-    cfg: &TrialConfig,
-    net: &Network,
-    data: &TrialData,
-    device: Device,
-    step: i64,
-) -> anyhow::Result<Vec<EvalRow>> {
-    let results = data.protocols.run(&cfg.eval, &cfg.data, net, &data.heldout, device)?;
-    let mut rows = Vec::new();
-    for r in &results {
-        for (variant, metric, value) in r.rows() {
-            rows.push(EvalRow { step, protocol: r.protocol.clone(), variant, metric, value });
-        }
-    }
-    Ok(rows)
 }

@@ -6,9 +6,11 @@
 //! unreadable or missing a required column is an [`InputError`] naming the file.
 
 use crate::error::InputError;
+use crate::loss::{LossConfig, ParamKind, ParamValue};
 use crate::store::{self, trial_files, ExperimentDir};
 use anyhow::Result;
 use polars::prelude::*;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A trial's θ_y histograms (issue 5's telemetry; absent in older runs).
@@ -18,7 +20,7 @@ pub const ANGLES: &str = "angles.parquet";
 const FINISHED: &[&str] = &["done", "diverged"];
 
 /// Columns trials.parquet must have.
-const TRIAL_COLUMNS: &[&str] = &["trial", "loss", "seed", "status"];
+const TRIAL_COLUMNS: &[&str] = &["trial", "loss", "seed", "status", "noise_kind", "noise_ratio"];
 /// Columns evals.parquet must have.
 const EVAL_COLUMNS: &[&str] = &["step", "protocol", "variant", "metric", "value"];
 /// Columns angles.parquet must have.
@@ -32,10 +34,12 @@ pub struct Results {
     pub name: String,
     /// experiment.toml as written by `run`, when present.
     pub spec: Option<toml::Value>,
-    /// trials.parquet plus derived columns: `setting` (loss and hyper-parameters, the key that
-    /// seeds are averaged over), `noise_ratio` (0 for clean training; see [`noise_ratio`]) and
-    /// `noise_kind` (`none` for clean training; see [`noise_kind`]).
+    /// trials.parquet plus the derived column `setting` (loss and hyper-parameters, the key that
+    /// seeds are averaged over).
     pub trials: DataFrame,
+    /// Each setting's loss configuration, typed from trials.parquet's parameter columns (settings
+    /// of losses this build does not know are absent).
+    pub settings: BTreeMap<String, LossConfig>,
     /// Every trial's steps.parquet rows.
     pub steps: Option<DataFrame>,
     /// Every trial's evals.parquet rows.
@@ -83,66 +87,6 @@ pub fn floats(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
 /// Whether `df` has a column `name`.
 pub fn has_column(df: &DataFrame, name: &str) -> bool {
     df.get_column_names().iter().any(|c| c.as_str() == name)
-}
-
-/// The noise ratio of a trial: a numeric `noise_ratio` column when trials.parquet has one, else
-/// the last number in the `noise` text ("none" and "" are 0; "symmetric:0.2" is 0.2).
-pub fn noise_ratio(text: &str) -> Option<f64> {
-    let t = text.trim();
-    if t.is_empty() || t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("clean") {
-        return Some(0.0);
-    }
-    t.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'))
-        .filter_map(|tok| tok.trim_start_matches(['-', 'e', 'E']).parse::<f64>().ok())
-        .next_back()
-}
-
-/// The `key=value` pairs of a `params` text (`m=0.5, s=64` as trials.parquet writes it).
-pub fn parse_params(text: &str) -> Vec<(String, String)> {
-    text.split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .filter(|(k, _)| !k.is_empty())
-        .collect()
-}
-
-/// The numeric `key=value` pairs of a `params` text.
-pub fn numeric_params(text: &str) -> Vec<(String, f64)> {
-    parse_params(text).into_iter().filter_map(|(k, v)| Some((k, v.parse::<f64>().ok()?))).collect()
-}
-
-/// A setting (`loss params`) for figure labels: the loss, its numeric parameters, and the others
-/// only where they differ from the loss's default (as trial ids do). Unknown losses keep all.
-pub fn short_setting(setting: &str) -> String {
-    let (loss, params) = setting.split_once(' ').unwrap_or((setting, ""));
-    let entry = crate::loss::find(loss);
-    let kept: Vec<String> = parse_params(params)
-        .into_iter()
-        .filter(|(k, v)| {
-            let default = entry.and_then(|e| e.params.iter().find(|p| p.name == k)).map(|p| p.default.value().short());
-            v.parse::<f64>().is_ok() || default.as_deref() != Some(v.as_str())
-        })
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    if kept.is_empty() {
-        loss.to_string()
-    } else {
-        format!("{loss} {}", kept.join(", "))
-    }
-}
-
-/// The kind of label noise of a trial: `none` at ratio 0, else the leading letters of its `noise`
-/// text (`flip0.2` → `flip`, `symmetric:0.2` → `symmetric`), `noise` when it has none.
-pub fn noise_kind(text: &str, ratio: f64) -> String {
-    if ratio == 0.0 {
-        return "none".into();
-    }
-    let kind: String = text.trim().chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_lowercase();
-    if kind.is_empty() {
-        "noise".into()
-    } else {
-        kind
-    }
 }
 
 /// `clean`, or `flip 20%`: a noise setting for tables and legends.
@@ -214,7 +158,8 @@ impl Results {
         if !table.exists() {
             return Err(missing(&table, "no trials table (is this a results/<experiment> directory?)"));
         }
-        let trials = with_derived_columns(read(&table, TRIAL_COLUMNS)?)?;
+        let trials = with_setting(read(&table, TRIAL_COLUMNS)?)?;
+        let settings = typed_settings(&trials)?;
         let ids = strings(&trials, "trial")?;
         let states = strings(&trials, "status")?;
 
@@ -242,10 +187,23 @@ impl Results {
             name,
             spec,
             trials,
+            settings,
             steps: concat_diagonal(steps)?,
             evals: concat_diagonal(evals)?,
             angles: concat_diagonal(angles)?,
         })
+    }
+
+    /// A setting for figure labels and tables: the loss, its numeric parameters, and the others
+    /// only where they differ from the loss's default (as trial ids do).
+    pub fn setting_label(&self, setting: &str) -> String {
+        match self.settings.get(setting) {
+            Some(loss) => match loss.short_params() {
+                p if p.is_empty() => loss.name.clone(),
+                p => format!("{} {p}", loss.name),
+            },
+            None => setting.to_string(),
+        }
     }
 
     /// Path of a file inside the results directory, for messages.
@@ -292,35 +250,55 @@ fn with_trial(mut df: DataFrame, id: &str) -> Result<DataFrame> {
     Ok(df)
 }
 
-/// `setting` ("loss params", the unit seeds are averaged over) and `noise_ratio`.
-fn with_derived_columns(mut trials: DataFrame) -> Result<DataFrame> {
+/// Adds `setting` ("loss params", the unit seeds are averaged over).
+fn with_setting(mut trials: DataFrame) -> Result<DataFrame> {
     let losses = strings(&trials, "loss")?;
-    let params =
-        if has_column(&trials, "params") { strings(&trials, "params")? } else { vec![String::new(); losses.len()] };
+    if !has_column(&trials, "params") {
+        trials.with_column(Column::new("params".into(), vec![String::new(); losses.len()]))?;
+    }
+    let params = strings(&trials, "params")?;
     let setting: Vec<String> =
         losses.iter().zip(&params).map(|(l, p)| if p.is_empty() { l.clone() } else { format!("{l} {p}") }).collect();
-    let ratio: Vec<Option<f64>> = if has_column(&trials, "noise_ratio") {
-        floats(&trials, "noise_ratio")?.into_iter().map(|v| Some(v.unwrap_or(0.0))).collect()
-    } else if has_column(&trials, "noise") {
-        strings(&trials, "noise")?.iter().map(|t| noise_ratio(t)).collect()
-    } else {
-        vec![Some(0.0); losses.len()]
-    };
-    let texts = if has_column(&trials, "noise_kind") {
-        strings(&trials, "noise_kind")?
-    } else if has_column(&trials, "noise") {
-        strings(&trials, "noise")?
-    } else {
-        vec![String::new(); losses.len()]
-    };
-    let kind: Vec<String> = texts.iter().zip(&ratio).map(|(t, r)| noise_kind(t, r.unwrap_or(0.0))).collect();
     trials.with_column(Column::new("setting".into(), setting))?;
-    trials.with_column(Column::new("noise_ratio".into(), ratio))?;
-    trials.with_column(Column::new("noise_kind".into(), kind))?;
-    if !has_column(&trials, "params") {
-        trials.with_column(Column::new("params".into(), params))?;
-    }
     Ok(trials)
+}
+
+/// Each setting's [`LossConfig`] from the typed parameter columns (one column per parameter
+/// name: numbers as floats, choices and switches as text); a parameter without a column, or
+/// null in it, takes its default.
+fn typed_settings(trials: &DataFrame) -> Result<BTreeMap<String, LossConfig>> {
+    let (losses, settings) = (strings(trials, "loss")?, strings(trials, "setting")?);
+    let mut out = BTreeMap::new();
+    for (row, (loss, setting)) in losses.iter().zip(&settings).enumerate() {
+        let Some(entry) = crate::loss::find(loss) else { continue };
+        if out.contains_key(setting) {
+            continue;
+        }
+        let mut params = BTreeMap::new();
+        for p in entry.params {
+            let value = if !has_column(trials, p.name) {
+                None
+            } else {
+                match p.kind {
+                    ParamKind::Float => floats(trials, p.name)?[row].map(ParamValue::Float),
+                    ParamKind::Int => floats(trials, p.name)?[row].map(|v| ParamValue::Int(v as i64)),
+                    ParamKind::Bool => text_at(trials, p.name, row)?.and_then(|t| t.parse().ok()).map(ParamValue::Bool),
+                    ParamKind::Choice(options) => {
+                        text_at(trials, p.name, row)?.filter(|t| options.contains(&t.as_str())).map(ParamValue::Str)
+                    }
+                }
+            };
+            params.insert(p.name.to_string(), value.unwrap_or_else(|| p.default.value()));
+        }
+        out.insert(setting.clone(), LossConfig { name: loss.clone(), params });
+    }
+    Ok(out)
+}
+
+/// Row `row` of text column `name`; `None` where null.
+fn text_at(df: &DataFrame, name: &str, row: usize) -> Result<Option<String>> {
+    let c = df.column(name)?.cast(&DataType::String)?;
+    Ok(c.str()?.get(row).map(str::to_string))
 }
 
 #[cfg(test)]
@@ -328,36 +306,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn noise_ratio_reads_the_last_number() {
-        assert_eq!(noise_ratio("none"), Some(0.0));
-        assert_eq!(noise_ratio(""), Some(0.0));
-        assert_eq!(noise_ratio("symmetric:0.2"), Some(0.2));
-        assert_eq!(noise_ratio("open-set 0.4"), Some(0.4));
-        assert_eq!(noise_ratio("1e-1"), Some(0.1));
-        assert_eq!(noise_ratio("flip"), None);
-    }
-
-    #[test]
-    fn noise_kinds_and_labels() {
-        assert_eq!(noise_kind("flip0.2", 0.2), "flip");
-        assert_eq!(noise_kind("symmetric:0.2", 0.2), "symmetric");
-        assert_eq!(noise_kind("flip", 0.0), "none");
-        assert_eq!(noise_kind("0.2", 0.2), "noise");
+    fn noise_labels() {
         assert_eq!(noise_label("flip", 0.2), "flip 20%");
         assert_eq!(noise_label("none", 0.0), "clean");
-    }
-
-    #[test]
-    fn params_text_parses() {
-        assert_eq!(numeric_params("m=0.5, reduction=paper, s=64"), [("m".to_string(), 0.5), ("s".to_string(), 64.0)]);
-        assert!(numeric_params("").is_empty());
-    }
-
-    #[test]
-    fn short_settings_drop_default_text_parameters() {
-        assert_eq!(short_setting("softmax"), "softmax");
-        assert_eq!(short_setting("cosface m=0.2, s=16"), "cosface m=0.2, s=16");
-        assert_eq!(short_setting("unknownloss mode=x, s=2"), "unknownloss mode=x, s=2");
     }
 
     #[test]

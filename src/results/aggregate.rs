@@ -4,8 +4,8 @@
 //! loss's hyper-parameter grid; the drop of a metric from clean to noisy training; and the
 //! choice of one representative setting per loss for the figures that show one curve per loss.
 
-use super::metrics::{self, Metric};
-use super::results::{floats, strings, Results};
+use super::names::{self as metrics, Metric};
+use super::{floats, strings, Results};
 use anyhow::Result;
 use polars::prelude::*;
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 use super::formats::{self, FeatureLayout};
 use super::{evaluate, replace_noisy_probes, result, DistractorSets, MatFiles, MegafaceOptions};
 use crate::error::InputError;
-use crate::eval::{Features, ProtocolResult};
+use crate::metrics::{Features, ProtocolResult};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;

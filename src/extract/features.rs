@@ -1,18 +1,11 @@
 //! Feature extraction from a trained network: batched, in eval mode, with the flip-test
 //! variants (none, sum of plain and flipped, concatenation), and an optional progress bar.
 
-use super::Features;
 use crate::data::ImageSet;
+use crate::metrics::Features;
 use crate::model::Network;
 use crate::spec::FlipMode;
-use indicatif::{ProgressBar, ProgressStyle};
 use tch::{Device, Kind, Tensor};
-
-/// Features of every image in `set`, as row-major f32 [n, dim]; returns (features, dim).
-pub fn extract(net: &Network, set: &ImageSet, flip: FlipMode, batch: usize, device: Device) -> (Vec<f32>, usize) {
-    let f = extract_features(net, set, flip, batch, device, false);
-    (f.data, f.dim)
-}
 
 /// Features of every image in `set`; `progress` draws a bar on stderr.
 pub fn extract_features(
@@ -24,17 +17,7 @@ pub fn extract_features(
     progress: bool,
 ) -> Features {
     let _guard = tch::no_grad_guard();
-    let bar = if progress {
-        let bar = ProgressBar::new(set.len() as u64).with_prefix("features");
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} images (eta {eta})")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress::bar(set.len() as u64, "features", "images", progress);
     let mut rows = Vec::new();
     let mut dim = 0;
     let indices: Vec<usize> = (0..set.len()).collect();

@@ -1,37 +1,31 @@
-//! Evaluation protocols on features. Each protocol works on an [n, d] f32 feature matrix plus its
-//! own real file format, so features from our trials and features exported from any other model
-//! score the same way; every result carries the protocol variant that produced it.
+//! Evaluation metrics without tensors: file formats and protocols on `[n, d]` f32 feature
+//! matrices. Each protocol works on a feature matrix plus its own real file format, so features
+//! from our trials and features exported from any other model score the same way; every result
+//! carries the protocol variant that produced it.
 //!
-//! - [`features`]: a network and images → features (flip variants); [`images`]: JPEG decoding
-//!   into image sets; [`trial`]: a trained trial directory as a feature extractor.
 //! - [`npy`], [`pickle`]: the `.npy` feature files and insightface `.bin` packs.
 //! - [`verification`]: the k-fold accuracy (LFW's metric) and LFW-style pair construction;
-//!   [`lfw`]: `pairs.txt`, image directories, `.bin` packs, metric options.
+//!   [`lfw`]: `pairs.txt`, image lists, `.bin` packs, metric options.
 //! - [`roc`]: ROC curves and TAR@FAR read-outs shared by MegaFace, IJB-C and plots.
 //! - [`gemm`]: dense similarity blocks; [`megaface`]: Challenge 1 (devkit lists, per-image
 //!   feature files, streaming rank-1 and TAR@FAR); [`ijbc`]: 1:1 and 1:N with template pooling.
 //! - [`builtin`]: the same protocols constructed from held-out identities, from a seed;
-//!   [`suite`]: the protocols an experiment selects, run during training; [`align`]: five-landmark
-//!   alignment of IJB-C's loose crops; [`command`]: the `p2sbench eval` subcommand.
+//!   [`align`]: five-landmark alignment of IJB-C's loose crops (pixels in, pixels out).
 //! - [`textfile`]: line-numbered parsing of the protocols' text files.
 //!
-//! Nothing here knows about losses.
+//! Nothing here knows about losses, networks or tensors: turning a network into features is
+//! [`crate::extract`]'s job.
 
 pub mod align;
 pub mod builtin;
-pub mod command;
-pub mod features;
 pub mod gemm;
 pub mod ijbc;
-pub mod images;
 pub mod lfw;
 pub mod megaface;
 pub mod npy;
 pub mod pickle;
 pub mod roc;
-pub mod suite;
 pub mod textfile;
-pub mod trial;
 pub mod verification;
 
 use serde_json::{Map, Value};

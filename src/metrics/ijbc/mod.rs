@@ -323,7 +323,7 @@ pub fn load(files: &MetaFiles) -> Result<(IjbcProtocol, ImageList), InputError> 
         let t = if missing(pairs.t1[k]) { pairs.t1[k] } else { pairs.t2[k] };
         return Err(InputError::line(
             &files.pairs,
-            crate::eval::textfile::nth_record_line(&files.pairs, k),
+            crate::metrics::textfile::nth_record_line(&files.pairs, k),
             format!("template {t} has no images in {}", files.images.display()),
         ));
     }

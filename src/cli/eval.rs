@@ -2,14 +2,16 @@
 //! trial on a protocol's real files and prints the metrics, as text or as one JSON object
 //! `{"protocol": ..., "variant": {...}, "metrics": {...}}`.
 
-use super::lfw::{self, Distance, LfwOptions, ThresholdGrid};
-use super::megaface::formats::FeatureLayout;
-use super::megaface::run::{evaluate_files, MegafaceFiles};
-use super::megaface::MegafaceOptions;
-use super::roc::FarReadout;
-use super::{check_finite, ijbc, npy, trial, Features, ProtocolResult};
+use crate::data::images;
 use crate::error::InputError;
-use crate::spec::FlipMode;
+use crate::extract::trained;
+use crate::metrics::lfw::{self, Distance, LfwOptions, ThresholdGrid};
+use crate::metrics::megaface::formats::FeatureLayout;
+use crate::metrics::megaface::run::{evaluate_files, MegafaceFiles};
+use crate::metrics::megaface::MegafaceOptions;
+use crate::metrics::roc::FarReadout;
+use crate::metrics::{check_finite, ijbc, npy, Features, ProtocolResult};
+use crate::spec::{DeviceChoice, FlipMode};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -89,34 +91,17 @@ pub struct LfwArgs {
 pub struct ModelOpts {
     /// Flip test: none, sum (plain + flipped) or concat.
     #[arg(long, value_enum, default_value = "sum")]
-    pub flip: FlipArg,
+    pub flip: FlipMode,
     /// Images per forward pass.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
     /// Device: auto (CUDA if available), cpu or cuda.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
     /// Also write the extracted features here (.npy); with --images, the image of each row goes to
     /// the same path with a .txt extension (a list for --features/--list).
     #[arg(long)]
     pub export_features: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum FlipArg {
-    None,
-    Sum,
-    Concat,
-}
-
-impl From<FlipArg> for FlipMode {
-    fn from(f: FlipArg) -> FlipMode {
-        match f {
-            FlipArg::None => FlipMode::None,
-            FlipArg::Sum => FlipMode::Sum,
-            FlipArg::Concat => FlipMode::Concat,
-        }
-    }
 }
 
 #[derive(Args, Debug)]
@@ -224,8 +209,8 @@ fn check_rows(features: &Features, path: &Path, want: usize, of: &str) -> Result
 }
 
 fn embed(model: &Path, set: &crate::data::ImageSet, o: &ModelOpts) -> anyhow::Result<Features> {
-    let extractor = trial::Extractor::open(model, &o.device)?;
-    let features = extractor.extract(set, o.flip.into(), o.batch, std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let extractor = trained::Extractor::open(model, o.device)?;
+    let features = extractor.extract(set, o.flip, o.batch, std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if let Some(path) = &o.export_features {
         npy::write(path, &features)?;
     }
@@ -243,8 +228,8 @@ fn run_lfw(a: LfwArgs) -> anyhow::Result<ProtocolResult> {
                 features
             }
             (None, Some(model)) => {
-                let (c, s) = trial::input_shape(model)?;
-                let set = super::images::load_encoded(bin_path, &pack.images, c, s)?;
+                let (c, s) = trained::input_shape(model)?;
+                let set = images::load_encoded(bin_path, &pack.images, c, s)?;
                 embed(model, &set, &a.model_opts)?
             }
             _ => return Err(usage("--bin needs exactly one of --model TRIAL_DIR and --features F.npy")),
@@ -266,8 +251,8 @@ fn run_lfw(a: LfwArgs) -> anyhow::Result<ProtocolResult> {
             }
             (None, None, Some(dir), Some(model)) => {
                 let (images, pairs) = lfw::unique_images(&pairs_file);
-                let (c, s) = trial::input_shape(model)?;
-                let set = super::images::load_files(dir, &images, c, s)?;
+                let (c, s) = trained::input_shape(model)?;
+                let set = images::load_files(dir, &images, c, s)?;
                 let features = embed(model, &set, &a.model_opts)?;
                 if let Some(path) = &a.model_opts.export_features {
                     crate::store::write_atomic(&path.with_extension("txt"), (images.join("\n") + "\n").as_bytes())?;
@@ -286,7 +271,7 @@ fn run_lfw(a: LfwArgs) -> anyhow::Result<ProtocolResult> {
     let (_, mut result) = lfw::evaluate(&features, &pairs, &opts);
     result.variant.insert(0, ("source".into(), source.into()));
     if a.model.is_some() {
-        result.set("flip", format!("{:?}", FlipMode::from(a.model_opts.flip)).to_lowercase());
+        result.set("flip", crate::extract::suite::flip_label(a.model_opts.flip));
     }
     Ok(result)
 }

@@ -1,14 +1,18 @@
-//! Command-line interface: clap commands mapped onto library calls. Bad input (an experiment
+//! Command-line interface: clap commands mapped onto library calls ([`eval`]: `p2sbench eval`;
+//! [`curves`]: `p2sbench curves`; the rest here). Bad input (an experiment
 //! file that fails validation, a malformed data or protocol file: `SpecError` or `InputError`
 //! anywhere in the error chain) exits with code 2 before anything is written; other failures 1.
+
+pub mod curves;
+pub mod eval;
 
 use crate::error::InputError;
 use crate::loss;
 use crate::plot;
-use crate::report::{self, run_info::RunInfo};
+use crate::report;
 use crate::runner::{self, RunOptions};
 use crate::spec::{self, SpecError};
-use crate::train;
+use crate::store::run_info::RunInfo;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -84,12 +88,12 @@ pub enum Command {
     /// or malformed input file (the message names the file and line or record).
     Eval {
         #[command(subcommand)]
-        protocol: crate::eval::command::EvalCommand,
+        protocol: eval::EvalCommand,
     },
     /// P_y(θ), g_y(θ) = ∂L/∂cos θ_y and ‖∂L/∂x‖ against the target angle for loss settings,
     /// without training (table, CSV, JSON, PNG or SVG). Exit code 2: an invalid setting.
-    #[command(long_about = crate::analysis::command::LONG_ABOUT)]
-    Curves(crate::analysis::command::CurvesArgs),
+    #[command(long_about = curves::LONG_ABOUT)]
+    Curves(curves::CurvesArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -147,8 +151,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("report: {}", report::write_report(&dir)?.display());
             Ok(())
         }
-        Command::Eval { protocol } => crate::eval::command::run(protocol),
-        Command::Curves(args) => crate::analysis::command::run(&args),
+        Command::Eval { protocol } => eval::run(protocol),
+        Command::Curves(args) => curves::run(&args),
         Command::Losses => {
             for entry in loss::registry() {
                 println!("{:<16} {}", entry.name, entry.summary);
@@ -170,7 +174,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 /// Writes run.json (hardware, device, wall time) next to the results, for the report.
 fn record_run(exp: &spec::Experiment, dir: &std::path::Path, wall_seconds: f64) -> anyhow::Result<()> {
     let device = match exp.trials.first() {
-        Some(t) => match train::resolve_device(t.train.device)? {
+        Some(t) => match crate::model::device(t.train.device).map_err(anyhow::Error::msg)? {
             tch::Device::Cpu => "cpu".to_string(),
             tch::Device::Cuda(i) => format!("cuda:{i}"),
             other => format!("{other:?}").to_lowercase(),
@@ -189,7 +193,7 @@ fn plot_and_report(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_manifest(dir: &std::path::Path, manifest: &plot::Manifest) {
+fn print_manifest(dir: &std::path::Path, manifest: &crate::results::Manifest) {
     println!("plots: {} figures in {}", manifest.figures.len(), dir.join("plots").display());
     for s in &manifest.skipped {
         println!("  skipped {}: {}", s.kind, s.reason);

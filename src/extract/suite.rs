@@ -5,15 +5,16 @@
 //! malformed file stops the run before training with an [`InputError`] naming it. Large real
 //! image sets (MegaFace distractors, IJB-C) are decoded and embedded in chunks at every evaluation.
 
-use super::builtin::{self, IjbcStyleOptions, MegafaceStyle};
-use super::ijbc::{self, IjbcProtocol, PoolOptions};
-use super::lfw::{self, Distance, LfwOptions, ThresholdGrid};
-use super::megaface::{self, formats, DistractorSets, InMemory, MegafaceOptions};
-use super::roc::FarReadout;
-use super::verification::{self, Pair};
-use super::{align, features, images, Features, ProtocolResult};
-use crate::data::ImageSet;
+use super::features;
+use crate::data::{images, ImageSet};
 use crate::error::InputError;
+use crate::metrics::builtin::{self, IjbcStyleOptions, MegafaceStyle};
+use crate::metrics::ijbc::{self, IjbcProtocol, PoolOptions};
+use crate::metrics::lfw::{self, Distance, LfwOptions, ThresholdGrid};
+use crate::metrics::megaface::{self, formats, DistractorSets, InMemory, MegafaceOptions};
+use crate::metrics::roc::FarReadout;
+use crate::metrics::verification::{self, Pair};
+use crate::metrics::{align, Features, ProtocolResult};
 use crate::model::Network;
 use crate::spec::{DataSpec, EvalSpec, FlipMode};
 use rayon::prelude::*;

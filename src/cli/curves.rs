@@ -1,9 +1,9 @@
 //! The `p2sbench curves` command: its arguments, its long help (the reference for the syntax,
 //! the geometry and the output formats), and running it.
 
-use super::curves::{self, Curve};
-use super::output;
-use super::spec::{self, Sweep};
+use crate::analysis::curves::{self, Curve};
+use crate::analysis::output;
+use crate::analysis::spec::{self, Sweep};
 use crate::error::InputError;
 use anyhow::Result;
 use rayon::prelude::*;

@@ -9,7 +9,7 @@
 //! The large files are parsed on bytes; every error names the file and the line.
 
 use crate::error::InputError;
-use crate::eval::textfile::{self, parse_u64};
+use crate::metrics::textfile::{self, parse_u64};
 use std::path::Path;
 
 /// The image list: per feature row, its name, template and media.

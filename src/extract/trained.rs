@@ -1,0 +1,70 @@
+//! A trained trial as a feature extractor: the trial directory's `config.toml` rebuilds the
+//! network (backbone, embedding and head shapes), the checkpoint restores its weights (through
+//! [`crate::model::weights`]), and [`Extractor::extract`] embeds image sets with a flip variant.
+
+use super::features;
+use crate::data::ImageSet;
+use crate::error::InputError;
+use crate::metrics::Features;
+use crate::model::{self, weights, Network};
+use crate::spec::{DeviceChoice, FlipMode, TrialConfig};
+use crate::store::trial_files;
+use std::path::{Path, PathBuf};
+use tch::Device;
+
+/// A trial's network, loaded for inference.
+pub struct Extractor {
+    pub net: Network,
+    pub config: TrialConfig,
+    pub device: Device,
+}
+
+/// The trial's `config.toml`.
+pub fn read_config(dir: &Path) -> Result<TrialConfig, InputError> {
+    let path = dir.join(trial_files::CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        InputError::file(&path, format!("cannot read the trial configuration ({e}); --model expects a trial directory"))
+    })?;
+    toml::from_str(&text).map_err(|e| InputError::file(&path, format!("not a trial configuration: {}", e.message())))
+}
+
+/// (channels, image size) the trial's network takes.
+pub fn input_shape(dir: &Path) -> Result<(usize, usize), InputError> {
+    let cfg = read_config(dir)?;
+    Ok((cfg.data.channels, cfg.data.image_size))
+}
+
+/// The checkpoint file holding a trial's weights.
+pub fn checkpoint_file(dir: &Path) -> PathBuf {
+    dir.join(trial_files::CHECKPOINT).join(trial_files::CHECKPOINT_STATE)
+}
+
+impl Extractor {
+    /// Rebuilds the trial's network and loads its weights. Whether the head has a class bias
+    /// is read from the checkpoint itself.
+    pub fn open(dir: &Path, device: DeviceChoice) -> Result<Extractor, InputError> {
+        let config = read_config(dir)?;
+        let device = model::device(device).map_err(|m| InputError::file("--device", m))?;
+        let file = checkpoint_file(dir);
+        if !file.is_file() {
+            return Err(InputError::file(&file, "no model checkpoint: the trial has not saved its weights"));
+        }
+        let loaded = weights::read(&file).map_err(|m| InputError::file(&file, m))?;
+        let net = Network::new(
+            &config.model,
+            config.data.channels,
+            config.data.image_size,
+            config.data.identities,
+            weights::holds(&loaded, "head.bias"),
+            config.seed,
+            device,
+        );
+        weights::copy_into(&loaded, &net.vs).map_err(|m| InputError::file(&file, m))?;
+        Ok(Extractor { net, config, device })
+    }
+
+    /// Features of `set` (images already at the network's input shape).
+    pub fn extract(&self, set: &ImageSet, flip: FlipMode, batch: usize, progress: bool) -> Features {
+        features::extract_features(&self.net, set, flip, batch, self.device, progress)
+    }
+}
