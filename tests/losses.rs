@@ -214,3 +214,35 @@ fn no_loss_produces_nan_at_cos_plus_minus_one() {
         }
     }
 }
+
+/// Softmax's logits are written ‖x‖·‖W_j‖·cos θ_ij + b_j (cos on the graph, so g is defined);
+/// from real features and weights in float, they and their gradients equal F.linear's
+/// (x·Wᵀ + b) to float precision.
+#[test]
+fn softmax_on_the_cosine_graph_equals_the_linear_layer() {
+    tch::manual_seed(11);
+    let opts = (Kind::Float, tch::Device::Cpu);
+    let x = (Tensor::randn([B, 16], opts) * 3.0).set_requires_grad(true);
+    let w = (Tensor::randn([C, 16], opts) * 0.3).set_requires_grad(true);
+    let bias = (Tensor::randn([C], opts) * 0.1).set_requires_grad(true);
+    let labels = Tensor::randint(C, [B], (Kind::Int64, tch::Device::Cpu));
+    let feat_norm = x.norm_scalaropt_dim(2, [1], true);
+    let w_norm = w.norm_scalaropt_dim(2, [1], true);
+    let cos = (&x / feat_norm.clamp_min(1e-12)).matmul(&(&w / w_norm.clamp_min(1e-12)).tr());
+    let mut softmax = loss::build(&config("softmax", &[]), &LossContext { num_classes: C });
+    let out = softmax.forward(&CosineBatch {
+        cos: &cos,
+        feat_norm: &feat_norm,
+        weight_norm: &w_norm.tr(),
+        bias: Some(&bias),
+        labels: &labels,
+    });
+    let linear = x.linear(&w, Some(&bias));
+    assert_close(out.logits.as_ref().unwrap(), &linear, 1e-5, "softmax logits vs x·Wᵀ + b");
+    let ours = Tensor::run_backward(&[&out.loss], &[&x, &w, &bias], false, false);
+    let reference = loss::cross_entropy(&linear, &labels);
+    let theirs = Tensor::run_backward(&[&reference], &[&x, &w, &bias], false, false);
+    for (name, (a, b)) in ["x", "W", "b"].iter().zip(ours.iter().zip(&theirs)) {
+        assert_close(a, b, 1e-5, &format!("∂L/∂{name}"));
+    }
+}

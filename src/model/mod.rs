@@ -2,6 +2,13 @@
 //! stage), a linear embedding layer with batch norm, and the class-weight matrix W (C×D) of the
 //! head (plus a bias for the losses that use one). Parameters are created on the CPU from the
 //! init seed, in a fixed order, so every trial of a seed starts from identical values.
+//!
+//! Initialisation is PyTorch's module defaults, so the same network built in PyTorch starts from
+//! the same distribution (and `tests/parity.rs` trains both from the same values): Conv2d and
+//! Linear weights `kaiming_uniform_(a = √5)`, i.e. U(−1/√fan_in, 1/√fan_in); the Linear bias
+//! U(−1/√fan_in, 1/√fan_in); BatchNorm γ = 1, β = 0. The class weights W are N(0, 1/D) per entry,
+//! so ‖W_j‖ ≈ 1 (the cosine losses' ∂cos/∂W ∝ 1/‖W_j‖ starts at a sane size); the class bias
+//! (softmax, L2-softmax) starts at 0.
 
 pub mod weights;
 
@@ -9,6 +16,19 @@ use crate::spec::{DeviceChoice, ModelSpec};
 use sha2::{Digest, Sha256};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
+
+/// PyTorch's default weight init for Conv2d and Linear, `kaiming_uniform_(a = √5)`: the gain
+/// √(2 / (1 + a²)) = 1/√3 makes the bound √3 · gain / √fan_in = 1/√fan_in.
+const TORCH_DEFAULT: nn::Init = nn::Init::Kaiming {
+    dist: nn::init::NormalOrUniform::Uniform,
+    fan: nn::init::FanInOut::FanIn,
+    non_linearity: nn::init::NonLinearity::ExplicitGain(0.577_350_269_189_625_8),
+};
+
+/// PyTorch's BatchNorm defaults: γ = 1, β = 0, ε = 1e-5, momentum 0.1.
+fn batch_norm() -> nn::BatchNormConfig {
+    nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() }
+}
 
 /// Resolves `device = "auto" | "cpu" | "cuda"`; `Err` when CUDA is asked for and libtorch sees none.
 pub fn device(choice: DeviceChoice) -> Result<Device, String> {
@@ -54,10 +74,10 @@ impl Network {
         let mut side = image_size as i64;
         for (i, &w) in spec.widths.iter().enumerate() {
             let w = w as i64;
-            let conv_cfg = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
+            let conv_cfg = nn::ConvConfig { padding: 1, bias: false, ws_init: TORCH_DEFAULT, ..Default::default() };
             backbone = backbone
                 .add(nn::conv2d(bb.sub(format!("conv{i}")), in_ch, w, 3, conv_cfg))
-                .add(nn::batch_norm2d(bb.sub(format!("bn{i}")), w, Default::default()))
+                .add(nn::batch_norm2d(bb.sub(format!("bn{i}")), w, batch_norm()))
                 .add_fn(|x| x.relu().max_pool2d_default(2));
             in_ch = w;
             side /= 2;
@@ -66,10 +86,14 @@ impl Network {
         let emb = spec.embedding as i64;
         backbone = backbone
             .add_fn(|x| x.flatten(1, -1))
-            .add(nn::linear(bb.sub("embedding"), flat, emb, Default::default()))
-            .add(nn::batch_norm1d(bb.sub("embedding_bn"), emb, Default::default()));
+            .add(nn::linear(
+                bb.sub("embedding"),
+                flat,
+                emb,
+                nn::LinearConfig { ws_init: TORCH_DEFAULT, bs_init: None, bias: true },
+            ))
+            .add(nn::batch_norm1d(bb.sub("embedding_bn"), emb, batch_norm()));
         let head = root.sub("head");
-        // std 1/√D gives ‖W_j‖ ≈ 1, so the cosine losses' ∂cos/∂W (∝ 1/‖W_j‖) starts at a sane size.
         let stdev = 1.0 / (emb as f64).sqrt();
         let class_weights = head.var("weight", &[classes as i64, emb], nn::Init::Randn { mean: 0.0, stdev });
         let class_bias = with_bias.then(|| head.var("bias", &[classes as i64], nn::Init::Const(0.0)));

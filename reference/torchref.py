@@ -1,0 +1,129 @@
+"""The p2sbench network and losses written in plain PyTorch: the reference that tests/parity.rs
+trains against and that benches/train_step.rs times (bench/torch_step.py).
+
+The network mirrors src/model: conv3x3 (no bias) -> BatchNorm2d -> ReLU -> 2x2 max-pool per stage,
+then flatten -> Linear -> BatchNorm1d, and class weights W [C, D] (plus a class bias for softmax).
+Module names match p2sbench's variable names without the "backbone." prefix (conv0, bn0, ...,
+embedding, embedding_bn), so state can be exchanged by name. Initialisation is PyTorch's module
+default (what p2sbench also uses); tests load p2sbench's initial values anyway.
+
+Tensors travel as safetensors files, read and written here with the standard library and torch
+alone (8-byte little-endian header length, a JSON header, raw little-endian data).
+"""
+import json
+import math
+import struct
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "U8": torch.uint8}
+
+
+def read_safetensors(path):
+    """Every tensor of a safetensors file, by name."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    data = bytearray(blob[8 + n :])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        dtype = _DTYPES[info["dtype"]]
+        t = torch.frombuffer(data[start:end], dtype=dtype) if end > start else torch.empty(0, dtype=dtype)
+        out[name] = t.reshape(info["shape"]).clone()
+    return out
+
+
+def write_safetensors(path, tensors):
+    """Writes named tensors (contiguous, CPU) as a safetensors file."""
+    names = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.uint8: "U8"}
+    header, chunks, offset = {}, [], 0
+    for name, t in tensors.items():
+        raw = bytes(t.detach().cpu().contiguous().clone().untyped_storage())
+        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
+
+
+class Net(nn.Module):
+    """The backbone and embedding layer of src/model, with the class-weight head."""
+
+    def __init__(self, channels, size, widths, embedding, classes, with_bias):
+        super().__init__()
+        in_ch, side = channels, size
+        self.stages = len(widths)
+        for i, w in enumerate(widths):
+            setattr(self, f"conv{i}", nn.Conv2d(in_ch, w, 3, padding=1, bias=False))
+            setattr(self, f"bn{i}", nn.BatchNorm2d(w))
+            in_ch, side = w, side // 2
+        self.embedding = nn.Linear(in_ch * side * side, embedding)
+        self.embedding_bn = nn.BatchNorm1d(embedding)
+        self.weight = nn.Parameter(torch.randn(classes, embedding) / math.sqrt(embedding))
+        self.bias = nn.Parameter(torch.zeros(classes)) if with_bias else None
+
+    def embed(self, x):
+        for i in range(self.stages):
+            x = F.max_pool2d(F.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x))), 2)
+        return self.embedding_bn(self.embedding(x.flatten(1)))
+
+    def p2sbench_names(self):
+        """(p2sbench variable name, tensor) for every parameter and batch-norm statistic."""
+        out = {}
+        for name, t in list(self.named_parameters()) + list(self.named_buffers()):
+            if name.endswith("num_batches_tracked"):
+                continue
+            if name == "weight":
+                out["head.weight"] = t
+            elif name == "bias":
+                out["head.bias"] = t
+            else:
+                out["backbone." + name] = t
+        return out
+
+
+def loss_value(name, params, net, x, labels):
+    """The batch-mean loss of `name` with `params` (dict) on features x, written with torch ops
+    in the order p2sbench's losses apply them (see the notes on softmax and ArcFace)."""
+    cos = F.linear(F.normalize(x), F.normalize(net.weight))
+    if name == "softmax":
+        # p2sbench writes W_j.x + b_j as |x|.|W_j|.cos + b_j so that cos is on the graph (its
+        # telemetry reads dL/dcos for every loss). The value is F.linear's up to rounding, but a
+        # rounding difference of one step grows through training (to ~1e-4 relative in 30 steps
+        # here), so the reference computes the logits the same way; tests/losses.rs checks that
+        # this form equals F.linear's logits and gradients to float precision.
+        x_norm, w_norm = x.norm(dim=1, keepdim=True), net.weight.norm(dim=1, keepdim=True)
+        cos = (x / x_norm.clamp_min(1e-12)) @ (net.weight / w_norm.clamp_min(1e-12)).t()
+        return F.cross_entropy(cos * x_norm * w_norm.t() + net.bias, labels)
+    one_hot = F.one_hot(labels, cos.shape[1]).to(cos.dtype)
+    if name == "p2sgrad":
+        per_class = (cos - one_hot) ** 2
+        if params.get("reduction", "paper") == "paper":
+            return 0.5 * per_class.sum(1).mean()
+        return per_class.mean()
+    s = params["s"]
+    if name == "normface":
+        return F.cross_entropy(s * cos, labels)
+    m = params["m"]
+    if name == "cosface":
+        return F.cross_entropy(s * (cos - m * one_hot), labels)
+    if name == "arcface":
+        # The additive angular margin on the target column, scattered into the cosines (as
+        # src/loss/arcface.rs does; insightface computes it over the whole matrix and selects with
+        # the one-hot mask: the same function, rounded differently, which drifts by ~1e-5 in 30
+        # steps). Where theta + m > pi the target logit continues as cos - m sin m.
+        target = labels[:, None]
+        cos_y = cos.gather(1, target)
+        c = cos_y.clamp(-1 + 1e-7, 1 - 1e-7)
+        shifted = c * math.cos(m) - torch.sqrt(1.0 - c * c) * math.sin(m)
+        psi = torch.where(cos_y > math.cos(math.pi - m), shifted, cos_y - m * math.sin(m))
+        return F.cross_entropy(cos.scatter(1, target, psi) * s, labels)
+    raise SystemExit(f"torchref.py: loss {name} is not written here")

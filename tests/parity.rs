@@ -1,0 +1,161 @@
+//! Training equals PyTorch's: p2sbench trains an experiment through its real runner; then
+//! `reference/parity.py` (the set-up's own PyTorch, `torch.nn` modules, `torch.optim.SGD` with
+//! momentum and weight decay, `MultiStepLR`) trains the same network from p2sbench's initial
+//! values on the same images in the same order. Every step's loss and every final variable
+//! (batch-norm statistics included) must agree to a relative 1e-5 under softmax, CosFace,
+//! ArcFace and P2SGrad. Both sides run libtorch's CPU kernels, so a difference is a bug.
+
+mod common;
+
+use p2sbench::model::{weights, Network};
+use p2sbench::runner::{self, RunOptions};
+use p2sbench::store::{self, ExperimentDir};
+use p2sbench::train;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::{Device, Kind, Tensor};
+
+const EXPERIMENT: &str = r#"name = "parity"
+[data]
+identities = 10
+heldout_identities = 4
+images_per_identity = 8
+image_size = 16
+difficulty = 0.3
+seed = 5
+[model]
+widths = [8, 16]
+embedding = 16
+[train]
+epochs = 6
+batch_size = 16
+lr = 0.05
+momentum = 0.9
+weight_decay = 5e-4
+lr_milestones = [4]
+lr_gamma = 0.1
+seeds = [7]
+device = "cpu"
+threads = 1
+log_every = 1
+[[loss]]
+name = "softmax"
+[[loss]]
+name = "cosface"
+s = 16.0
+m = 0.35
+[[loss]]
+name = "arcface"
+s = 16.0
+m = 0.5
+[[loss]]
+name = "p2sgrad"
+[eval]
+protocols = ["lfw"]
+[eval.lfw]
+folds = 2
+pairs_per_fold = 4
+"#;
+
+/// The agreement asked for: relative error of every step's loss and of every final variable.
+const TOLERANCE: f64 = 1e-5;
+
+/// The Python of the set-up's virtual environment (the one that holds the torch wheel libtorch
+/// comes from): `P2SBENCH_PYTHON`, else found from `LIBTORCH` (…/venv/lib/pythonX/site-packages/torch).
+pub fn reference_python() -> PathBuf {
+    if let Ok(p) = std::env::var("P2SBENCH_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let libtorch = std::env::var("LIBTORCH").expect("LIBTORCH is set (run the tests with `make test`)");
+    let venv = Path::new(&libtorch).ancestors().nth(4).expect("LIBTORCH is <venv>/lib/pythonX/site-packages/torch");
+    let python = venv.join("bin/python");
+    assert!(python.exists(), "no Python at {} (LIBTORCH={libtorch}); run `make test`", python.display());
+    python
+}
+
+/// ‖a − b‖ / max(‖b‖, tiny), in double precision.
+fn relative(a: &Tensor, b: &Tensor) -> f64 {
+    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+    (&a - &b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
+}
+
+#[test]
+fn training_matches_pytorch_step_for_step() {
+    let out = tempfile::tempdir().unwrap();
+    let exp = common::experiment(EXPERIMENT);
+    runner::run_experiment(&exp, &RunOptions::new(out.path())).unwrap();
+    let dir = ExperimentDir::new(out.path(), "parity");
+    let data = runner::shared_data(&exp.trials[0]).unwrap();
+    let n = data.train.len();
+    let all: Vec<usize> = (0..n).collect();
+    let python = reference_python();
+    let mut report = Vec::new();
+    for cfg in &exp.trials {
+        let id = cfg.id();
+        let tdir = dir.trial(&id);
+        let with_bias = cfg.loss.name == "softmax";
+        let (channels, size, classes) = (data.train.channels, data.train.size, data.train.num_classes);
+        let init = Network::new(&cfg.model, channels, size, classes, with_bias, cfg.seed, Device::Cpu);
+        let checksums: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(tdir.join("checksums.json")).unwrap()).unwrap();
+        assert_eq!(checksums["init"], init.init_checksum(), "{id}: rebuilt initial parameters differ from the run's");
+
+        let mut inputs: Vec<(String, Tensor)> = weights::named_variables(&init.vs)
+            .into_iter()
+            .map(|(k, t)| (k.trim_start_matches("var/").to_string(), t))
+            .collect();
+        inputs.push(("data/images".into(), data.train.images(&all, Device::Cpu)));
+        inputs.push(("data/labels".into(), data.train.labels(&all, Device::Cpu)));
+        for epoch in 0..cfg.train.epochs {
+            let order: Vec<i64> = train::epoch_order(n, cfg.seed, epoch).into_iter().map(|i| i as i64).collect();
+            inputs.push((format!("data/order/{epoch}"), Tensor::from_slice(&order)));
+        }
+        let work = tempfile::tempdir().unwrap();
+        let (input_file, config_file, output_file) =
+            (work.path().join("in.safetensors"), work.path().join("config.json"), work.path().join("out.safetensors"));
+        Tensor::write_safetensors(&inputs, &input_file).unwrap();
+        let params: serde_json::Map<String, serde_json::Value> = cfg
+            .loss
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_f64().map_or_else(|| v.short().into(), |x| x.into())))
+            .collect();
+        let config = serde_json::json!({
+            "channels": channels, "size": size, "widths": cfg.model.widths, "embedding": cfg.model.embedding,
+            "classes": classes, "loss": cfg.loss.name, "params": params,
+            "lr": cfg.train.lr, "momentum": cfg.train.momentum, "weight_decay": cfg.train.weight_decay,
+            "lr_milestones": cfg.train.lr_milestones, "lr_gamma": cfg.train.lr_gamma,
+            "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "threads": cfg.train.threads,
+        });
+        std::fs::write(&config_file, config.to_string()).unwrap();
+        let run = Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/parity.py"))
+            .args([&input_file, &config_file, &output_file])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        assert!(run.status.success(), "{id}: parity.py failed:\n{}", String::from_utf8_lossy(&run.stderr));
+        let reference: Vec<(String, Tensor)> = Tensor::read_safetensors(&output_file).unwrap();
+        let get = |name: &str| &reference.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("no {name}")).1;
+
+        let steps = store::read_parquet(&tdir.join("steps.parquet")).unwrap();
+        let ours: Vec<f64> = steps.column("loss").unwrap().f64().unwrap().into_no_null_iter().collect();
+        let theirs = Vec::<f64>::try_from(get("loss")).unwrap();
+        assert_eq!(ours.len(), theirs.len(), "{id}: step counts differ");
+        assert_eq!(ours.len(), cfg.train.epochs * (n / cfg.train.batch_size));
+        let mut worst = (0.0f64, 0.0f64);
+        for (step, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            let rel = (a - b).abs() / b.abs().max(1e-12);
+            worst.0 = worst.0.max(rel);
+            assert!(rel <= TOLERANCE, "{id}: step {step} loss {a} vs PyTorch {b} (relative {rel:.2e})");
+        }
+        let trained = weights::read(&tdir.join("checkpoint/state.pt")).unwrap();
+        for (name, ours) in trained.iter().filter_map(|(k, t)| Some((k.strip_prefix("var/")?, t))) {
+            let rel = relative(ours, get(name));
+            worst.1 = worst.1.max(rel);
+            assert!(rel <= TOLERANCE, "{id}: final {name} differs from PyTorch's by {rel:.2e} (relative L2)");
+        }
+        assert!(ours.first() != ours.last(), "{id}: the loss did not move, so the check compares nothing");
+        report.push(format!("{}: step loss {:.1e}, variables {:.1e}", cfg.loss.name, worst.0, worst.1));
+    }
+    println!("worst relative difference from PyTorch — {}", report.join("; "));
+}
