@@ -5,7 +5,8 @@
 INPUT holds p2sbench's initial variables (by p2sbench name), the training images as the network
 sees them ("data/images", float [N, C, H, W]), their labels ("data/labels") and the image order of
 every epoch ("data/order/<epoch>"). CONFIG gives the network shape, the loss, and the SGD settings
-(lr, momentum, weight_decay, lr_milestones in epochs, lr_gamma, epochs, batch_size, threads).
+(lr, momentum, weight_decay, lr_milestones in epochs, lr_gamma, epochs, batch_size, threads,
+channels_last: the memory format of images and 4-D weights).
 OUTPUT gets the loss of every step ("loss", float64 [steps]) and every final variable.
 torch.optim.SGD and MultiStepLR do the optimisation: whatever p2sbench computes must match them.
 """
@@ -27,6 +28,8 @@ def main():
     with torch.no_grad():
         for name, var in net.p2sbench_names().items():
             var.copy_(t[name])
+    memory_format = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    net = net.to(memory_format=memory_format)
     opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg["lr_milestones"], gamma=cfg["lr_gamma"])
     net.train()
@@ -36,7 +39,8 @@ def main():
         order = t[f"data/order/{epoch}"]
         for start in range(0, len(order) - b + 1, b):
             idx = order[start : start + b]
-            loss = loss_value(cfg["loss"], cfg["params"], net, net.embed(images[idx]), labels[idx])
+            x = images[idx].to(memory_format=memory_format)
+            loss = loss_value(cfg["loss"], cfg["params"], net, net.embed(x), labels[idx])
             losses.append(loss.item())
             opt.zero_grad()
             loss.backward()

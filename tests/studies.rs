@@ -196,6 +196,23 @@ fn a_diverging_trial_is_marked_and_the_others_go_on() {
 }
 
 #[test]
+fn the_first_non_finite_step_is_exact_when_the_flag_is_read_rarely() {
+    // The trainer reads its device-side divergence flag only at logging steps, checkpoints and
+    // epoch ends; with a row every 4 steps the step it reports must still be the first bad one.
+    let diverged_at = |log_every: usize| {
+        let text = common::TINY
+            .replace("lr = 0.05", "lr = 1e30")
+            .replace("log_every = 2", &format!("log_every = {log_every}"));
+        let out = tempfile::tempdir().unwrap();
+        let summaries = run(&text, out.path());
+        summaries.iter().find(|s| s.loss == "softmax").unwrap().diverged_step.expect("softmax diverges")
+    };
+    let (every_step, sparse) = (diverged_at(1), diverged_at(4));
+    assert_eq!(sparse, every_step, "the sparse run reports another step");
+    assert!(sparse % 4 != 0, "step {sparse} is a logging step, so this checks nothing");
+}
+
+#[test]
 fn a_second_run_on_the_same_directory_is_refused_until_the_first_ends() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("tiny");

@@ -17,6 +17,17 @@ use sha2::{Digest, Sha256};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
+/// The same values in channels-last memory: an NCHW-shaped view of NHWC storage with the
+/// canonical channels-last strides, as `tensor.to(memory_format=torch.channels_last)` makes them
+/// (also for size-1 dimensions, which decide the kernels libtorch picks: a permute-contiguous-
+/// permute round trip would keep a one-channel image's NCHW strides).
+pub fn channels_last(t: &Tensor) -> Tensor {
+    let s = t.size();
+    let mut out = Tensor::empty([s[0], s[2], s[3], s[1]], (t.kind(), t.device())).permute([0, 3, 1, 2]);
+    out.copy_(t);
+    out
+}
+
 /// PyTorch's default weight init for Conv2d and Linear, `kaiming_uniform_(a = √5)`: the gain
 /// √(2 / (1 + a²)) = 1/√3 makes the bound √3 · gain / √fan_in = 1/√fan_in.
 const TORCH_DEFAULT: nn::Init = nn::Init::Kaiming {
@@ -44,6 +55,8 @@ pub fn device(choice: DeviceChoice) -> Result<Device, String> {
 pub struct Network {
     pub vs: nn::VarStore,
     backbone: nn::SequentialT,
+    /// Images and convolution weights live in channels-last memory (see [`Network::use_channels_last`]).
+    channels_last: bool,
     /// Class weights W, [C, D].
     pub class_weights: Tensor,
     /// Class bias b, [C], when the loss uses one.
@@ -98,12 +111,29 @@ impl Network {
         let class_weights = head.var("weight", &[classes as i64, emb], nn::Init::Randn { mean: 0.0, stdev });
         let class_bias = with_bias.then(|| head.var("bias", &[classes as i64], nn::Init::Const(0.0)));
         vs.set_device(device);
-        Network { vs, backbone, class_weights, class_bias }
+        Network { vs, backbone, class_weights, class_bias, channels_last: false }
+    }
+
+    /// Moves every 4-D weight to channels-last memory in place (values unchanged; the variables
+    /// keep their identity, so optimisers and checkpoints see the same tensors); from now on
+    /// [`Network::embed`] lays its input out the same way.
+    pub fn use_channels_last(&mut self) {
+        let _guard = tch::no_grad_guard();
+        for (_, mut var) in self.vs.variables() {
+            if var.dim() == 4 {
+                var.set_data(&channels_last(&var));
+            }
+        }
+        self.channels_last = true;
     }
 
     /// Embeddings x (before normalisation), [B, D].
     pub fn embed(&self, images: &Tensor, train: bool) -> Tensor {
-        self.backbone.forward_t(images, train)
+        if self.channels_last {
+            self.backbone.forward_t(&channels_last(images), train)
+        } else {
+            self.backbone.forward_t(images, train)
+        }
     }
 
     /// The trainable backbone tensors (everything but the head), in name order.

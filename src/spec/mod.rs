@@ -8,8 +8,8 @@ mod schema;
 
 pub use error::{line_col, SpecError};
 pub use schema::{
-    DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec,
-    OneOrMany, RawExperiment, TrainSpec, KNOWN_PROTOCOLS,
+    DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, MemoryFormat, ModelSpec, NoiseKind, NoiseSetting,
+    NoiseSpec, OneOrMany, RawExperiment, TrainSpec, KNOWN_PROTOCOLS,
 };
 
 use crate::loss::{self, LossConfig, ParamKind, ParamValue};
@@ -54,7 +54,7 @@ impl TrialConfig {
     pub fn content_hash(&self) -> String {
         let mut value = serde_json::to_value(self).expect("trial configs serialise");
         if let Some(train) = value.get_mut("train").and_then(|t| t.as_object_mut()) {
-            for key in ["seeds", "device", "threads", "checkpoint_every"] {
+            for key in ["seeds", "device", "threads", "checkpoint_every", "memory_format"] {
                 train.remove(key);
             }
         }

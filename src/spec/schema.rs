@@ -140,6 +140,31 @@ pub struct TrainSpec {
     /// Checkpoint every this many steps (and at every epoch end); 0 = epoch ends only.
     #[serde(default)]
     pub checkpoint_every: usize,
+    /// Memory layout of images and convolution weights; `auto` picks the faster one per device.
+    #[serde(default)]
+    pub memory_format: MemoryFormat,
+}
+
+/// `train.memory_format`: how images and 4-D convolution weights are laid out in memory. The
+/// values are the same either way; only the kernels' summation order (hence rounding) differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryFormat {
+    /// `channels_last` on every device (on this project's 2-core CPU it is the faster one;
+    /// see README, Benchmarks; on CUDA it is what cuDNN's tensor-core convolutions prefer).
+    #[default]
+    Auto,
+    /// NHWC memory behind NCHW-shaped tensors.
+    ChannelsLast,
+    /// PyTorch's default NCHW layout.
+    Contiguous,
+}
+
+impl MemoryFormat {
+    /// Whether training runs channels-last on this device.
+    pub fn channels_last(self) -> bool {
+        !matches!(self, MemoryFormat::Contiguous)
+    }
 }
 
 /// A scalar or a list of them (a sweep axis).

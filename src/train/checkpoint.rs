@@ -79,8 +79,14 @@ pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>
     let device = vs.device();
     weights::copy_into(&loaded, vs).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
     let _guard = tch::no_grad_guard();
-    for ((name, _), buf) in sgd.params.iter().zip(sgd.buffers.iter_mut()) {
-        *buf = get(&format!("momentum/{name}")).map(|t| t.to_device(device));
+    // Buffers take their parameter's memory layout (as the optimiser makes them), whatever the
+    // layout they were saved in.
+    for ((name, param), buf) in sgd.params.iter().zip(sgd.buffers.iter_mut()) {
+        *buf = get(&format!("momentum/{name}")).map(|t| {
+            let mut b = param.zeros_like();
+            b.copy_(&t.to_device(device));
+            b
+        });
     }
     let meta = |name: &str| get(name).with_context(|| format!("{}: no {name}", path.display()));
     let step = meta("meta/step")?.int64_value(&[0]);

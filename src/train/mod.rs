@@ -86,7 +86,7 @@ pub fn train_trial(
     let images = &*train.images;
     let ctx = LossContext { num_classes: images.num_classes as i64 };
     let mut loss_fn = loss::build(&cfg.loss, &ctx);
-    let net = Network::new(
+    let mut net = Network::new(
         &cfg.model,
         images.channels,
         images.size,
@@ -96,6 +96,9 @@ pub fn train_trial(
         device,
     );
     let init_checksum = net.init_checksum();
+    if cfg.train.memory_format.channels_last() {
+        net.use_channels_last();
+    }
     let mut opt = Sgd::new(&net.vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.lr);
     let backbone = net.backbone_params();
     let noisy_mask = (!train.is_clean()).then(|| Tensor::from_slice(&train.noisy));
@@ -109,6 +112,7 @@ pub fn train_trial(
     }
     let per_epoch = steps_per_epoch(images.len(), cfg.train.batch_size) as i64;
     let resume_epoch = (step / per_epoch.max(1)) as usize;
+    let mut non_finite = FirstNonFinite::new(device);
     let mut order_hash = Sha256::new();
     let outcome = |rows, order_hash: Sha256, diverged_step| TrialOutcome {
         rows,
@@ -145,13 +149,13 @@ pub fn train_trial(
                 bias: net.class_bias.as_ref(),
                 labels: &labels,
             });
-            let loss_value = out.loss.double_value(&[]);
-            if !loss_value.is_finite() {
-                return Ok(outcome(rows, order_hash, Some(step)));
-            }
+            non_finite.record(&out.loss, step);
             opt.zero_grad();
             let mut row = None;
             if log {
+                if let Some(bad) = non_finite.read() {
+                    return Ok(outcome(rows, order_hash, Some(bad)));
+                }
                 let grads = Tensor::run_backward(&[&out.loss], &[&cos, &x], true, false);
                 let batch_noisy = noisy_mask.as_ref().map(|m| {
                     let idx: Vec<i64> = batch.iter().map(|&i| i as i64).collect();
@@ -172,7 +176,7 @@ pub fn train_trial(
                 r.step = step;
                 r.epoch = epoch as i64;
                 r.lr = lr;
-                r.loss = loss_value;
+                r.loss = out.loss.double_value(&[]);
                 r.scale = out.scale;
                 r.grad_norm_class_weights = telemetry::grad_norm(std::slice::from_ref(w));
                 r.grad_norm_backbone = telemetry::grad_norm(&backbone);
@@ -188,11 +192,17 @@ pub fn train_trial(
             let epoch_end = step % per_epoch == 0;
             let every = cfg.train.checkpoint_every as i64;
             if let Some(ck) = checkpoint.filter(|_| every > 0 && step % every == 0 && !epoch_end) {
+                if let Some(bad) = non_finite.read() {
+                    return Ok(outcome(rows, order_hash, Some(bad)));
+                }
                 checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &rows)?;
             }
         }
         if epoch < resume_epoch {
             continue;
+        }
+        if let Some(bad) = non_finite.read() {
+            return Ok(outcome(rows, order_hash, Some(bad)));
         }
         let last = epoch + 1 == cfg.train.epochs;
         let every = cfg.eval.every_epochs;
@@ -205,6 +215,30 @@ pub fn train_trial(
         }
     }
     Ok(outcome(rows, order_hash, None))
+}
+
+/// The first step whose loss was not finite, kept on the device so that no step waits for the
+/// host: each step adds a few tiny device ops, and the flag is read (one synchronisation) only at
+/// logging steps, checkpoints and epoch ends. The step it reports is exact.
+struct FirstNonFinite {
+    /// The step, or −1 while every loss so far was finite (int64 scalar on the device).
+    first: Tensor,
+}
+
+impl FirstNonFinite {
+    fn new(device: Device) -> FirstNonFinite {
+        FirstNonFinite { first: Tensor::from(-1i64).to_device(device) }
+    }
+
+    fn record(&mut self, loss: &Tensor, step: i64) {
+        let _guard = tch::no_grad_guard();
+        let new = loss.isfinite().logical_not().logical_and(&self.first.lt(0));
+        self.first = Tensor::where_scalarself(&new, step, &self.first);
+    }
+
+    fn read(&self) -> Option<i64> {
+        Some(self.first.int64_value(&[])).filter(|&s| s >= 0)
+    }
 }
 
 /// Training images whose θ_y the angle histograms are taken over: at most this many, evenly spaced.

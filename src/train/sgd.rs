@@ -8,6 +8,9 @@
 //! ATen's `add` with `alpha` is `fmadd(other, alpha, self)` (a single rounding) with `alpha` cast
 //! to the tensor's type, so on CPU float tensors the update runs over the raw values with
 //! `f32::mul_add`, which rounds once too: the same bits as PyTorch (checked by tests/parity.rs).
+//! The values are walked in memory order, so any dense layout works (channels-last weights
+//! too) as long as parameter, gradient and buffer share it; momentum buffers take the
+//! parameter's layout.
 //! Other devices and types use libtorch's in-place ops (`addcmul_` with a one-element tensor
 //! holding the factor), which round the product separately. Written here rather than taken
 //! from tch because the momentum buffers must be visible to checkpoints.
@@ -29,16 +32,32 @@ pub struct Sgd {
     pub lr: f64,
 }
 
-/// A CPU float tensor's values, when the update can run over them directly. (A tch `Tensor` is
-/// a handle, so mutable access comes from a shared reference.)
+/// Whether `t`'s elements fill a block of memory exactly (any dimension order: contiguous,
+/// channels-last, …), so that walking that block visits each element once.
+fn dense(t: &Tensor) -> bool {
+    let mut dims: Vec<(i64, i64)> = t.stride().into_iter().zip(t.size()).filter(|&(_, n)| n != 1).collect();
+    dims.sort_unstable();
+    let mut expected = 1;
+    for (stride, n) in dims {
+        if stride != expected {
+            return false;
+        }
+        expected *= n;
+    }
+    true
+}
+
+/// A CPU float tensor's values in memory order, when the update can run over them directly:
+/// dense, and laid out like `like` (so that the i-th value of each is the same element). (A tch
+/// `Tensor` is a handle, so mutable access comes from a shared reference.)
 #[allow(clippy::mut_from_ref)]
-fn values(t: &Tensor) -> Option<&mut [f32]> {
-    if t.device() != Device::Cpu || t.kind() != Kind::Float || !t.is_contiguous() {
+fn values<'a>(t: &'a Tensor, like: &Tensor) -> Option<&'a mut [f32]> {
+    if t.device() != Device::Cpu || t.kind() != Kind::Float || !dense(t) || t.stride() != like.stride() {
         return None;
     }
-    // SAFETY: a contiguous CPU float tensor holds numel() f32 values at data_ptr(); the tensors
-    // handed out here (a parameter, its gradient, its momentum buffer) are distinct storages and
-    // are used only inside `Sgd::step`, under no_grad, while nothing else runs on them.
+    // SAFETY: a dense CPU float tensor holds numel() f32 values from data_ptr(); the tensors
+    // handed out here (a parameter, its gradient, its momentum buffer) are distinct storages,
+    // laid out alike, and used only inside `Sgd::step`, under no_grad, while nothing else runs.
     Some(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) })
 }
 
@@ -88,10 +107,10 @@ impl Sgd {
             }
             let first = buffer.is_none();
             if first && mu != 0.0 {
-                *buffer = Some(g.zeros_like());
+                *buffer = Some(p.zeros_like());
             }
             let buffer = buffer.as_ref().filter(|_| mu != 0.0);
-            let (pv, gv, bv) = (values(p), values(&g), buffer.map(values));
+            let (pv, gv, bv) = (values(p, p), values(&g, p), buffer.map(|b| values(b, p)));
             let (Some(pv), Some(gv), None | Some(Some(_))) = (pv, gv, &bv) else {
                 Self::step_tensor_ops(p, &g, buffer, first, wd, mu, lr);
                 continue;
