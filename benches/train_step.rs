@@ -105,7 +105,8 @@ fn main() {
         c.train.log_every = log_every;
         c
     };
-    let contenders: Vec<(&str, Box<dyn Fn() -> Result<f64, String>>)> = vec![
+    type Contender<'a> = (&'static str, Box<dyn Fn() -> Result<f64, String> + 'a>);
+    let contenders: Vec<Contender> = vec![
         (
             "p2sbench, contiguous",
             Box::new(|| Ok(p2sbench_step(&with_format(MemoryFormat::Contiguous, usize::MAX), &data, steps))),
