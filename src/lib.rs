@@ -24,6 +24,7 @@ pub mod spec;
 // Layer 3: training, feature extraction, analysis.
 pub mod analysis;
 pub mod extract;
+pub mod select;
 pub mod train;
 // Layer 4: figures and reports from the results.
 pub mod plot;

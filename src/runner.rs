@@ -7,17 +7,17 @@ use crate::data::{self, noise};
 use crate::extract::suite::Suite;
 use crate::loss::ParamValue;
 use crate::model::Network;
-use crate::spec::{Experiment, TrialConfig};
+use crate::spec::{EvalSpec, Experiment, Split, SplitPart, TrialConfig};
 use crate::store::schema;
 use crate::store::{self, trial_files, ExperimentDir, State, TrialStatus};
 use crate::train;
 use anyhow::Result;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use polars::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// How to run.
@@ -73,76 +73,152 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSu
 
 /// Runs the `selected` trials of `exp` (all, or those `--only`/`--skip` kept) that are not
 /// already done, resuming unfinished ones from their checkpoints; returns one summary per
-/// selected trial, in file order. trials.parquet always lists every trial of the file. Holds the
-/// results directory's lock for the whole run.
+/// selected trial, in file order. Under `[select]` the selected trials are the search; the
+/// final trials of every group whose search is complete (and whose chosen setting was
+/// selected) follow. trials.parquet lists every trial of the file (and the final trials known).
+/// Holds the results directory's lock for the whole run.
 pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOptions) -> Result<Vec<TrialSummary>> {
     let first = &exp.trials[0];
     let device = crate::model::device(first.train.device).map_err(|m| anyhow::anyhow!("train.device: {m}"))?;
     // Data first: a dataset that cannot be read leaves no results directory behind.
     let started = Instant::now();
-    let data = shared_data(first)?;
+    let data = DataCache::build(exp)?;
     let dir = ExperimentDir::new(&opts.out, &exp.name);
     let _lock = store::lock(&dir.root)?;
     store::write_atomic(&dir.spec(), exp.source.as_bytes())?;
-    let jobs = opts.jobs.max(1).min(selected.len().max(1));
-    let threads = match first.train.threads {
-        0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / jobs).max(1),
-        n => n,
-    };
-    let bars = MultiProgress::with_draw_target(if opts.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let style = crate::progress::style();
-    let overall = bars.add(ProgressBar::new(selected.len() as u64).with_style(style.clone()).with_prefix("experiment"));
-    let stale = stale_trials(&dir, exp);
+    let pool = Pool::new(opts, first, selected.len());
+    pool.bars.println(format!(
+        "{}: {} trials ({} selected) on {device:?}, {} at a time with {} thread(s) each; data ready in {:.1}s",
+        exp.name,
+        exp.trials.len(),
+        selected.len(),
+        pool.jobs,
+        pool.threads,
+        started.elapsed().as_secs_f64()
+    ))?;
+    let known = Mutex::new(exp.trials.clone());
+    let (mut summaries, stopped) = pool.run(selected, &dir, &data, device, &known)?;
+    if let (Some(select), false) = (&exp.select, stopped) {
+        let (choices, pending) = crate::select::choose(exp, &dir)?;
+        let searched: BTreeSet<String> = selected.iter().map(setting_key).collect();
+        let finals = crate::select::final_trials(select, &choices);
+        known.lock().expect("no poisoned lock").extend(finals.iter().cloned());
+        let chosen: Vec<TrialConfig> = finals.into_iter().filter(|t| searched.contains(&setting_key(t))).collect();
+        for p in &pending {
+            pool.bars.println(match p {
+                crate::select::Pending::Searching { group, unfinished } => {
+                    format!("select: {group}: {unfinished} search trial(s) unfinished, no final trials yet")
+                }
+                crate::select::Pending::NothingDone { group } => {
+                    format!("select: {group}: every search trial failed or diverged, nothing to choose")
+                }
+            })?;
+        }
+        crate::select::record(exp, select, &choices).write(&dir.root)?;
+        for c in &choices {
+            pool.bars.println(format!(
+                "select: {}: chose {} ({} = {:.4} on validation, best of {} settings)",
+                c.group, c.setting, select.metric, c.score, c.settings_searched
+            ))?;
+        }
+        let (finals, _) = pool.run(&chosen, &dir, &data, device, &known)?;
+        summaries.extend(finals);
+    }
+    pool.overall.finish_and_clear();
+    let known = known.into_inner().expect("no poisoned lock");
+    write_trials_table(&dir, &known)?;
+    let stale = stale_trials(&dir, &known);
     if !stale.is_empty() {
-        bars.println(format!(
+        println!(
             "{} trial(s) in {} are no longer in the experiment file (kept, not deleted): {}",
             stale.len(),
             dir.root.display(),
             stale.join(", ")
-        ))?;
+        );
     }
-    bars.println(format!(
-        "{}: {} trials ({} selected) on {device:?}, {jobs} at a time with {threads} thread(s) each; data generated in {:.1}s",
-        exp.name,
-        exp.trials.len(),
-        selected.len(),
-        started.elapsed().as_secs_f64()
-    ))?;
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<TrialSummary>>> = Mutex::new(vec![None; selected.len()]);
-    let table = Mutex::new(());
-    let worker = || -> Result<()> {
-        tch::set_num_threads(threads as i32);
-        loop {
-            let k = next.fetch_add(1, Ordering::SeqCst);
-            if k >= selected.len() || stop.load(Ordering::SeqCst) {
-                return Ok(());
+    Ok(summaries)
+}
+
+/// A trial's setting without its seed: what `--only`/`--skip` kept of the search decides which
+/// final trials run.
+fn setting_key(t: &TrialConfig) -> String {
+    format!(
+        "{} {} {} {}",
+        t.loss.label(),
+        t.axes_text(),
+        t.noise.label(),
+        t.split.map_or(0, |s| s.validation_identities)
+    )
+}
+
+/// The worker threads that train trials, their progress bars, and the core split between them.
+struct Pool {
+    jobs: usize,
+    threads: usize,
+    fail_fast: bool,
+    bars: MultiProgress,
+    overall: ProgressBar,
+    style: ProgressStyle,
+}
+
+impl Pool {
+    fn new(opts: &RunOptions, first: &TrialConfig, selected: usize) -> Pool {
+        let jobs = opts.jobs.max(1).min(selected.max(1));
+        let threads = match first.train.threads {
+            0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / jobs).max(1),
+            n => n,
+        };
+        let bars = MultiProgress::with_draw_target(if opts.progress {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let style = crate::progress::style();
+        let overall = bars.add(ProgressBar::new(selected as u64).with_style(style.clone()).with_prefix("experiment"));
+        Pool { jobs, threads, fail_fast: opts.fail_fast, bars, overall, style }
+    }
+
+    /// Trains `trials` on the workers, keeping trials.parquet (of `known`) current; the
+    /// summaries in order, and whether `--fail-fast` stopped the run.
+    fn run(
+        &self,
+        trials: &[TrialConfig],
+        dir: &ExperimentDir,
+        data: &DataCache,
+        device: tch::Device,
+        known: &Mutex<Vec<TrialConfig>>,
+    ) -> Result<(Vec<TrialSummary>, bool)> {
+        self.overall.set_length(self.overall.position() + trials.len() as u64);
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<TrialSummary>>> = Mutex::new(vec![None; trials.len()]);
+        let worker = || -> Result<()> {
+            tch::set_num_threads(self.threads as i32);
+            loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= trials.len() || stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                let summary = run_trial(&trials[k], dir, data.get(&trials[k]), device, &self.bars, &self.style)?;
+                if self.fail_fast && matches!(summary.state, State::Failed | State::Diverged) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                results.lock().expect("no poisoned lock")[k] = Some(summary);
+                let known = known.lock().expect("no poisoned lock");
+                write_trials_table(dir, &known)?;
+                self.overall.inc(1);
             }
-            let summary = run_trial(&selected[k], &dir, &data, device, &bars, &style)?;
-            if opts.fail_fast && matches!(summary.state, State::Failed | State::Diverged) {
-                stop.store(true, Ordering::SeqCst);
+        };
+        std::thread::scope(|scope| -> Result<()> {
+            let handles: Vec<_> = (0..self.jobs.min(trials.len().max(1))).map(|_| scope.spawn(worker)).collect();
+            for h in handles {
+                h.join().expect("trial worker panicked")?;
             }
-            results.lock().expect("no poisoned lock")[k] = Some(summary);
-            let _table = table.lock().expect("no poisoned lock");
-            write_trials_table(&dir, exp)?;
-            overall.inc(1);
-        }
-    };
-    std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = (0..jobs).map(|_| scope.spawn(worker)).collect();
-        for h in handles {
-            h.join().expect("trial worker panicked")?;
-        }
-        Ok(())
-    })?;
-    overall.finish_and_clear();
-    write_trials_table(&dir, exp)?;
-    Ok(results.into_inner().expect("no poisoned lock").into_iter().flatten().collect())
+            Ok(())
+        })?;
+        let summaries = results.into_inner().expect("no poisoned lock").into_iter().flatten().collect();
+        Ok((summaries, stop.load(Ordering::SeqCst)))
+    }
 }
 
 /// Trains one trial (or resumes it from its checkpoint) unless it is done; writes its files.
@@ -204,9 +280,9 @@ fn run_trial(
     Ok(summary(cfg, &status, &trial_dir))
 }
 
-/// Trial directories under the results that the experiment file no longer produces.
-pub fn stale_trials(dir: &ExperimentDir, exp: &Experiment) -> Vec<String> {
-    let current: BTreeSet<String> = exp.trials.iter().map(|t| t.id()).collect();
+/// Trial directories under the results that are none of `trials` (the file no longer makes them).
+pub fn stale_trials(dir: &ExperimentDir, trials: &[TrialConfig]) -> Vec<String> {
+    let current: BTreeSet<String> = trials.iter().map(|t| t.id()).collect();
     let Ok(entries) = std::fs::read_dir(dir.root.join("trials")) else { return Vec::new() };
     let mut stale: Vec<String> = entries
         .flatten()
@@ -217,9 +293,10 @@ pub fn stale_trials(dir: &ExperimentDir, exp: &Experiment) -> Vec<String> {
     stale
 }
 
-/// The data every trial of an experiment shares.
+/// The data of a group of trials that share `[data]`, `[eval]` and their held-out split.
 pub struct TrialData {
-    pub train: ImageSet,
+    pub train: Arc<ImageSet>,
+    /// The held-out identities the trials are evaluated on (under `[select]`, the split's part).
     pub heldout: ImageSet,
     /// The evaluation protocols `[eval]` selects: built-in ones constructed over the held-out
     /// identities, real-file ones read once.
@@ -234,7 +311,8 @@ pub struct HeldoutEvaluation<'a> {
 
 impl train::Evaluate for HeldoutEvaluation<'_> {
     fn evaluate(&self, net: &Network, device: tch::Device, step: i64) -> Result<Vec<schema::EvalRow>> {
-        let results = self.data.protocols.run(&self.cfg.eval, &self.cfg.data, net, &self.data.heldout, device)?;
+        let spec = evaluation_spec(self.cfg);
+        let results = self.data.protocols.run(&spec, &self.cfg.data, net, &self.data.heldout, device)?;
         let mut rows = Vec::new();
         for r in &results {
             for (variant, metric, value) in r.rows() {
@@ -247,10 +325,76 @@ impl train::Evaluate for HeldoutEvaluation<'_> {
 
 /// Generates (or reads) the training and held-out identities and prepares the evaluation protocols.
 pub fn shared_data(cfg: &TrialConfig) -> Result<TrialData> {
-    let train = data::training_set(&cfg.data)?;
+    trial_data(cfg, Arc::new(data::training_set(&cfg.data)?))
+}
+
+/// [`shared_data`] on a training set already made.
+fn trial_data(cfg: &TrialConfig, train: Arc<ImageSet>) -> Result<TrialData> {
     let heldout = data::heldout_set(&cfg.data)?;
-    let protocols = Suite::new(&cfg.eval, &cfg.data, &heldout.labels)?;
+    let heldout = match cfg.split {
+        Some(split) => {
+            let v = split.validation_identities;
+            match split.part {
+                SplitPart::Validation => heldout.identities(0..v),
+                SplitPart::Test => heldout.identities(v..heldout.num_classes),
+            }
+        }
+        None => heldout,
+    };
+    let protocols = Suite::new(&evaluation_spec(cfg), &cfg.data, &heldout.labels)?;
     Ok(TrialData { train, heldout, protocols })
+}
+
+/// What a trial is evaluated with: `[eval]`, except that search trials (validation) run the
+/// built-in protocols only, so that no real benchmark is measured for settings still being chosen.
+fn evaluation_spec(cfg: &TrialConfig) -> EvalSpec {
+    let mut spec = cfg.eval.clone();
+    if cfg.split.is_some_and(|s| s.part == SplitPart::Validation) {
+        (spec.lfw.pairs, spec.lfw.images, spec.lfw.bin) = (None, None, None);
+        (spec.megaface.probes, spec.megaface.probe_images, spec.megaface.distractor_images) = (None, None, None);
+        spec.megaface.distractors.clear();
+        (spec.ijbc.meta, spec.ijbc.images, spec.ijbc.detector_scores) = (None, None, false);
+    }
+    spec
+}
+
+/// The data of every trial of an experiment, made once per distinct `[data]` (training sets) and
+/// per distinct `[data]`, `[eval]` and held-out split (held-out sets and protocols); under
+/// `[select]` the test split of every search group is made too.
+pub struct DataCache {
+    groups: BTreeMap<String, TrialData>,
+}
+
+impl DataCache {
+    pub fn build(exp: &Experiment) -> Result<DataCache> {
+        let group_key =
+            |t: &TrialConfig| serde_json::to_string(&(&t.data, &t.eval, &t.split)).expect("configs serialise");
+        let mut trains: BTreeMap<String, Arc<ImageSet>> = BTreeMap::new();
+        let mut groups = BTreeMap::new();
+        let finals = exp.trials.iter().filter_map(|t| {
+            let split = t.split?;
+            Some(TrialConfig { split: Some(Split { part: SplitPart::Test, ..split }), ..t.clone() })
+        });
+        for t in exp.trials.iter().cloned().chain(finals) {
+            let key = group_key(&t);
+            if groups.contains_key(&key) {
+                continue;
+            }
+            let data_key = serde_json::to_string(&t.data).expect("configs serialise");
+            let train = match trains.get(&data_key) {
+                Some(train) => train.clone(),
+                None => trains.entry(data_key).or_insert(Arc::new(data::training_set(&t.data)?)).clone(),
+            };
+            groups.insert(key, trial_data(&t, train)?);
+        }
+        Ok(DataCache { groups })
+    }
+
+    /// The data of `cfg` (one of the experiment's trials).
+    pub fn get(&self, cfg: &TrialConfig) -> &TrialData {
+        let key = serde_json::to_string(&(&cfg.data, &cfg.eval, &cfg.split)).expect("configs serialise");
+        &self.groups[&key]
+    }
 }
 
 fn final_metric(trial_dir: &Path, protocol: &str, metric: &str) -> Option<f64> {
@@ -279,9 +423,8 @@ fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSu
     }
 }
 
-/// trials.parquet: one row per trial of the experiment, with every hyper-parameter as a column.
-pub fn write_trials_table(dir: &ExperimentDir, exp: &Experiment) -> Result<()> {
-    let trials = &exp.trials;
+/// trials.parquet: one row per trial, with every hyper-parameter and swept key as a column.
+pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result<()> {
     let n = trials.len();
     let mut ids = Vec::with_capacity(n);
     let mut states = Vec::with_capacity(n);
@@ -312,6 +455,8 @@ pub fn write_trials_table(dir: &ExperimentDir, exp: &Experiment) -> Result<()> {
         Column::new("loss".into(), trials.iter().map(|t| t.loss.name.as_str()).collect::<Vec<_>>()),
         Column::new("params".into(), trials.iter().map(|t| t.loss.params_text()).collect::<Vec<_>>()),
     ];
+    columns.push(Column::new("axes".into(), trials.iter().map(|t| t.axes_text()).collect::<Vec<_>>()));
+    columns.push(Column::new("setting".into(), trials.iter().map(|t| t.setting()).collect::<Vec<_>>()));
     let names: BTreeSet<&String> = trials.iter().flat_map(|t| t.loss.params.keys()).collect();
     for name in names {
         let values: Vec<Option<&ParamValue>> = trials.iter().map(|t| t.loss.params.get(name)).collect();
@@ -322,7 +467,26 @@ pub fn write_trials_table(dir: &ExperimentDir, exp: &Experiment) -> Result<()> {
         };
         columns.push(column);
     }
+    let axes: BTreeSet<&String> = trials.iter().flat_map(|t| t.axes.keys()).collect();
+    for name in axes {
+        let values: Vec<Option<&toml::Value>> = trials.iter().map(|t| t.axes.get(name)).collect();
+        let number = |v: &toml::Value| v.as_float().or(v.as_integer().map(|i| i as f64));
+        let column = if values.iter().flatten().all(|v| number(v).is_some()) {
+            Column::new(name.as_str().into(), values.iter().map(|v| v.and_then(number)).collect::<Vec<_>>())
+        } else {
+            Column::new(
+                name.as_str().into(),
+                values.iter().map(|v| v.map(crate::spec::short_value)).collect::<Vec<_>>(),
+            )
+        };
+        columns.push(column);
+    }
     columns.extend([
+        Column::new("split".into(), trials.iter().map(|t| t.split.map_or("", |s| s.part.as_str())).collect::<Vec<_>>()),
+        Column::new(
+            "validation_identities".into(),
+            trials.iter().map(|t| t.split.map(|s| s.validation_identities as i64)).collect::<Vec<_>>(),
+        ),
         Column::new("seed".into(), trials.iter().map(|t| t.seed as i64).collect::<Vec<_>>()),
         Column::new("noise".into(), trials.iter().map(|t| t.noise.label()).collect::<Vec<_>>()),
         Column::new(

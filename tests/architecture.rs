@@ -28,12 +28,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("plot", &["analysis", "error", "figure", "loss", "results", "store"]),
     ("report", &["error", "loss", "results", "store"]),
     // Layer 5: orchestration and the command line.
-    ("runner", &["data", "digest", "error", "extract", "loss", "model", "progress", "spec", "store", "train"]),
+    ("select", &["error", "spec", "store"]),
+    (
+        "runner",
+        &["data", "digest", "error", "extract", "loss", "model", "progress", "select", "spec", "store", "train"],
+    ),
     (
         "cli",
         &[
             "analysis", "data", "error", "extract", "loss", "metrics", "model", "plot", "report", "results", "runner",
-            "spec", "store", "train",
+            "select", "spec", "store", "train",
         ],
     ),
 ];

@@ -178,3 +178,81 @@ fn missing_file_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml: cannot read"));
 }
+
+#[test]
+fn unknown_key_in_a_sweep() {
+    expect_error(&format!("{GOOD}[sweep]\n\"train.lrr\" = [0.1, 1.0]\n"), 18, "train.lrr: unknown key");
+}
+
+#[test]
+fn a_sweep_of_something_that_is_not_a_spec_key() {
+    expect_error(&format!("{GOOD}[sweep]\n\"noise.ratio\" = [0.1]\n"), 18, "noise.ratio: cannot be swept");
+    expect_error(&format!("{GOOD}[sweep]\n\"train.seeds\" = [[1], [2]]\n"), 18, "train.seeds: cannot be swept");
+}
+
+#[test]
+fn a_sweep_needs_a_list() {
+    expect_error(&format!("{GOOD}[sweep]\n\"train.lr\" = 0.1\n"), 18, "sweep.train.lr: expected a list of values");
+    expect_error(&format!("{GOOD}[sweep]\n\"model.widths\" = [4, 8]\n"), 18, "expected a list of lists");
+}
+
+#[test]
+fn bad_value_in_a_sweep_of_a_spec_key() {
+    expect_error(&format!("{GOOD}[sweep]\n\"train.lr\" = [0.1, -1.0]\n"), 18, "train.lr: expected a learning rate > 0");
+    expect_error(&format!("{GOOD}[sweep]\n\"data.identities\" = [4, \"x\"]\n"), 18, "invalid type");
+}
+
+#[test]
+fn a_key_swept_twice() {
+    let text = replace("m = 0.35", "m = 0.35\n\"train.lr\" = [1.0, 2.0]") + "[sweep]\n\"train.lr\" = [0.1, 1.0]\n";
+    expect_error(&text, 17, "\"train.lr\" is swept in [sweep] already");
+    expect_error(&format!("{GOOD}[sweep]\n\"train.lr\" = [0.1]\ntrain.lr = [1.0]\n"), 18, "swept twice");
+}
+
+#[test]
+fn a_loss_block_cannot_change_shared_settings() {
+    expect_error(&replace("m = 0.35", "m = 0.35\n\"data.identities\" = 8"), 17, "cannot differ between losses");
+    expect_error(&replace("m = 0.35", "m = 0.35\ntrain.batch_size = 4"), 17, "cannot differ between losses");
+}
+
+#[test]
+fn a_combination_that_does_not_fit() {
+    // epochs 1 with the milestone at epoch 2: only the combination is wrong.
+    let text = replace("batch_size = 8", "batch_size = 8\nlr_milestones = [2]\nepochs = 3").replace("epochs = 1\n", "")
+        + "[sweep]\n\"train.epochs\" = [3, 1]\n";
+    expect_error(&text, 19, "train.epochs");
+}
+
+#[test]
+fn select_errors() {
+    let sweep = "[sweep]\n\"train.lr\" = [0.1, 1.0]\n";
+    let select = |body: &str| format!("{GOOD}{sweep}[select]\n{body}");
+    let ok = "metric = \"lfw/accuracy_mean\"\ntune = [\"train.lr\"]\nseeds = [5]\n";
+    expect_error(&select(&ok.replace("lfw/", "megaface/")), 20, "protocol \"megaface\" is not in eval.protocols");
+    expect_error(&select(&ok.replace("[\"train.lr\"]", "[\"s\"]")), 21, "\"s\" is not swept anywhere");
+    expect_error(&select(&ok.replace("[5]", "[1]")), 22, "1 is also a search seed");
+    expect_error(&select(&format!("{ok}validation_identities = 3\n")), 23, "validation and test need at least 2");
+    expect_error(&select(&ok.replace("lfw/accuracy_mean", "accuracy")), 20, "expected \"<protocol>/<metric>\"");
+}
+
+#[test]
+fn sweeps_overrides_and_select_expand_in_a_dry_run() {
+    let text = replace("m = 0.35", "m = 0.35\n\"train.lr\" = [1.0, 2.0]\nzip = [[\"train.lr\", \"s\"]]")
+        .replace("s = 30.0", "s = [16.0, 32.0]")
+        + "[[loss]]\nname = \"p2sgrad\"\ntrain = { lr = 3.0 }\n[sweep]\n\"data.identities\" = [4, 6]\n"
+        + "[select]\nmetric = \"lfw/accuracy_mean\"\ntune = [\"train.lr\", \"s\"]\nseeds = [11, 12]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sweep.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--dry-run"]).arg(&file).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // (2 zipped cosface settings + 1 p2sgrad) × 2 identity counts × 1 seed.
+    assert!(stdout.contains("6 trials"), "{stdout}");
+    assert!(stdout.contains("cosface-m0.35-s16-identities4-lr1-seed1-"), "{stdout}");
+    assert!(stdout.contains("cosface-m0.35-s32-identities6-lr2-seed1-"), "{stdout}");
+    assert!(stdout.contains("p2sgrad-identities6-lr3-seed1-"), "{stdout}");
+    assert!(!stdout.contains("s16-identities4-lr2"), "zipped axes varied apart: {stdout}");
+    // Groups: cosface × 2 identity counts, p2sgrad × 2; each final on 2 seeds.
+    assert!(stdout.contains("each of the 4 loss/condition groups") && stdout.contains("8 final trials"), "{stdout}");
+}

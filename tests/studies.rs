@@ -344,7 +344,7 @@ fn a_changed_file_reuses_unchanged_trials_and_reports_removed_ones() {
     let kept_time = std::fs::metadata(dir.trial(&kept).join("steps.parquet")).unwrap().modified().unwrap();
     let changed = common::TINY.replace("[[loss]]\nname = \"softmax\"\n", "[[loss]]\nname = \"normface\"\n");
     let exp = common::experiment(&changed);
-    assert_eq!(runner::stale_trials(&dir, &exp), vec![removed.clone()]);
+    assert_eq!(runner::stale_trials(&dir, &exp.trials), vec![removed.clone()]);
     let summaries = runner::run_experiment(&exp, &RunOptions::new(out.path())).unwrap();
     assert!(summaries.iter().any(|s| s.loss == "normface" && s.state == store::State::Done));
     let after = std::fs::metadata(dir.trial(&kept).join("steps.parquet")).unwrap().modified().unwrap();
@@ -352,4 +352,90 @@ fn a_changed_file_reuses_unchanged_trials_and_reports_removed_ones() {
     assert!(dir.trial(&removed).join("steps.parquet").exists(), "a removed trial's results are kept");
     let trials = store::read_parquet(&dir.trials_table()).unwrap();
     assert!(!common::strings(&trials, "trial").contains(&removed), "trials.parquet lists the file's trials");
+}
+
+/// TINY with cosface and p2sgrad only, each block with its own learning rates.
+fn two_losses(extra: &str) -> String {
+    let head = &common::TINY[..common::TINY.find("[[loss]]").unwrap()];
+    let tail = &common::TINY[common::TINY.find("[eval]").unwrap()..];
+    let blocks = "[[loss]]\nname = \"cosface\"\ns = 16.0\nm = 0.2\n\"train.lr\" = [0.02, 0.05]\n\
+                  [[loss]]\nname = \"p2sgrad\"\ntrain.lr = [0.5, 1.0]\n";
+    format!("{head}{blocks}{tail}{extra}")
+}
+
+#[test]
+fn sweeps_of_spec_keys_and_per_loss_rates_share_starts_and_batches() {
+    let text = two_losses("[sweep]\n\"data.identities\" = [8, 12]\n");
+    let out = tempfile::tempdir().unwrap();
+    let summaries = run(&text, out.path());
+    assert_eq!(summaries.len(), 8, "2 losses × 2 rates × 2 identity counts");
+    let trials = store::read_parquet(&ExperimentDir::new(out.path(), "tiny").trials_table()).unwrap();
+    let identities = trials.column("data.identities").unwrap().f64().unwrap().clone();
+    let lr = trials.column("train.lr").unwrap().f64().unwrap().clone();
+    let init = common::strings(&trials, "init_checksum");
+    let order = common::strings(&trials, "data_order_checksum");
+    let ids = common::strings(&trials, "trial");
+    for i in 0..trials.height() {
+        for j in 0..trials.height() {
+            let same_data = identities.get(i) == identities.get(j);
+            assert_eq!(same_data, init[i] == init[j], "{} vs {}: starts", ids[i], ids[j]);
+            assert_eq!(same_data, order[i] == order[j], "{} vs {}: batches", ids[i], ids[j]);
+        }
+    }
+    // Each trial trained at its own block's rate (before the milestone).
+    let dir = ExperimentDir::new(out.path(), "tiny");
+    for (i, id) in ids.iter().enumerate() {
+        let steps = store::read_parquet(&dir.trial(id).join("steps.parquet")).unwrap();
+        let first = steps.column("lr").unwrap().f64().unwrap().get(0).unwrap();
+        assert_eq!(Some(first), lr.get(i), "{id}");
+        assert!(id.contains(&format!("-identities{}-", identities.get(i).unwrap())), "{id}");
+    }
+    let only = Filter::parse("train.lr=0.5,data.identities=8", "--only").unwrap();
+    let exp = common::experiment(&text);
+    let kept = select(&exp.trials, Some(&only), None);
+    assert_eq!(kept.len(), 1, "{:?}", kept.iter().map(|t| t.id()).collect::<Vec<_>>());
+}
+
+#[test]
+fn select_tunes_on_validation_and_tests_only_the_choice() {
+    let text = two_losses(
+        "[select]\nmetric = \"lfw/accuracy_mean\"\ntune = [\"train.lr\"]\nseeds = [11]\nvalidation_identities = 4\n",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let summaries = run(&text, out.path());
+    assert_eq!(summaries.len(), 6, "4 search trials, then one final trial per loss");
+    let dir = ExperimentDir::new(out.path(), "tiny");
+    let trials = store::read_parquet(&dir.trials_table()).unwrap();
+    let split = common::strings(&trials, "split");
+    assert_eq!(split.iter().filter(|s| *s == "validation").count(), 4);
+    assert_eq!(split.iter().filter(|s| *s == "test").count(), 2);
+    let last_accuracy = |id: &str| {
+        let evals = store::read_parquet(&dir.trial(id).join("evals.parquet")).unwrap();
+        let rows = p2sbench::store::schema::evals_from_frame(&evals).unwrap();
+        rows.iter().filter(|r| r.metric == "accuracy_mean").max_by_key(|r| r.step).unwrap().value
+    };
+    let exp = common::experiment(&text);
+    for loss in ["cosface", "p2sgrad"] {
+        let search: Vec<_> = exp.trials.iter().filter(|t| t.loss.name == loss).collect();
+        // The first of the best (the selection keeps the earlier setting on a tie).
+        let scores: Vec<f64> = search.iter().map(|t| last_accuracy(&t.id())).collect();
+        let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let best = search[scores.iter().position(|&s| s == top).unwrap()].train.lr;
+        let finals: Vec<_> = summaries.iter().filter(|s| s.loss == loss && s.seed == 11).collect();
+        assert_eq!(finals.len(), 1, "{loss}");
+        let config: p2sbench::spec::TrialConfig =
+            toml::from_str(&std::fs::read_to_string(dir.trial(&finals[0].id).join("config.toml")).unwrap()).unwrap();
+        assert_eq!(config.train.lr, best, "{loss}: the final trial is not the best search setting");
+        assert_eq!(config.split.unwrap().part, p2sbench::spec::SplitPart::Test);
+        assert_eq!(config.split.unwrap().validation_identities, 4);
+    }
+    let report = std::fs::read_to_string(p2sbench::report::write_report(&dir.root).unwrap()).unwrap();
+    assert!(report.contains("## Tuned on validation, reported on test"), "{report}");
+    assert!(report.contains("train.lr ∈ {0.02, 0.05}") && report.contains("train.lr ∈ {0.5, 1}"), "{report}");
+    // A second run has nothing left to do, and chooses the same.
+    let again = run(&text, out.path());
+    assert_eq!(
+        again.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        summaries.iter().map(|s| s.id.clone()).collect::<Vec<_>>()
+    );
 }

@@ -129,7 +129,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             let selected = spec::filter::select(&exp.trials, only.as_ref(), skip.as_ref());
             if dry_run {
-                print!("{}", dry_run_table(&selected, exp.trials.len()));
+                print!("{}", dry_run_table(&exp, &selected));
                 return Ok(());
             }
             let opts = RunOptions { out: out.clone(), progress: std::io::stderr().is_terminal(), jobs, fail_fast };
@@ -200,23 +200,38 @@ fn print_manifest(dir: &std::path::Path, manifest: &crate::results::Manifest) {
     }
 }
 
-/// The `--dry-run` listing: one line per selected trial, then the counts.
-pub fn dry_run_table(trials: &[spec::TrialConfig], total: usize) -> String {
+/// The `--dry-run` listing: one line per selected trial, then the counts (and, under `[select]`,
+/// the final trials that will follow the search).
+pub fn dry_run_table(exp: &spec::Experiment, trials: &[spec::TrialConfig]) -> String {
     let mut out = format!("{:<52} {:<10} {:<5} {:<12} parameters\n", "trial", "loss", "seed", "noise");
     for t in trials {
+        let params = [t.loss.params_text(), t.axes_text()].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>();
         out.push_str(&format!(
             "{:<52} {:<10} {:<5} {:<12} {}\n",
             t.id(),
             t.loss.name,
             t.seed,
             t.noise.label(),
-            t.loss.params_text()
+            params.join(", ")
         ));
     }
+    let total = exp.trials.len();
     out.push_str(&format!("{} trials", trials.len()));
     if trials.len() != total {
         out.push_str(&format!(" (of {total} in the file)"));
     }
     out.push('\n');
+    if let Some(select) = &exp.select {
+        let groups = crate::select::group_count(exp);
+        let split = exp.trials[0].split.expect("search trials have a split");
+        out.push_str(&format!(
+            "then, for each of the {groups} loss/condition groups, the setting with the best mean {} on the {} validation identities is trained on seeds {:?} and evaluated on the {} test identities: {} final trials\n",
+            select.metric,
+            split.validation_identities,
+            select.seeds,
+            exp.trials[0].data.heldout_identities - split.validation_identities,
+            groups * select.seeds.len()
+        ));
+    }
     out
 }

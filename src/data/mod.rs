@@ -67,6 +67,19 @@ impl ImageSet {
             .g_sub_scalar(1.0)
     }
 
+    /// The images of identities `range` (labels relabelled from 0), e.g. a validation split.
+    pub fn identities(&self, range: std::ops::Range<usize>) -> ImageSet {
+        let len = self.image_len();
+        let keep: Vec<usize> = (0..self.len()).filter(|&i| range.contains(&(self.labels[i] as usize))).collect();
+        ImageSet {
+            pixels: keep.iter().flat_map(|&i| self.pixels[i * len..(i + 1) * len].iter().copied()).collect(),
+            labels: keep.iter().map(|&i| self.labels[i] - range.start as i64).collect(),
+            num_classes: range.len(),
+            channels: self.channels,
+            size: self.size,
+        }
+    }
+
     /// Labels of `indices`, int64 [b], on `device`.
     pub fn labels(&self, indices: &[usize], device: Device) -> Tensor {
         let l: Vec<i64> = indices.iter().map(|&i| self.labels[i]).collect();

@@ -113,6 +113,25 @@ pub fn render(r: &Results) -> Result<String> {
     let by: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     writeln!(md, "- Trials: {total} ({})\n", by.join(", "))?;
 
+    // Selection.
+    if let Some(table) = tables::selection_table(r)? {
+        let sel = r.selection.as_ref().expect("a selection table has a selection");
+        writeln!(md, "## Tuned on validation, reported on test\n")?;
+        writeln!(
+            md,
+            "Each setting of the tuned keys ({}) was trained on the search seeds {:?} and evaluated on the {} validation identities only; per loss and condition the setting with the {} mean `{}` was trained again on the seeds {:?} and evaluated on the {} test identities only (Musgrave et al., \"A Metric Learning Reality Check\", ECCV 2020). No test number exists for any other setting, and none was used to choose. The tables below hold the final (test) trials alone.\n",
+            sel.tune.join(", "),
+            sel.search_seeds,
+            sel.validation_identities,
+            if sel.goal == "min" { "lowest" } else { "highest" },
+            sel.metric,
+            sel.final_seeds,
+            sel.test_identities
+        )?;
+        md.push_str(&table.to_markdown());
+        md.push('\n');
+    }
+
     // Results.
     writeln!(md, "## Results\n")?;
     if rows.is_empty() {

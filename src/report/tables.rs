@@ -4,7 +4,7 @@
 //! noise ratio and its drop from clean), the published P2SGrad/AdaCos numbers beside ours, and the
 //! trial list.
 
-use super::markdown::{best, mean_std, Table};
+use super::markdown::{best, duration, mean_std, Table};
 use crate::results::aggregate::{self, ColumnKey, SettingMetric};
 use crate::results::names::{protocol_label, Curve, Metric};
 use crate::results::{floats, noise_label, strings, Results};
@@ -296,8 +296,12 @@ pub fn published_table(r: &Results, rows: &[SettingMetric], scale: &str) -> Resu
 
 /// The trial list: id, loss, hyper-parameters, noise, status, note, seed, attempts, seconds.
 pub fn trials_table(r: &Results) -> Result<Table> {
-    let df = &r.trials;
+    let df = &r.all_trials()?;
     let ids = strings(df, "trial")?;
+    let axes =
+        if crate::results::has_column(df, "axes") { strings(df, "axes")? } else { vec![String::new(); df.height()] };
+    let split =
+        if crate::results::has_column(df, "split") { strings(df, "split")? } else { vec![String::new(); df.height()] };
     let (loss, params, status) = (strings(df, "loss")?, strings(df, "params")?, strings(df, "status")?);
     let seed = floats(df, "seed")?;
     let noise = floats(df, "noise_ratio")?;
@@ -320,6 +324,9 @@ pub fn trials_table(r: &Results) -> Result<Table> {
         ],
         6,
     );
+    if split.iter().any(|s| !s.is_empty()) {
+        t.header.push("evaluated on".into());
+    }
     for i in 0..df.height() {
         let st = TrialStatus::read(&r.dir.trial(&ids[i]));
         let note = match &st {
@@ -335,7 +342,10 @@ pub fn trials_table(r: &Results) -> Result<Table> {
         t.rows.push(vec![
             format!("`{}`", ids[i]),
             loss[i].clone(),
-            if params[i].is_empty() { "–".into() } else { params[i].clone() },
+            match [params[i].as_str(), axes[i].as_str()].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>() {
+                parts if parts.is_empty() => "–".into(),
+                parts => parts.join(", "),
+            },
             noise_label(&kind[i], noise[i].unwrap_or(0.0)),
             status[i].clone(),
             note,
@@ -343,6 +353,9 @@ pub fn trials_table(r: &Results) -> Result<Table> {
             num(attempts[i], 0),
             num(seconds[i], 1),
         ]);
+        if t.header.len() > 9 {
+            t.rows.last_mut().expect("just pushed").push(split[i].clone());
+        }
     }
     Ok(t)
 }
@@ -351,8 +364,7 @@ pub fn trials_table(r: &Results) -> Result<Table> {
 pub fn status_counts(r: &Results) -> Result<BTreeMap<String, usize>> {
     use polars::prelude::*;
     let df = r
-        .trials
-        .clone()
+        .all_trials()?
         .lazy()
         .group_by([col("status")])
         .agg([col("trial").count().cast(DataType::Int64).alias("n")])
@@ -364,9 +376,68 @@ pub fn status_counts(r: &Results) -> Result<BTreeMap<String, usize>> {
 /// Sum of the trials' seconds, via polars.
 pub fn total_seconds(r: &Results) -> Result<Option<f64>> {
     use polars::prelude::*;
-    if !crate::results::has_column(&r.trials, "seconds") {
+    let all = r.all_trials()?;
+    if !crate::results::has_column(&all, "seconds") {
         return Ok(None);
     }
-    let df = r.trials.clone().lazy().select([col("seconds").cast(DataType::Float64).sum()]).collect()?;
+    let df = all.lazy().select([col("seconds").cast(DataType::Float64).sum()]).collect()?;
     Ok(floats(&df, "seconds")?.first().copied().flatten())
+}
+
+/// Under `[select]`: per loss and condition, the search space, what the search cost, the
+/// setting chosen on validation, its validation score, and its test result over the final
+/// seeds. `None` without a selection.
+pub fn selection_table(r: &Results) -> Result<Option<Table>> {
+    use polars::prelude::*;
+    let Some(sel) = &r.selection else { return Ok(None) };
+    let (protocol, metric) = sel.metric.split_once('/').unwrap_or(("", sel.metric.as_str()));
+    let rate = crate::results::names::Metric::parse(metric).is_rate();
+    let tested = match aggregate::final_evals(r) {
+        Some(f) => f
+            .filter(col("protocol").eq(lit(protocol)).and(col("metric").eq(lit(metric))))
+            .select([col("trial"), col("variant"), col("value")])
+            .collect()?,
+        None => DataFrame::empty(),
+    };
+    let (mut ids, mut values) = (Vec::new(), Vec::new());
+    if tested.height() > 0 {
+        let rows =
+            strings(&tested, "trial")?.into_iter().zip(strings(&tested, "variant")?).zip(floats(&tested, "value")?);
+        // Rows of one part of a protocol (IJB-C's galleries) are not the headline number.
+        for ((id, _), value) in rows.filter(|((_, variant), _)| !variant.contains("part=")) {
+            ids.push(id);
+            values.push(value);
+        }
+    }
+    let header = vec![
+        "loss (and condition)".into(),
+        "search space".into(),
+        "search cost".into(),
+        "chosen on validation".into(),
+        format!("validation {}", sel.metric),
+        format!("test {} (final seeds)", sel.metric),
+    ];
+    let mut t = Table::new(header, 4);
+    for c in &sel.choices {
+        let space: Vec<String> = c.search_space.iter().map(|(k, v)| format!("{k} ∈ {{{}}}", v.join(", "))).collect();
+        let test: Vec<f64> =
+            ids.iter().zip(&values).filter(|(id, _)| c.final_trials.contains(id)).filter_map(|(_, v)| *v).collect();
+        let test_cell = if test.is_empty() {
+            "not trained yet".to_string()
+        } else {
+            let mean = test.iter().sum::<f64>() / test.len() as f64;
+            let std = (test.len() > 1)
+                .then(|| (test.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (test.len() - 1) as f64).sqrt());
+            format!("{} (n = {})", mean_std(mean, std, rate), test.len())
+        };
+        t.rows.push(vec![
+            c.group.clone(),
+            if space.is_empty() { "–".into() } else { space.join("; ") },
+            format!("{} settings, {} trials, {}", c.settings_searched, c.search_trials, duration(c.search_seconds)),
+            c.chosen.clone(),
+            mean_std(c.validation_score, None, rate),
+            test_cell,
+        ]);
+    }
+    Ok(Some(t))
 }

@@ -7,6 +7,7 @@
 
 use crate::error::InputError;
 use crate::loss::{LossConfig, ParamKind, ParamValue};
+use crate::store::selection::Selection;
 use crate::store::{self, trial_files, ExperimentDir};
 use anyhow::Result;
 use polars::prelude::*;
@@ -40,6 +41,13 @@ pub struct Results {
     /// Each setting's loss configuration, typed from trials.parquet's parameter columns (settings
     /// of losses this build does not know are absent).
     pub settings: BTreeMap<String, LossConfig>,
+    /// Each setting's swept keys and training overrides (`train.lr=3`), where it has any.
+    pub axes: BTreeMap<String, String>,
+    /// Under `[select]`: the search trials (evaluated on validation), kept apart from `trials`
+    /// so that no table or figure of test results mixes them in.
+    pub search: Option<DataFrame>,
+    /// Under `[select]`: what was chosen (`selection.json`).
+    pub selection: Option<Selection>,
     /// Every trial's steps.parquet rows.
     pub steps: Option<DataFrame>,
     /// Every trial's evals.parquet rows.
@@ -158,10 +166,23 @@ impl Results {
         if !table.exists() {
             return Err(missing(&table, "no trials table (is this a results/<experiment> directory?)"));
         }
-        let trials = with_setting(read(&table, TRIAL_COLUMNS)?)?;
-        let settings = typed_settings(&trials)?;
-        let ids = strings(&trials, "trial")?;
-        let states = strings(&trials, "status")?;
+        let all = with_setting(read(&table, TRIAL_COLUMNS)?)?;
+        let settings = typed_settings(&all)?;
+        let axes = if has_column(&all, "axes") {
+            strings(&all, "setting")?.into_iter().zip(strings(&all, "axes")?).filter(|(_, a)| !a.is_empty()).collect()
+        } else {
+            BTreeMap::new()
+        };
+        let (trials, search) = if has_column(&all, "split") {
+            let search = all.clone().lazy().filter(col("split").eq(lit("validation"))).collect()?;
+            let tested = all.clone().lazy().filter(col("split").neq(lit("validation"))).collect()?;
+            (tested, (search.height() > 0).then_some(search))
+        } else {
+            (all.clone(), None)
+        };
+        let selection = Selection::read(&dir.root)?;
+        let ids = strings(&all, "trial")?;
+        let states = strings(&all, "status")?;
 
         let (mut steps, mut evals, mut angles) = (Vec::new(), Vec::new(), Vec::new());
         for (id, state) in ids.iter().zip(&states) {
@@ -188,6 +209,9 @@ impl Results {
             spec,
             trials,
             settings,
+            axes,
+            search,
+            selection,
             steps: concat_diagonal(steps)?,
             evals: concat_diagonal(evals)?,
             angles: concat_diagonal(angles)?,
@@ -197,13 +221,22 @@ impl Results {
     /// A setting for figure labels and tables: the loss, its numeric parameters, and the others
     /// only where they differ from the loss's default (as trial ids do).
     pub fn setting_label(&self, setting: &str) -> String {
-        match self.settings.get(setting) {
-            Some(loss) => match loss.short_params() {
-                p if p.is_empty() => loss.name.clone(),
-                p => format!("{} {p}", loss.name),
-            },
-            None => setting.to_string(),
+        let Some(loss) = self.settings.get(setting) else { return setting.to_string() };
+        let axes = self.axes.get(setting).cloned().unwrap_or_default();
+        let rest: Vec<String> = [loss.short_params(), axes].into_iter().filter(|p| !p.is_empty()).collect();
+        if rest.is_empty() {
+            loss.name.clone()
+        } else {
+            format!("{} {}", loss.name, rest.join(", "))
         }
+    }
+
+    /// Every trial of trials.parquet: the tested ones, then the search trials under `[select]`.
+    pub fn all_trials(&self) -> Result<DataFrame> {
+        Ok(match &self.search {
+            Some(search) => concat_diagonal(vec![self.trials.clone(), search.clone()])?.expect("two frames"),
+            None => self.trials.clone(),
+        })
     }
 
     /// Path of a file inside the results directory, for messages.
@@ -250,16 +283,22 @@ fn with_trial(mut df: DataFrame, id: &str) -> Result<DataFrame> {
     Ok(df)
 }
 
-/// Adds `setting` ("loss params", the unit seeds are averaged over).
+/// Adds `setting` (the unit seeds are averaged over) where the runner did not write it (results
+/// from before sweeps: the loss and its parameters), and `params` where absent.
 fn with_setting(mut trials: DataFrame) -> Result<DataFrame> {
     let losses = strings(&trials, "loss")?;
     if !has_column(&trials, "params") {
         trials.with_column(Column::new("params".into(), vec![String::new(); losses.len()]))?;
     }
-    let params = strings(&trials, "params")?;
-    let setting: Vec<String> =
-        losses.iter().zip(&params).map(|(l, p)| if p.is_empty() { l.clone() } else { format!("{l} {p}") }).collect();
-    trials.with_column(Column::new("setting".into(), setting))?;
+    if !has_column(&trials, "setting") {
+        let params = strings(&trials, "params")?;
+        let setting: Vec<String> = losses
+            .iter()
+            .zip(&params)
+            .map(|(l, p)| if p.is_empty() { l.clone() } else { format!("{l} {p}") })
+            .collect();
+        trials.with_column(Column::new("setting".into(), setting))?;
+    }
     Ok(trials)
 }
 

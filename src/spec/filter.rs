@@ -1,6 +1,7 @@
 //! Trial filters for `--only` and `--skip`: `loss=arcface,s=64` keeps (or drops) the trials
 //! whose resolved settings match every `key=value` pair. Keys: `loss`, `seed`, `noise` (kind),
-//! `ratio` (noise ratio), `id`, or any loss parameter; numbers compare by value (`64` = `64.0`).
+//! `ratio` (noise ratio), `id`, any loss parameter, or any swept key (`train.lr`, as written in
+//! `[sweep]` or a loss block); numbers compare by value (`64` = `64.0`).
 
 use super::TrialConfig;
 use crate::error::InputError;
@@ -37,7 +38,10 @@ impl Filter {
             "noise" => format!("{:?}", trial.noise.kind).eq_ignore_ascii_case(v),
             "ratio" => same_number(&trial.noise.ratio.to_string(), v),
             "id" => trial.id() == *v,
-            param => trial.loss.params.get(param).is_some_and(|p| same_number(&p.short(), v) || p.short() == *v),
+            key => match trial.axes.get(key) {
+                Some(a) => same_number(&super::short_value(a), v) || super::short_value(a) == *v,
+                None => trial.loss.params.get(key).is_some_and(|p| same_number(&p.short(), v) || p.short() == *v),
+            },
         })
     }
 
@@ -48,7 +52,7 @@ impl Filter {
             .map(|(k, _)| k)
             .filter(|k| {
                 !["loss", "seed", "noise", "ratio", "id"].contains(&k.as_str())
-                    && !trials.iter().any(|t| t.loss.params.contains_key(k.as_str()))
+                    && !trials.iter().any(|t| t.loss.params.contains_key(k.as_str()) || t.axes.contains_key(k.as_str()))
             })
             .cloned()
             .collect()

@@ -5,12 +5,14 @@
 mod error;
 pub mod filter;
 mod schema;
+mod sweep;
 
 pub use error::{line_col, SpecError};
 pub use schema::{
-    DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, LfwSpec, MemoryFormat, ModelSpec, NoiseKind, NoiseSetting,
-    NoiseSpec, OneOrMany, RawExperiment, TrainSpec, KNOWN_PROTOCOLS,
+    DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, Goal, LfwSpec, MemoryFormat, ModelSpec, NoiseKind,
+    NoiseSetting, NoiseSpec, OneOrMany, RawExperiment, SelectSpec, Split, SplitPart, TrainSpec, KNOWN_PROTOCOLS,
 };
+pub use sweep::short as short_value;
 
 use crate::loss::{self, LossConfig, ParamKind, ParamValue};
 use error::{Key, Locator};
@@ -25,7 +27,10 @@ pub struct Experiment {
     pub source: String,
     pub name: String,
     pub description: String,
+    /// Every trial the file names: with `[select]`, the search trials (the final ones follow
+    /// from their results, see [`final_trials`]).
     pub trials: Vec<TrialConfig>,
+    pub select: Option<SelectSpec>,
 }
 
 /// Everything one trial needs; `config.toml` in its directory is this, serialised.
@@ -40,6 +45,15 @@ pub struct TrialConfig {
     pub train: TrainSpec,
     pub eval: EvalSpec,
     pub noise: NoiseSetting,
+    /// The swept spec keys (`[sweep]`) and the loss block's training overrides that made this
+    /// trial, dotted (`train.lr`), with their values; the settings themselves are already in
+    /// `data`, `model`, `train` and `eval`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub axes: BTreeMap<String, toml::Value>,
+    /// Under `[select]`: the held-out part this trial is evaluated on (search trials: validation;
+    /// final trials: test). Absent: every held-out identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
 }
 
 impl TrialConfig {
@@ -47,7 +61,33 @@ impl TrialConfig {
     /// (execution settings — device, threads, checkpointing, the seed list — excluded).
     pub fn id(&self) -> String {
         let noise = if self.noise.is_clean() { String::new() } else { format!("-{}", self.noise.label()) };
-        format!("{}{noise}-seed{}-{}", self.loss.label(), self.seed, &self.content_hash()[..6])
+        let axes: String = self
+            .axes
+            .iter()
+            .map(|(k, v)| format!("-{}{}", k.rsplit('.').next().unwrap_or(k), sweep::short(v)))
+            .collect();
+        let split = match self.split {
+            Some(s) if s.part == SplitPart::Test => "-test",
+            _ => "",
+        };
+        format!("{}{axes}{noise}{split}-seed{}-{}", self.loss.label(), self.seed, &self.content_hash()[..6])
+    }
+
+    /// The trial without its seed and noise, as the tables group trials (`cosface m=0.35, s=30,
+    /// train.lr=0.1`): the loss, its parameters and the axes. trials.parquet's `setting` column.
+    pub fn setting(&self) -> String {
+        let rest: Vec<String> =
+            [self.loss.params_text(), self.axes_text()].into_iter().filter(|p| !p.is_empty()).collect();
+        if rest.is_empty() {
+            self.loss.name.clone()
+        } else {
+            format!("{} {}", self.loss.name, rest.join(", "))
+        }
+    }
+
+    /// `train.lr=3, data.identities=50`: the axes for tables and summaries.
+    pub fn axes_text(&self) -> String {
+        self.axes.iter().map(|(k, v)| format!("{k}={}", sweep::short(v))).collect::<Vec<_>>().join(", ")
     }
 
     /// SHA-256 (hex) over the canonical JSON of the settings that change a trial's results.
@@ -101,37 +141,55 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
     if raw.losses.is_empty() {
         return Err(loc.at(&[], "no [[loss]] blocks: expected at least one, e.g.\n[[loss]]\nname = \"p2sgrad\""));
     }
+    let mut base: toml::Table = toml::from_str(source).map_err(|e| loc.at(&[], e.to_string()))?;
+    for key in ["loss", "sweep", "select"] {
+        base.remove(key);
+    }
+    let expander = Expander { loc: &loc, base, files };
+    let sweep = expander.sweep_axes(raw.sweep.as_ref())?;
+    let sweep_names: Vec<String> = sweep.iter().flat_map(|a| a.names.iter().cloned()).collect();
     let noises = noise_settings(raw.noise.as_ref());
+    let split = raw.select.as_ref().map(|s| Split {
+        part: SplitPart::Validation,
+        validation_identities: s.validation_identities(raw.data.heldout_identities),
+    });
     let mut trials = Vec::new();
+    let mut swept = sweep_names.clone();
     for (index, block) in raw.losses.iter().enumerate() {
-        for loss in expand_loss_block(&loc, index, block)? {
-            for noise in &noises {
-                for &seed in &raw.train.seeds {
-                    trials.push(TrialConfig {
-                        experiment: raw.name.clone(),
-                        seed,
-                        loss: loss.clone(),
-                        data: raw.data.clone(),
-                        model: raw.model.clone(),
-                        train: raw.train.clone(),
-                        eval: raw.eval.clone(),
-                        noise: *noise,
-                    });
+        let block_settings = expand_loss_block(&expander, index, block, &sweep_names)?;
+        swept.extend(block_settings.swept);
+        for (loss, overrides) in block_settings.settings {
+            for combo in sweep::grid(&sweep) {
+                let axes: BTreeMap<String, toml::Value> = overrides.iter().cloned().chain(combo).collect();
+                let spec = expander.resolve(&axes, &[Key::from("loss"), Key::Index(index)])?;
+                for noise in &noises {
+                    for &seed in &spec.train.seeds {
+                        trials.push(TrialConfig {
+                            experiment: raw.name.clone(),
+                            seed,
+                            loss: loss.clone(),
+                            data: spec.data.clone(),
+                            model: spec.model.clone(),
+                            train: spec.train.clone(),
+                            eval: spec.eval.clone(),
+                            noise: *noise,
+                            axes: axes.clone(),
+                            split,
+                        });
+                    }
                 }
             }
         }
+    }
+    if let Some(select) = &raw.select {
+        check_select(&loc, select, &raw, &swept)?;
     }
     let mut seen = BTreeMap::new();
     for (i, t) in trials.iter().enumerate() {
         if let Some(j) = seen.insert(t.id(), i) {
             return Err(loc.at(
                 &[],
-                format!(
-                    "trials {} and {} are the same trial ({}); remove the duplicate loss setting",
-                    j + 1,
-                    i + 1,
-                    t.id()
-                ),
+                format!("trials {} and {} are the same trial ({}); remove the duplicate setting", j + 1, i + 1, t.id()),
             ));
         }
     }
@@ -141,7 +199,296 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
         name: raw.name,
         description: raw.description,
         trials,
+        select: raw.select,
     })
+}
+
+/// Spec keys a sweep or a loss block may not set: the seed axis has its own key, and execution
+/// settings do not change what a trial computes (they are left out of its id).
+const NOT_SWEPT: &[&str] =
+    &["train.seeds", "train.device", "train.threads", "train.checkpoint_every", "train.memory_format"];
+
+/// Training settings a `[[loss]]` block may override for its own trials; everything else (the
+/// data, the network, the batches) is shared so that every trial of a seed starts alike.
+pub const PER_LOSS: &[&str] =
+    &["train.lr", "train.weight_decay", "train.momentum", "train.epochs", "train.lr_milestones", "train.lr_gamma"];
+
+/// Spec keys whose single value is itself a list (a sweep of them is a list of lists).
+const LIST_VALUED: &[&str] = &["model.widths", "train.lr_milestones", "eval.protocols", "eval.megaface.distractors"];
+
+/// Resolves swept values against the file: each combination is the file's tables with the
+/// values set, read and checked as the file itself is.
+struct Expander<'a> {
+    loc: &'a Locator<'a>,
+    /// The file without `[[loss]]`, `[sweep]` and `[select]`.
+    base: toml::Table,
+    files: bool,
+}
+
+impl Expander<'_> {
+    /// The file's tables with `axes` set, read and value-checked; `Err` says what is wrong.
+    fn try_resolve(&self, axes: &BTreeMap<String, toml::Value>) -> Result<RawExperiment, String> {
+        let mut table = self.base.clone();
+        for (name, value) in axes {
+            sweep::set(&mut table, name, value.clone());
+        }
+        let raw: RawExperiment =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().trim().to_string())?;
+        match schema::check_values(&raw, self.files) {
+            Some((_, message)) => Err(message),
+            None => Ok(raw),
+        }
+    }
+
+    /// [`Expander::try_resolve`], an error located at `at` naming the combination.
+    fn resolve(&self, axes: &BTreeMap<String, toml::Value>, at: &[Key]) -> Result<RawExperiment, SpecError> {
+        self.try_resolve(axes).map_err(|m| {
+            let combo: Vec<String> = axes.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            self.loc.at(at, format!("with {}: {m}", combo.join(", ")))
+        })
+    }
+
+    /// Checks one swept key (named `name`, written at `at`) and each of its values on its own.
+    fn check_axis(&self, name: &str, values: &[toml::Value], at: &[Key]) -> Result<(), SpecError> {
+        let known_table = ["data.", "model.", "train.", "eval."].iter().any(|t| name.starts_with(t));
+        if !known_table || NOT_SWEPT.contains(&name) {
+            let why = if NOT_SWEPT.contains(&name) {
+                "it does not change what a trial computes (train.seeds is the seed axis)"
+            } else {
+                "expected a key of [data], [model], [train] or [eval], dotted (e.g. \"train.lr\"); [noise] has its own axes"
+            };
+            return Err(self.loc.at(at, format!("{name}: cannot be swept: {why}")));
+        }
+        if values.is_empty() {
+            return Err(self.loc.at(at, format!("{name}: an empty list sweeps nothing")));
+        }
+        for (i, v) in values.iter().enumerate() {
+            if let Err(m) = self.try_resolve(&BTreeMap::from([(name.to_string(), v.clone())])) {
+                if m.contains("unknown field") {
+                    return Err(self.loc.at(at, format!("{name}: unknown key ({m})")));
+                }
+                let mut here = at.to_vec();
+                here.push(Key::Index(i));
+                let message = if m.starts_with(&format!("{name}:")) { m } else { format!("{name}: {m}") };
+                return Err(self.loc.at(&here, message));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[sweep]` table's axes (tied by its `zip` groups).
+    fn sweep_axes(&self, sweep: Option<&toml::Table>) -> Result<Vec<sweep::Axis<toml::Value>>, SpecError> {
+        let Some(table) = sweep else { return Ok(Vec::new()) };
+        let mut singles: Vec<sweep::Single<toml::Value>> = Vec::new();
+        for (name, value, at) in sweep::dotted(table, &[Key::from("sweep")], &["zip"]) {
+            let list_valued = LIST_VALUED.contains(&name.as_str());
+            if !sweep::is_sweep(value, list_valued) {
+                let shape = if list_valued { "a list of lists" } else { "a list of values" };
+                return Err(self.loc.at(&at, format!("sweep.{name}: expected {shape} to sweep")));
+            }
+            if singles.iter().any(|s| s.name == name) {
+                return Err(self.loc.at(&at, format!("sweep.{name}: swept twice (once quoted, once as a table?)")));
+            }
+            let values = value.as_array().cloned().unwrap_or_default();
+            self.check_axis(&name, &values, &at)?;
+            singles.push(sweep::Single { name, values, at });
+        }
+        let zip_at = [Key::from("sweep"), Key::from("zip")];
+        let zip = sweep::zip_groups(table.get("zip"), &zip_at, "sweep").map_err(|(k, m)| self.loc.at(&k, m))?;
+        sweep::tie(singles, &zip, &zip_at, "sweep").map_err(|(k, m)| self.loc.at(&k, m))
+    }
+}
+
+/// `[select]` against the file: a metric of a protocol that runs on built-in (held-out) data,
+/// tuned keys that are swept, fresh seeds, and two splits of at least two identities.
+fn check_select(loc: &Locator, select: &SelectSpec, raw: &RawExperiment, swept: &[String]) -> Result<(), SpecError> {
+    let at = |key: &str| vec![Key::from("select"), Key::from(key)];
+    let Some((protocol, metric)) = select.protocol_metric().filter(|(p, m)| !p.is_empty() && !m.is_empty()) else {
+        return Err(
+            loc.at(&at("metric"), "select.metric: expected \"<protocol>/<metric>\", e.g. \"lfw/accuracy_mean\"")
+        );
+    };
+    if !raw.eval.protocols.iter().any(|p| p == protocol) {
+        return Err(loc.at(
+            &at("metric"),
+            format!("select.metric: protocol \"{protocol}\" is not in eval.protocols {:?}", raw.eval.protocols),
+        ));
+    }
+    let real = match protocol {
+        "lfw" => raw.eval.lfw.pairs.is_some() || raw.eval.lfw.bin.is_some(),
+        "megaface" => raw.eval.megaface.probes.is_some(),
+        _ => raw.eval.ijbc.meta.is_some(),
+    };
+    if real {
+        return Err(loc.at(
+            &at("metric"),
+            format!("select.metric: {protocol} runs on real files here; selection needs its built-in form on the validation identities"),
+        ));
+    }
+    if metric.contains(char::is_whitespace) {
+        return Err(loc.at(&at("metric"), format!("select.metric: \"{metric}\" is not a metric name")));
+    }
+    if select.tune.is_empty() {
+        return Err(loc.at(&at("tune"), "select.tune: name at least one swept key to tune (e.g. [\"train.lr\"])"));
+    }
+    for (i, name) in select.tune.iter().enumerate() {
+        if !swept.contains(name) {
+            return Err(loc.at(
+                &[Key::from("select"), Key::from("tune"), Key::Index(i)],
+                format!("select.tune: \"{name}\" is not swept anywhere (swept: {swept:?})"),
+            ));
+        }
+    }
+    if select.seeds.is_empty() {
+        return Err(loc.at(&at("seeds"), "select.seeds: expected at least one seed for the final trials"));
+    }
+    if let Some(i) = select.seeds.iter().position(|s| raw.train.seeds.contains(s)) {
+        return Err(loc.at(
+            &[Key::from("select"), Key::from("seeds"), Key::Index(i)],
+            format!(
+                "select.seeds: {} is also a search seed (train.seeds); the final trials need fresh seeds",
+                select.seeds[i]
+            ),
+        ));
+    }
+    let heldout = raw.data.heldout_identities;
+    let v = select.validation_identities(heldout);
+    if v < 2 || heldout < v + 2 {
+        return Err(loc.at(
+            &at("validation_identities"),
+            format!(
+                "select.validation_identities: {v} of {heldout} held-out identities; validation and test need at least 2 each"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One `[[loss]]` block's settings: each loss configuration with the block's training
+/// overrides, and the names of the block's swept axes.
+struct BlockSettings {
+    settings: Vec<(LossConfig, Vec<(String, toml::Value)>)>,
+    swept: Vec<String>,
+}
+
+/// A value of one of a loss block's axes: a loss parameter or a training override.
+#[derive(Debug, Clone)]
+enum BlockValue {
+    Param(ParamValue),
+    Override(toml::Value),
+}
+
+/// One `[[loss]]` block → its settings: the grid product of its list values (loss parameters
+/// and `train.*` overrides), except that the axes named together in a `zip` group vary together.
+fn expand_loss_block(
+    expander: &Expander,
+    index: usize,
+    block: &toml::Table,
+    sweep_names: &[String],
+) -> Result<BlockSettings, SpecError> {
+    let loc = expander.loc;
+    let block_at = [Key::from("loss"), Key::Index(index)];
+    let here = |key: &str| vec![Key::from("loss"), Key::Index(index), Key::from(key)];
+    let known: Vec<&str> = loss::registry().iter().map(|e| e.name).collect();
+    let name = match block.get("name") {
+        Some(toml::Value::String(s)) => s.clone(),
+        Some(_) => {
+            return Err(loc.at(&here("name"), format!("loss.name: expected a loss name as a string, one of {known:?}")))
+        }
+        None => {
+            return Err(
+                loc.at(&block_at, format!("[[loss]] block {} has no name; expected one of {known:?}", index + 1))
+            )
+        }
+    };
+    let Some(entry) = loss::find(&name) else {
+        return Err(loc.at(&here("name"), format!("unknown loss \"{name}\"; expected one of {known:?}")));
+    };
+    let mut singles: Vec<sweep::Single<BlockValue>> = Vec::new();
+    let mut swept = Vec::new();
+    for (key, value, at) in sweep::dotted(block, &block_at, &["name", "zip"]) {
+        if let Some(spec) = entry.params.iter().find(|p| p.name == key) {
+            let values = match value {
+                toml::Value::Array(items) if items.is_empty() => {
+                    return Err(loc.at(
+                        &at,
+                        format!(
+                            "{name}.{key}: an empty list sweeps nothing; give {} or a non-empty list",
+                            spec.kind.describe()
+                        ),
+                    ))
+                }
+                toml::Value::Array(items) => {
+                    swept.push(key.clone());
+                    let mut values = Vec::new();
+                    for (i, item) in items.iter().enumerate() {
+                        let mut keys = at.clone();
+                        keys.push(Key::Index(i));
+                        values.push(convert(item, spec).map_err(|m| loc.at(&keys, format!("{name}.{key}: {m}")))?);
+                    }
+                    values
+                }
+                v => vec![convert(v, spec).map_err(|m| loc.at(&at, format!("{name}.{key}: {m}")))?],
+            };
+            singles.push(sweep::Single { name: key, values: values.into_iter().map(BlockValue::Param).collect(), at });
+            continue;
+        }
+        if !key.contains('.') {
+            let allowed: Vec<&str> = entry.params.iter().map(|p| p.name).collect();
+            return Err(loc.at(
+                &at,
+                format!(
+                    "unknown key \"{key}\" for loss {name}; its parameters are {allowed:?}, and a block may override {PER_LOSS:?}"
+                ),
+            ));
+        }
+        if !PER_LOSS.contains(&key.as_str()) {
+            return Err(loc.at(
+                &at,
+                format!("{name}: \"{key}\" cannot differ between losses (every trial of a seed shares the data, the network and the batches); a block may override {PER_LOSS:?}"),
+            ));
+        }
+        if sweep_names.contains(&key) {
+            return Err(loc.at(&at, format!("{name}: \"{key}\" is swept in [sweep] already; sweep it in one place")));
+        }
+        let values = if sweep::is_sweep(value, LIST_VALUED.contains(&key.as_str())) {
+            swept.push(key.clone());
+            value.as_array().cloned().unwrap_or_default()
+        } else {
+            vec![value.clone()]
+        };
+        expander.check_axis(&key, &values, &at)?;
+        singles.push(sweep::Single { name: key, values: values.into_iter().map(BlockValue::Override).collect(), at });
+    }
+    for spec in entry.params {
+        if !singles.iter().any(|s| s.name == spec.name) {
+            singles.push(sweep::Single {
+                name: spec.name.to_string(),
+                values: vec![BlockValue::Param(spec.default.value())],
+                at: block_at.to_vec(),
+            });
+        }
+    }
+    let zip_at = here("zip");
+    let zip = sweep::zip_groups(block.get("zip"), &zip_at, &name).map_err(|(k, m)| loc.at(&k, m))?;
+    let axes = sweep::tie(singles, &zip, &zip_at, &name).map_err(|(k, m)| loc.at(&k, m))?;
+    let mut settings = Vec::new();
+    for combo in sweep::grid(&axes) {
+        let mut params = BTreeMap::new();
+        let mut overrides = Vec::new();
+        for (k, v) in combo {
+            match v {
+                BlockValue::Param(p) => {
+                    params.insert(k, p);
+                }
+                BlockValue::Override(o) => overrides.push((k, o)),
+            }
+        }
+        let config = LossConfig { name: name.clone(), params };
+        loss::validate(&config).map_err(|m| loc.at(&block_at, m))?;
+        settings.push((config, overrides));
+    }
+    Ok(BlockSettings { settings, swept })
 }
 
 /// The noise axis: every (kind, ratio) pair, a ratio of 0 collapsing to one clean setting.
@@ -161,140 +508,6 @@ fn noise_settings(spec: Option<&NoiseSpec>) -> Vec<NoiseSetting> {
         }
     }
     out
-}
-
-/// One `[[loss]]` block → its resolved configurations: the grid product of its list values,
-/// except that the axes named together in a `zip` group vary together.
-fn expand_loss_block(loc: &Locator, index: usize, block: &toml::Table) -> Result<Vec<LossConfig>, SpecError> {
-    let here = |key: &str| vec![Key::from("loss"), Key::Index(index), Key::from(key)];
-    let known: Vec<&str> = loss::registry().iter().map(|e| e.name).collect();
-    let name = match block.get("name") {
-        Some(toml::Value::String(s)) => s.clone(),
-        Some(_) => {
-            return Err(loc.at(&here("name"), format!("loss.name: expected a loss name as a string, one of {known:?}")))
-        }
-        None => {
-            return Err(loc.at(
-                &[Key::from("loss"), Key::Index(index)],
-                format!("[[loss]] block {} has no name; expected one of {known:?}", index + 1),
-            ))
-        }
-    };
-    let Some(entry) = loss::find(&name) else {
-        return Err(loc.at(&here("name"), format!("unknown loss \"{name}\"; expected one of {known:?}")));
-    };
-    for key in block.keys() {
-        if key != "name" && key != "zip" && !entry.params.iter().any(|p| p.name == key) {
-            let allowed: Vec<&str> = entry.params.iter().map(|p| p.name).collect();
-            return Err(
-                loc.at(&here(key), format!("unknown key \"{key}\" for loss {name}; its parameters are {allowed:?}"))
-            );
-        }
-    }
-    let zip_groups = zip_groups(loc, index, block, &name)?;
-    let mut axes: Vec<(Vec<&'static str>, Vec<Vec<ParamValue>>)> = Vec::new();
-    for spec in entry.params {
-        let values = match block.get(spec.name) {
-            None => vec![spec.default.value()],
-            Some(toml::Value::Array(items)) => {
-                if items.is_empty() {
-                    return Err(loc.at(
-                        &here(spec.name),
-                        format!(
-                            "{name}.{}: an empty list sweeps nothing; give {} or a non-empty list",
-                            spec.name,
-                            spec.kind.describe()
-                        ),
-                    ));
-                }
-                let mut values = Vec::new();
-                for (i, item) in items.iter().enumerate() {
-                    let mut keys = here(spec.name);
-                    keys.push(Key::Index(i));
-                    values.push(convert(item, spec).map_err(|m| loc.at(&keys, format!("{name}.{}: {m}", spec.name)))?);
-                }
-                values
-            }
-            Some(v) => {
-                vec![convert(v, spec).map_err(|m| loc.at(&here(spec.name), format!("{name}.{}: {m}", spec.name)))?]
-            }
-        };
-        match zip_groups.iter().position(|g| g.iter().any(|k| k == spec.name)) {
-            Some(g) => {
-                let axis =
-                    axes.iter_mut().find(|(names, _)| names.iter().any(|n| zip_groups[g].contains(&n.to_string())));
-                match axis {
-                    Some((names, rows)) => {
-                        if rows.len() != values.len() {
-                            return Err(loc.at(
-                                &here(spec.name),
-                                format!(
-                                    "{name}.{}: zipped axes must have equal lengths ({} vs {})",
-                                    spec.name,
-                                    values.len(),
-                                    rows.len()
-                                ),
-                            ));
-                        }
-                        names.push(spec.name);
-                        for (row, v) in rows.iter_mut().zip(values) {
-                            row.push(v);
-                        }
-                    }
-                    None => axes.push((vec![spec.name], values.into_iter().map(|v| vec![v]).collect())),
-                }
-            }
-            None => axes.push((vec![spec.name], values.into_iter().map(|v| vec![v]).collect())),
-        }
-    }
-    let mut grid: Vec<BTreeMap<String, ParamValue>> = vec![BTreeMap::new()];
-    for (names, rows) in &axes {
-        grid = grid
-            .into_iter()
-            .flat_map(|partial| {
-                rows.iter().map(move |row| {
-                    let mut p = partial.clone();
-                    for (n, v) in names.iter().zip(row) {
-                        p.insert(n.to_string(), v.clone());
-                    }
-                    p
-                })
-            })
-            .collect();
-    }
-    let configs: Vec<LossConfig> = grid.into_iter().map(|params| LossConfig { name: name.clone(), params }).collect();
-    for c in &configs {
-        loss::validate(c).map_err(|m| loc.at(&[Key::from("loss"), Key::Index(index)], m))?;
-    }
-    Ok(configs)
-}
-
-/// The `zip = [["s", "m"], …]` groups of a block: parameter names that vary together.
-fn zip_groups(loc: &Locator, index: usize, block: &toml::Table, loss: &str) -> Result<Vec<Vec<String>>, SpecError> {
-    let keys = vec![Key::from("loss"), Key::Index(index), Key::from("zip")];
-    let Some(value) = block.get("zip") else { return Ok(Vec::new()) };
-    let expected = || format!("{loss}.zip: expected a list of lists of parameter names, e.g. zip = [[\"s\", \"m\"]]");
-    let groups = value.as_array().ok_or_else(|| loc.at(&keys, expected()))?;
-    let mut out = Vec::new();
-    for group in groups {
-        let names = group.as_array().ok_or_else(|| loc.at(&keys, expected()))?;
-        let mut names_out = Vec::new();
-        for n in names {
-            let n = n.as_str().ok_or_else(|| loc.at(&keys, expected()))?;
-            match block.get(n) {
-                Some(toml::Value::Array(_)) => names_out.push(n.to_string()),
-                Some(_) => {
-                    return Err(loc.at(&keys, format!("{loss}.zip: \"{n}\" is not a list, so it cannot be zipped")))
-                }
-                None => return Err(loc.at(&keys, format!("{loss}.zip: \"{n}\" is not a parameter set in this block"))),
-            }
-        }
-        if out.iter().flatten().any(|n: &String| names_out.contains(n)) {
-            return Err(loc.at(&keys, format!("{loss}.zip: a parameter may be in one zip group only")));
-        }
-        out.push(names_out);
-    }
-    Ok(out)
 }
 
 /// Type-checks and range-checks one TOML value against a parameter spec.

@@ -486,6 +486,80 @@ pub struct RawExperiment {
     #[serde(default)]
     pub eval: EvalSpec,
     pub noise: Option<NoiseSpec>,
+    /// `[sweep]`: dotted spec keys with lists of values (and `zip` groups); read by the expander.
+    pub sweep: Option<toml::Table>,
+    pub select: Option<SelectSpec>,
+}
+
+/// Whether a larger or a smaller value of the selection metric is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    #[default]
+    Max,
+    Min,
+}
+
+/// `[select]`: tune on validation, report on test (Musgrave et al., "A Metric Learning Reality
+/// Check", ECCV 2020). The held-out identities are split into validation and test identities;
+/// the search trials (every setting × `train.seeds`) are evaluated on validation only; per loss
+/// (and per value of the swept keys that are not tuned: the conditions) the setting with the
+/// best mean validation metric is trained again on `seeds` and evaluated on test only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectSpec {
+    /// `<protocol>/<metric>` on the validation identities, e.g. "lfw/accuracy_mean".
+    pub metric: String,
+    #[serde(default)]
+    pub goal: Goal,
+    /// The swept keys chosen on validation: loss parameters by name (`s`, `m`), spec keys dotted
+    /// (`train.lr`). Every other swept key is a condition, selected within.
+    pub tune: Vec<String>,
+    /// Seeds of the final trials, disjoint from `train.seeds`.
+    pub seeds: Vec<u64>,
+    /// Held-out identities used for validation (the first ones); the rest are the test identities.
+    /// Default: half of `data.heldout_identities`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_identities: Option<usize>,
+}
+
+impl SelectSpec {
+    /// (protocol, metric) of `metric`.
+    pub fn protocol_metric(&self) -> Option<(&str, &str)> {
+        self.metric.split_once('/')
+    }
+
+    /// Validation identities for `heldout` held-out identities.
+    pub fn validation_identities(&self, heldout: usize) -> usize {
+        self.validation_identities.unwrap_or(heldout / 2)
+    }
+}
+
+/// Which part of the held-out identities a trial is evaluated on, under `[select]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    pub part: SplitPart,
+    /// The first this many held-out identities are the validation identities; the rest are test.
+    pub validation_identities: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitPart {
+    /// A search trial: evaluated on the validation identities.
+    Validation,
+    /// A final trial of a setting chosen on validation: evaluated on the test identities.
+    Test,
+}
+
+impl SplitPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitPart::Validation => "validation",
+            SplitPart::Test => "test",
+        }
+    }
 }
 
 /// A value check: the key path (within the file) and what is expected, or `None` if fine.

@@ -4,6 +4,7 @@
 
 pub mod run_info;
 pub mod schema;
+pub mod selection;
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
