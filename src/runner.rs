@@ -62,6 +62,8 @@ pub struct TrialSummary {
     pub noise: String,
     pub state: State,
     pub lfw_accuracy: Option<f64>,
+    /// Mean batch accuracy over the logged steps of the last epoch trained.
+    pub train_accuracy: Option<f64>,
     pub seconds: f64,
     pub diverged_step: Option<i64>,
 }
@@ -409,15 +411,29 @@ fn final_metric(trial_dir: &Path, protocol: &str, metric: &str) -> Option<f64> {
     out.column("value").ok()?.f64().ok()?.get(0)
 }
 
+/// Mean `train_acc` of the logged steps of the last epoch in a trial's steps.parquet.
+fn last_epoch_train_accuracy(trial_dir: &Path) -> Option<f64> {
+    let frame = store::read_parquet(&trial_dir.join(trial_files::STEPS)).ok()?;
+    let rows = schema::steps_from_frame(&frame).ok()?;
+    let last = rows.last()?.epoch;
+    let accs: Vec<f64> = rows.iter().filter(|r| r.epoch == last).map(|r| r.train_acc).collect();
+    Some(accs.iter().sum::<f64>() / accs.len() as f64)
+}
+
 fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSummary {
     TrialSummary {
         id: cfg.id(),
         loss: cfg.loss.name.clone(),
-        params: cfg.loss.params_text(),
+        params: [cfg.loss.short_params(), cfg.axes_text()]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(", "),
         seed: cfg.seed,
         noise: cfg.noise.label(),
         state: status.state,
         lfw_accuracy: final_metric(trial_dir, "lfw", "accuracy_mean"),
+        train_accuracy: last_epoch_train_accuracy(trial_dir),
         seconds: status.seconds,
         diverged_step: status.diverged_step,
     }
@@ -510,18 +526,19 @@ pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result
 /// The closing table: loss, parameters, noise, held-out accuracy, seconds.
 pub fn format_summary(rows: &[TrialSummary]) -> String {
     let mut out = format!(
-        "{:<12} {:<40} {:>5} {:<12} {:>9} {:>10} {:>8}\n",
-        "loss", "parameters", "seed", "noise", "status", "lfw acc %", "seconds"
+        "{:<12} {:<40} {:>5} {:<12} {:>9} {:>11} {:>10} {:>8}\n",
+        "loss", "parameters", "seed", "noise", "status", "train acc %", "lfw acc %", "seconds"
     );
     for r in rows {
-        let acc = r.lfw_accuracy.map_or("-".to_string(), |a| format!("{:.2}", a * 100.0));
+        let percent = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{:.2}", a * 100.0));
+        let (train, acc) = (percent(r.train_accuracy), percent(r.lfw_accuracy));
         let state = match r.diverged_step {
             Some(step) => format!("{}@{step}", r.state.as_str()),
             None => r.state.as_str().to_string(),
         };
         out.push_str(&format!(
-            "{:<12} {:<40} {:>5} {:<12} {:>9} {:>10} {:>8.1}\n",
-            r.loss, r.params, r.seed, r.noise, state, acc, r.seconds
+            "{:<12} {:<40} {:>5} {:<12} {:>9} {:>11} {:>10} {:>8.1}\n",
+            r.loss, r.params, r.seed, r.noise, state, train, acc, r.seconds
         ));
     }
     out

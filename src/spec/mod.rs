@@ -146,7 +146,7 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
         base.remove(key);
     }
     let expander = Expander { loc: &loc, base, files };
-    let sweep = expander.sweep_axes(raw.sweep.as_ref())?;
+    let (sweep, sweep_places) = expander.sweep_axes(raw.sweep.as_ref())?;
     let sweep_names: Vec<String> = sweep.iter().flat_map(|a| a.names.iter().cloned()).collect();
     let noises = noise_settings(raw.noise.as_ref());
     let split = raw.select.as_ref().map(|s| Split {
@@ -158,10 +158,11 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
     for (index, block) in raw.losses.iter().enumerate() {
         let block_settings = expand_loss_block(&expander, index, block, &sweep_names)?;
         swept.extend(block_settings.swept);
+        let places: Places = sweep_places.clone().into_iter().chain(block_settings.places).collect();
         for (loss, overrides) in block_settings.settings {
             for combo in sweep::grid(&sweep) {
                 let axes: BTreeMap<String, toml::Value> = overrides.iter().cloned().chain(combo).collect();
-                let spec = expander.resolve(&axes, &[Key::from("loss"), Key::Index(index)])?;
+                let spec = expander.resolve(&axes, &places, &[Key::from("loss"), Key::Index(index)])?;
                 for noise in &noises {
                     for &seed in &spec.train.seeds {
                         trials.push(TrialConfig {
@@ -216,6 +217,9 @@ pub const PER_LOSS: &[&str] =
 /// Spec keys whose single value is itself a list (a sweep of them is a list of lists).
 const LIST_VALUED: &[&str] = &["model.widths", "train.lr_milestones", "eval.protocols", "eval.megaface.distractors"];
 
+/// Where each swept key is written (its key path) and its values, for locating errors.
+type Places = BTreeMap<String, (Vec<Key>, Vec<toml::Value>)>;
+
 /// Resolves swept values against the file: each combination is the file's tables with the
 /// values set, read and checked as the file itself is.
 struct Expander<'a> {
@@ -240,9 +244,27 @@ impl Expander<'_> {
         }
     }
 
-    /// [`Expander::try_resolve`], an error located at `at` naming the combination.
-    fn resolve(&self, axes: &BTreeMap<String, toml::Value>, at: &[Key]) -> Result<RawExperiment, SpecError> {
+    /// [`Expander::try_resolve`]. An error is located at the axis value that fails on its own
+    /// (`places`: where each axis is written, with its values), else at `at`, naming the
+    /// combination.
+    fn resolve(
+        &self,
+        axes: &BTreeMap<String, toml::Value>,
+        places: &Places,
+        at: &[Key],
+    ) -> Result<RawExperiment, SpecError> {
         self.try_resolve(axes).map_err(|m| {
+            for (name, value) in axes {
+                let Some((keys, values)) = places.get(name) else { continue };
+                if self.try_resolve(&BTreeMap::from([(name.clone(), value.clone())])).is_err() {
+                    let mut here = keys.clone();
+                    if let Some(i) = values.iter().position(|v| v == value) {
+                        here.push(Key::Index(i));
+                    }
+                    let message = if m.starts_with(&format!("{name}:")) { m.clone() } else { format!("{name}: {m}") };
+                    return self.loc.at(&here, message);
+                }
+            }
             let combo: Vec<String> = axes.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             self.loc.at(at, format!("with {}: {m}", combo.join(", ")))
         })
@@ -262,23 +284,28 @@ impl Expander<'_> {
         if values.is_empty() {
             return Err(self.loc.at(at, format!("{name}: an empty list sweeps nothing")));
         }
+        // The type of each value on its own; value checks need the whole combination (a milestone
+        // can be valid only with the epochs it is zipped with) and run in `resolve`.
         for (i, v) in values.iter().enumerate() {
-            if let Err(m) = self.try_resolve(&BTreeMap::from([(name.to_string(), v.clone())])) {
+            let mut table = self.base.clone();
+            sweep::set(&mut table, name, v.clone());
+            let read: Result<RawExperiment, toml::de::Error> = toml::Value::Table(table).try_into();
+            if let Err(e) = read {
+                let m = e.message().trim().to_string();
                 if m.contains("unknown field") {
                     return Err(self.loc.at(at, format!("{name}: unknown key ({m})")));
                 }
                 let mut here = at.to_vec();
                 here.push(Key::Index(i));
-                let message = if m.starts_with(&format!("{name}:")) { m } else { format!("{name}: {m}") };
-                return Err(self.loc.at(&here, message));
+                return Err(self.loc.at(&here, format!("{name}: {m}")));
             }
         }
         Ok(())
     }
 
-    /// The `[sweep]` table's axes (tied by its `zip` groups).
-    fn sweep_axes(&self, sweep: Option<&toml::Table>) -> Result<Vec<sweep::Axis<toml::Value>>, SpecError> {
-        let Some(table) = sweep else { return Ok(Vec::new()) };
+    /// The `[sweep]` table's axes (tied by its `zip` groups), and where each is written.
+    fn sweep_axes(&self, sweep: Option<&toml::Table>) -> Result<(Vec<sweep::Axis<toml::Value>>, Places), SpecError> {
+        let Some(table) = sweep else { return Ok((Vec::new(), Places::new())) };
         let mut singles: Vec<sweep::Single<toml::Value>> = Vec::new();
         for (name, value, at) in sweep::dotted(table, &[Key::from("sweep")], &["zip"]) {
             let list_valued = LIST_VALUED.contains(&name.as_str());
@@ -293,9 +320,10 @@ impl Expander<'_> {
             self.check_axis(&name, &values, &at)?;
             singles.push(sweep::Single { name, values, at });
         }
+        let places = singles.iter().map(|s| (s.name.clone(), (s.at.clone(), s.values.clone()))).collect();
         let zip_at = [Key::from("sweep"), Key::from("zip")];
         let zip = sweep::zip_groups(table.get("zip"), &zip_at, "sweep").map_err(|(k, m)| self.loc.at(&k, m))?;
-        sweep::tie(singles, &zip, &zip_at, "sweep").map_err(|(k, m)| self.loc.at(&k, m))
+        Ok((sweep::tie(singles, &zip, &zip_at, "sweep").map_err(|(k, m)| self.loc.at(&k, m))?, places))
     }
 }
 
@@ -369,6 +397,8 @@ fn check_select(loc: &Locator, select: &SelectSpec, raw: &RawExperiment, swept: 
 struct BlockSettings {
     settings: Vec<(LossConfig, Vec<(String, toml::Value)>)>,
     swept: Vec<String>,
+    /// Where each training override is written, with its values.
+    places: Places,
 }
 
 /// A value of one of a loss block's axes: a loss parameter or a training override.
@@ -406,6 +436,7 @@ fn expand_loss_block(
     };
     let mut singles: Vec<sweep::Single<BlockValue>> = Vec::new();
     let mut swept = Vec::new();
+    let mut places = Places::new();
     for (key, value, at) in sweep::dotted(block, &block_at, &["name", "zip"]) {
         if let Some(spec) = entry.params.iter().find(|p| p.name == key) {
             let values = match value {
@@ -458,6 +489,7 @@ fn expand_loss_block(
             vec![value.clone()]
         };
         expander.check_axis(&key, &values, &at)?;
+        places.insert(key.clone(), (at.clone(), values.clone()));
         singles.push(sweep::Single { name: key, values: values.into_iter().map(BlockValue::Override).collect(), at });
     }
     for spec in entry.params {
@@ -488,7 +520,7 @@ fn expand_loss_block(
         loss::validate(&config).map_err(|m| loc.at(&block_at, m))?;
         settings.push((config, overrides));
     }
-    Ok(BlockSettings { settings, swept })
+    Ok(BlockSettings { settings, swept, places })
 }
 
 /// The noise axis: every (kind, ratio) pair, a ratio of 0 collapsing to one clean setting.
