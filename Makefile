@@ -1,15 +1,19 @@
 # p2sbench: `make demo` runs the quickstart experiment, `make test` runs the test suite.
-# Both install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench).
+# Both install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench);
+# `make test` also installs Debian's chromium (as root) for the report.html browser test.
 
 SHELL := /bin/bash
 export P2SBENCH_CACHE ?= $(HOME)/.cache/p2sbench
 LIBTORCH_DIR = $(shell scripts/setup-libtorch.sh)
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: demo test bench build lint setup
+.PHONY: demo test bench build lint setup browser
 
 setup:
 	@scripts/setup-libtorch.sh >/dev/null
+
+browser:
+	@scripts/setup-chromium.sh
 
 build: setup
 	$(CARGO_ENV) cargo build --release
@@ -17,7 +21,7 @@ build: setup
 demo: setup
 	$(CARGO_ENV) cargo run -- run experiments/quickstart.toml --out results
 
-test: setup
+test: setup browser
 	$(CARGO_ENV) cargo test -- --test-threads=1
 
 bench: setup
