@@ -205,17 +205,11 @@ fn print_manifest(dir: &std::path::Path, manifest: &crate::results::Manifest) {
 
 /// The `--dry-run` listing: one line per selected trial, then the counts.
 pub fn dry_run_table(trials: &[spec::TrialConfig], total: usize) -> String {
-    let mut out = format!("{:<52} {:<10} {:<5} {:<12} parameters\n", "trial", "loss", "seed", "noise");
-    for t in trials {
-        out.push_str(&format!(
-            "{:<52} {:<10} {:<5} {:<12} {}\n",
-            t.id(),
-            t.loss.name,
-            t.seed,
-            t.noise.label(),
-            t.loss.params_text()
-        ));
-    }
+    let rows: Vec<Vec<String>> = trials
+        .iter()
+        .map(|t| vec![t.id(), t.loss.name.clone(), t.seed.to_string(), t.noise.label(), t.loss.params_text()])
+        .collect();
+    let mut out = runner::text_columns(&["trial", "loss", "seed", "noise", "parameters"], &rows, &[]);
     out.push_str(&format!("{} trials", trials.len()));
     if trials.len() != total {
         out.push_str(&format!(" (of {total} in the file)"));
