@@ -547,7 +547,7 @@ fn drop_elements(html: &str, tag: &str) -> String {
 /// The text a reader sees: figures, style and script dropped, every tag a space, entities decoded.
 fn html_text(html: &str) -> String {
     let mut s = html.to_string();
-    for tag in ["style", "script", "svg", "title"] {
+    for tag in ["style", "script", "svg", "title", "nav"] {
         s = drop_elements(&s, tag);
     }
     let mut out = String::new();
@@ -675,6 +675,9 @@ fn check_html_against_markdown(dir: &ExperimentDir, md: &str, html: &str) {
         assert!(!outside_svg.contains(external), "report.html loads something: {external:?}");
     }
     assert!(html.contains("Content-Security-Policy\" content=\"default-src 'none'"), "no CSP");
+    let sections: Vec<&str> = md.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+    let nav = &html[html.find("<nav").unwrap()..html.find("</nav>").unwrap()];
+    assert_eq!(nav.matches("<a href=\"#").count(), sections.len(), "contents: {nav}");
 
     // Sortable: every table, and the script that sorts them.
     assert_eq!(html.matches("<table class=\"sortable\">").count(), html_tables.len());

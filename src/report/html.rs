@@ -3,8 +3,8 @@
 //! paragraphs, `-` and `1.` lists, tables, fenced code, `**bold**`, `*emphasis*`, `` `code` ``,
 //! links and images. Images (`![title](plots/x.png)`) are inlined from the SVG beside them
 //! (`plots/x.svg`); tables sort by a column when its header is clicked (a few lines of inline
-//! script); the cells of a `status` column are coloured badges. The page loads nothing from
-//! anywhere (its Content-Security-Policy forbids it).
+//! script); the cells of a `status` column are coloured badges; a contents line links the `##`
+//! sections. The page loads nothing from anywhere (its Content-Security-Policy forbids it).
 
 use crate::error::InputError;
 use crate::store::State;
@@ -30,6 +30,7 @@ th[aria-sort="ascending"]::after { content: " \25B2"; color: #1f2328; }
 th[aria-sort="descending"]::after { content: " \25BC"; color: #1f2328; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+nav.contents { margin: .5rem 0 1rem; }
 figure { margin: 1rem 0; }
 figure svg { max-width: 100%; height: auto; display: block; border: 1px solid #eaeef2; }
 .badge { display: inline-block; padding: 0 .5em; border-radius: 1em; color: #fff; font-size: .85em; font-weight: bold; }
@@ -89,8 +90,15 @@ const STATES: [State; 5] = [State::Pending, State::Running, State::Done, State::
 
 /// report.md's text as the page; images are read from `root` (the results directory).
 pub fn to_html(markdown: &str, root: &Path) -> Result<String> {
-    let mut c = Converter { root, ids: BTreeMap::new(), out: String::new() };
+    let mut c = Converter { root, ids: BTreeMap::new(), sections: Vec::new(), out: String::new() };
     c.blocks(markdown)?;
+    // Contents: a link to every section, after the title.
+    let links: Vec<String> = c.sections.iter().map(|(id, html)| format!("<a href=\"#{id}\">{html}</a>")).collect();
+    let nav = format!("<nav class=\"contents\">Contents: {}</nav>\n", links.join(" · "));
+    let at = c.out.find("</h1>\n").map_or(0, |p| p + "</h1>\n".len());
+    if !links.is_empty() {
+        c.out.insert_str(at, &nav);
+    }
     let title = markdown.lines().find_map(|l| l.strip_prefix("# ")).map_or("p2sbench report".to_string(), plain);
     let mut style = STYLE.to_string();
     for s in STATES {
@@ -173,6 +181,8 @@ struct Converter<'a> {
     root: &'a Path,
     /// Heading ids used so far, for unique anchors.
     ids: BTreeMap<String, usize>,
+    /// The `##` sections: id and heading HTML.
+    sections: Vec<(String, String)>,
     out: String,
 }
 
@@ -195,6 +205,9 @@ impl Converter<'_> {
                 let id = self.anchor(text);
                 let html = self.inline(text)?;
                 self.out.push_str(&format!("<h{level} id=\"{id}\">{html}</h{level}>\n"));
+                if level == 2 {
+                    self.sections.push((id, html));
+                }
                 i += 1;
             } else if line.starts_with('|') {
                 let end = lines[i..].iter().position(|l| !l.starts_with('|')).map_or(lines.len(), |p| i + p);
@@ -379,6 +392,7 @@ mod tests {
         assert_eq!(
             main,
             "<main>\n<h1 id=\"report-x\">Report: x</h1>\n\
+             <nav class=\"contents\">Contents: <a href=\"#figures\">Figures</a> · <a href=\"#figures-2\">Figures</a></nav>\n\
              <p>Some <strong>bold</strong> and <code>a&lt;b</code> text, continued <a href=\"e.toml\">link</a>.</p>\n\
              <ul>\n<li>one <em>em</em></li>\n<li>two</li>\n</ul>\n\
              <div class=\"table-wrap\"><table class=\"sortable\">\n<thead><tr><th>loss</th><th>status</th><th class=\"num\">acc (%)</th></tr></thead>\n<tbody>\n\
