@@ -4,10 +4,12 @@
 
 SHELL := /bin/bash
 export P2SBENCH_CACHE ?= $(HOME)/.cache/p2sbench
+# `make install` puts the release binary in $(PREFIX)/bin.
+PREFIX ?= $(HOME)/.local
 LIBTORCH_DIR = $(shell scripts/setup-libtorch.sh)
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: demo test bench build lint setup browser
+.PHONY: demo test bench build install uninstall lint setup browser
 
 setup:
 	@scripts/setup-libtorch.sh >/dev/null
@@ -17,6 +19,16 @@ browser:
 
 build: setup
 	$(CARGO_ENV) cargo build --release
+
+# The binary finds libtorch in $(P2SBENCH_CACHE) through its rpath: keep that cache.
+install: setup
+	$(CARGO_ENV) cargo install --path . --locked --force --root $(PREFIX)
+	strip --strip-debug $(PREFIX)/bin/p2sbench  # the line tables of the whole stack: ~0.5 GB
+	@echo "installed $(PREFIX)/bin/p2sbench"
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "note: $(PREFIX)/bin is not on your PATH; add it, e.g.: echo 'export PATH=\"$(PREFIX)/bin:\$$PATH\"' >> ~/.bashrc" ;; esac
+
+uninstall:
+	cargo uninstall --root $(PREFIX) p2sbench
 
 demo: setup
 	$(CARGO_ENV) cargo run -- run experiments/quickstart.toml --out results
