@@ -1,23 +1,39 @@
 # p2sbench: `make demo` runs the quickstart experiment, `make test` runs the test suite.
-# Both install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench).
+# Both install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench);
+# `make test` also installs Debian's chromium (as root) for the report.html browser test.
 
 SHELL := /bin/bash
 export P2SBENCH_CACHE ?= $(HOME)/.cache/p2sbench
+# `make install` puts the release binary in $(PREFIX)/bin.
+PREFIX ?= $(HOME)/.local
 LIBTORCH_DIR = $(shell scripts/setup-libtorch.sh)
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: demo test bench build lint setup
+.PHONY: demo test bench build install uninstall lint setup browser
 
 setup:
 	@scripts/setup-libtorch.sh >/dev/null
 
+browser:
+	@scripts/setup-chromium.sh
+
 build: setup
 	$(CARGO_ENV) cargo build --release
+
+# The binary finds libtorch in $(P2SBENCH_CACHE) through its rpath: keep that cache.
+install: setup
+	$(CARGO_ENV) cargo install --path . --locked --force --root $(PREFIX)
+	strip --strip-debug $(PREFIX)/bin/p2sbench  # the line tables of the whole stack: ~0.5 GB
+	@echo "installed $(PREFIX)/bin/p2sbench"
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "note: $(PREFIX)/bin is not on your PATH; add it, e.g.: echo 'export PATH=\"$(PREFIX)/bin:\$$PATH\"' >> ~/.bashrc" ;; esac
+
+uninstall:
+	cargo uninstall --root $(PREFIX) p2sbench
 
 demo: setup
 	$(CARGO_ENV) cargo run -- run experiments/quickstart.toml --out results
 
-test: setup
+test: setup browser
 	$(CARGO_ENV) cargo test -- --test-threads=1
 
 bench: setup

@@ -525,21 +525,47 @@ pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result
 
 /// The closing table: loss, parameters, noise, held-out accuracy, seconds.
 pub fn format_summary(rows: &[TrialSummary]) -> String {
-    let mut out = format!(
-        "{:<12} {:<40} {:>5} {:<12} {:>9} {:>11} {:>10} {:>8}\n",
-        "loss", "parameters", "seed", "noise", "status", "train acc %", "lfw acc %", "seconds"
-    );
-    for r in rows {
-        let percent = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{:.2}", a * 100.0));
-        let (train, acc) = (percent(r.train_accuracy), percent(r.lfw_accuracy));
-        let state = match r.diverged_step {
-            Some(step) => format!("{}@{step}", r.state.as_str()),
-            None => r.state.as_str().to_string(),
-        };
-        out.push_str(&format!(
-            "{:<12} {:<40} {:>5} {:<12} {:>9} {:>11} {:>10} {:>8.1}\n",
-            r.loss, r.params, r.seed, r.noise, state, train, acc, r.seconds
-        ));
+    let header = ["loss", "parameters", "seed", "noise", "status", "train acc %", "lfw acc %", "seconds"];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let percent = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{:.2}", a * 100.0));
+            let state = match r.diverged_step {
+                Some(step) => format!("{}@{step}", r.state.as_str()),
+                None => r.state.as_str().to_string(),
+            };
+            vec![
+                r.loss.clone(),
+                r.params.clone(),
+                r.seed.to_string(),
+                r.noise.clone(),
+                state,
+                percent(r.train_accuracy),
+                percent(r.lfw_accuracy),
+                format!("{:.1}", r.seconds),
+            ]
+        })
+        .collect();
+    text_columns(&header, &cells, &[false, false, true, false, true, true, true, true])
+}
+
+/// A plain-text table, each column as wide as its widest cell (header included), columns
+/// separated by two spaces, `right[i]` right-aligning column i; no trailing spaces.
+pub fn text_columns(header: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
+    let all = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>()).chain(rows.iter().cloned());
+    let all: Vec<Vec<String>> = all.collect();
+    let width = |i: usize| all.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let mut out = String::new();
+    for row in &all {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, &w))| if right.get(i) == Some(&true) { format!("{c:>w$}") } else { format!("{c:<w$}") })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
     }
     out
 }

@@ -345,6 +345,54 @@ fn png_and_svg_figures_are_written() {
 }
 
 #[test]
+fn out_with_the_format_s_extension_is_the_file_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (format, out, written) in [
+        (Format::Png, "fig.png", "fig.png"),
+        (Format::Svg, "new/sub/fig.svg", "new/sub/fig.svg"),
+        (Format::Csv, "data.CSV", "data.CSV"),
+        (Format::Json, "data.json", "data.json"),
+        (Format::Table, "table.txt", "table.txt"),
+        (Format::Png, "figures", "figures/curves.png"),
+        (Format::Csv, "tables.v2", "tables.v2/curves.csv"),
+    ] {
+        let mut a = args(&["cosface"]);
+        a.every = 30.0;
+        a.format = format;
+        a.out = Some(d.join(out));
+        curves::run(&a).unwrap();
+        let path = d.join(written);
+        assert!(path.is_file(), "{out}: {} is not a file", path.display());
+        let bytes = std::fs::read(&path).unwrap();
+        match format {
+            Format::Png => assert!(bytes.starts_with(b"\x89PNG"), "{out}"),
+            Format::Svg => assert!(roxmltree::Document::parse(std::str::from_utf8(&bytes).unwrap()).is_ok(), "{out}"),
+            Format::Csv => assert!(bytes.starts_with(b"loss,params,classes"), "{out}"),
+            Format::Json => assert!(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap().is_array(), "{out}"),
+            Format::Table => assert!(bytes.starts_with(b"# cosface"), "{out}"),
+        }
+    }
+    // An existing directory stays a directory, whatever its name.
+    std::fs::create_dir(d.join("old.png")).unwrap();
+    let mut a = args(&["cosface"]);
+    a.format = Format::Png;
+    a.out = Some(d.join("old.png"));
+    curves::run(&a).unwrap();
+    assert!(d.join("old.png/curves.png").is_file());
+    // Another format's extension: exit code 2, nothing written.
+    let out = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .args(["curves", "--loss", "cosface", "--format", "png", "--out"])
+        .arg(d.join("fig.svg"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--out") && stderr.contains("--format svg"), "{stderr}");
+    assert!(!d.join("fig.svg").exists());
+}
+
+#[test]
 fn the_command_prints_a_table_and_exits_2_on_bad_input() {
     let bin = env!("CARGO_BIN_EXE_p2sbench");
     let out = Command::new(bin)

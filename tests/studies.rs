@@ -1,5 +1,6 @@
-//! Studies: sweep expansion (grid, zip, seeds, noise axes, ids, filters), label-noise injection,
-//! divergence handling, the results-directory lock, and resume after SIGKILL.
+//! Studies: sweep expansion (grid, zip, seeds, noise axes, ids, filters), the dry-run and summary
+//! tables, label-noise injection, divergence handling, the results-directory lock, and resume
+//! after SIGKILL.
 
 mod common;
 
@@ -7,7 +8,7 @@ use p2sbench::data::{noise, synthetic};
 use p2sbench::runner::{self, RunOptions};
 use p2sbench::spec::filter::{select, Filter};
 use p2sbench::spec::{NoiseKind, NoiseSetting};
-use p2sbench::store::{self, ExperimentDir};
+use p2sbench::store::{self, ExperimentDir, State};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,12 +92,66 @@ fn dry_run_prints_the_trial_table_and_count() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("12 trials (of 54 in the file)"), "{text}");
     assert!(text.contains("outlier0.2"), "{text}");
+    // Each column starts where its header does, after two spaces.
+    let lines: Vec<&str> = text.lines().take_while(|l| !l.ends_with("in the file)")).collect();
+    assert_eq!(lines.len(), 13, "{text}");
+    for h in ["loss", "seed", "noise", "parameters"] {
+        let at = lines[0].find(h).unwrap();
+        for l in &lines[1..] {
+            assert!(l[..at].ends_with("  ") && !l[at..].starts_with(' '), "{h} at {at} in {l:?}\n{text}");
+        }
+    }
     let bad = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
         .args(["run", "--dry-run", "--only", "nope"])
         .arg(&file)
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn the_summary_table_sizes_its_columns_to_their_content() {
+    let row =
+        |loss: &str, params: &str, state: State, acc: Option<f64>, diverged_step: Option<i64>| runner::TrialSummary {
+            id: String::new(),
+            loss: loss.into(),
+            params: params.into(),
+            seed: 1,
+            noise: "none".into(),
+            state,
+            lfw_accuracy: acc,
+            train_accuracy: Some(0.99),
+            seconds: 12.34,
+            diverged_step,
+        };
+    let rows = [
+        row("p2sgrad", "reduction=paper", State::Done, Some(0.5018), None),
+        row("arcface", "easy_margin=false, gradient=exact, m=0.5, s=64", State::Done, Some(0.853), None),
+        row("curricularface", "m=0.5, s=64", State::Diverged, None, Some(120)),
+    ];
+    let text = runner::format_summary(&rows);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    // The last column is right-aligned: every line is as wide as the header's.
+    assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{text}");
+    // Left-aligned columns start where their header starts; right-aligned ones end where it ends.
+    let start = |l: &str, cell: &str| l.find(cell).unwrap_or_else(|| panic!("{cell} not in {l:?}"));
+    let cells = [
+        ["reduction=paper", "easy_margin=false, gradient=exact, m=0.5, s=64", "m=0.5, s=64"],
+        ["none", "none", "none"],
+    ];
+    for (h, column) in ["parameters", "noise"].iter().zip(cells) {
+        for (l, cell) in lines[1..].iter().zip(column) {
+            assert_eq!(start(l, cell), start(lines[0], h), "{h}\n{text}");
+        }
+    }
+    let end = |l: &str, cell: &str| start(l, cell) + cell.len();
+    for (h, column) in [("status", ["done", "done", "diverged@120"]), ("lfw acc %", ["50.18", "85.30", "-"])] {
+        for (l, cell) in lines[1..].iter().zip(column) {
+            assert_eq!(end(l, &format!("{cell}  ")) - 2, end(lines[0], h), "{h}\n{text}");
+        }
+    }
+    assert!(lines[1..].iter().all(|l| l.ends_with("12.3")), "{text}");
 }
 
 fn noise_setting(kind: NoiseKind, ratio: f64) -> NoiseSetting {
@@ -429,7 +484,7 @@ fn select_tunes_on_validation_and_tests_only_the_choice() {
         assert_eq!(config.split.unwrap().part, p2sbench::spec::SplitPart::Test);
         assert_eq!(config.split.unwrap().validation_identities, 4);
     }
-    let report = std::fs::read_to_string(p2sbench::report::write_report(&dir.root).unwrap()).unwrap();
+    let report = std::fs::read_to_string(p2sbench::report::write_report(&dir.root).unwrap().markdown).unwrap();
     assert!(report.contains("## Tuned on validation, reported on test"), "{report}");
     assert!(report.contains("train.lr ∈ {0.02, 0.05}") && report.contains("train.lr ∈ {0.5, 1}"), "{report}");
     // A second run has nothing left to do, and chooses the same.

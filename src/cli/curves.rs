@@ -7,7 +7,7 @@ use crate::analysis::spec::{self, Sweep};
 use crate::error::InputError;
 use anyhow::Result;
 use rayon::prelude::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The long `--help` of `curves`.
 pub const LONG_ABOUT: &str = "\
@@ -38,9 +38,11 @@ a first training step; SphereFace's λ is its step-0 value (give base=0 for λ =
 exactly 0° and 180° the losses that clamp cos θ before acos/sqrt report the clamped gradient.
 
 Output (--format): table (default, to stdout: one block per setting), csv, json (to stdout, or
-<out>/curves.csv|json with --out DIR), png, svg (<out>/curves.png|svg, out defaults to the
-current directory; one row of P_y, g_y, ‖∂L/∂x‖ panels per C, one colour per loss, lighter
-shades for its further settings).
+to a file with --out), png, svg (one row of P_y, g_y, ‖∂L/∂x‖ panels per C, one colour per loss,
+lighter shades for its further settings). --out FILE whose extension is the format's (.png, .svg,
+.csv, .json, .txt for table) writes that file; any other --out is a directory that receives
+curves.<ext> (png and svg default to ./curves.png|svg). An --out with another format's extension
+is an error.
 CSV columns: loss,params,classes,feat_norm,theta_deg,p_target,coef_target,grad_norm_feature,scale
 (params: key=value pairs separated by spaces). JSON: a list of records
   {\"loss\": \"arcface\", \"params\": {\"s\": 64.0, \"m\": 0.5, ...}, \"classes\": 10000, \"feat_norm\": 1.0,
@@ -50,7 +52,7 @@ sample, scale is the logit scale the loss reported (AdaCos: the adapted s).
 
 The paper-style comparison (P2SGrad vs CosFace and ArcFace at three scales and class counts):
   p2sbench curves --loss p2sgrad --loss cosface --loss arcface --s 16,32,64 \\
-      --classes 1000,10000,100000 --format png --out curves/
+      --classes 1000,10000,100000 --format png --out curves.png
 
 Exit status 2 for an invalid setting (unknown loss or parameter, value out of range).";
 
@@ -88,8 +90,9 @@ pub struct CurvesArgs {
     /// Spacing of the θ_y grid in degrees (0° to 180°, both included).
     #[arg(long, value_name = "DEG", default_value_t = 1.0)]
     pub every: f64,
-    /// Directory for the output file (curves.<format>); text formats go to stdout without it.
-    #[arg(long, value_name = "DIR")]
+    /// Output file, named with the format's extension (fig.png, fig.svg, data.csv, data.json,
+    /// table.txt), or a directory that receives curves.<ext>; text formats go to stdout without it.
+    #[arg(long, value_name = "FILE|DIR")]
     pub out: Option<PathBuf>,
     /// table, csv, json, png or svg.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -145,18 +148,39 @@ pub fn run(args: &CurvesArgs) -> Result<()> {
     };
     match (text, &args.out) {
         (Some(text), None) => print!("{text}"),
-        (Some(text), Some(dir)) => {
-            let path = dir.join(format!("curves.{ext}"));
+        (Some(text), Some(out)) => {
+            let path = output_path(out, ext)?;
             crate::store::write_atomic(&path, text.as_bytes())?;
             println!("wrote {}", path.display());
         }
         (None, out) => {
-            let dir = out.clone().unwrap_or_else(|| PathBuf::from("."));
-            std::fs::create_dir_all(&dir)?;
-            let path = dir.join(format!("curves.{ext}"));
+            let path = output_path(out.as_deref().unwrap_or(Path::new(".")), ext)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
             output::write_image(&curves, &path, args.format == Format::Svg)?;
             println!("wrote {}", path.display());
         }
     }
     Ok(())
+}
+
+/// The file to write: `out` itself when it is named with the format's extension (and is not an
+/// existing directory), else `out/curves.<ext>`. Another format's extension is an error.
+pub fn output_path(out: &Path, ext: &str) -> Result<PathBuf, InputError> {
+    const FORMATS: [(&str, &str); 5] =
+        [("png", "png"), ("svg", "svg"), ("csv", "csv"), ("json", "json"), ("txt", "table")];
+    let given = out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match given.as_deref().and_then(|g| FORMATS.iter().find(|(e, _)| *e == g)) {
+        _ if out.is_dir() => Ok(out.join(format!("curves.{ext}"))),
+        Some((e, _)) if *e == ext => Ok(out.to_path_buf()),
+        Some((e, format)) => Err(InputError {
+            location: "--out".into(),
+            message: format!(
+                "{} names a .{e} file but the output format writes .{ext}; give --format {format} or a name ending in .{ext}",
+                out.display()
+            ),
+        }),
+        None => Ok(out.join(format!("curves.{ext}"))),
+    }
 }

@@ -33,7 +33,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a TOML experiment: train every trial (each loss setting × noise setting × seed) on
     /// identical networks, write telemetry and evaluations under <out>/<experiment name>/, render
-    /// the plots and the report, and print a summary table.
+    /// the plots and the report (report.md and report.html), and print a summary table.
     ///
     /// Re-running skips trials that are done and resumes unfinished ones from their last
     /// checkpoint (bit-identical on CPU); a changed file reuses unchanged trials and lists the
@@ -76,8 +76,10 @@ pub enum Command {
     },
     /// Write <dir>/report.md from the parquet files alone, without retraining: hardware and time,
     /// every trial's status, paper-style tables (mean ± std over seeds), sensitivity spread, noise
-    /// robustness, published numbers beside ours, and the figures of `plot`. Exit code 2: a
-    /// results file is missing or malformed.
+    /// robustness, published numbers beside ours, and the figures of `plot`. Also <dir>/report.html:
+    /// the same report as one self-contained page for a browser (figures inline as SVG, tables
+    /// sortable by a click on a column header, trial statuses as coloured badges). Exit code 2: a
+    /// results file (or a figure's SVG) is missing or malformed.
     Report {
         /// The experiment's results directory (results/<experiment name>).
         dir: PathBuf,
@@ -148,7 +150,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report { dir } => {
-            println!("report: {}", report::write_report(&dir)?.display());
+            let files = report::write_report(&dir)?;
+            println!("report: {} and {}", files.markdown.display(), files.html.display());
             Ok(())
         }
         Command::Eval { protocol } => eval::run(protocol),
@@ -188,8 +191,8 @@ fn record_run(exp: &spec::Experiment, dir: &std::path::Path, wall_seconds: f64) 
 fn plot_and_report(dir: &std::path::Path) -> anyhow::Result<()> {
     let manifest = plot::render_all(dir).context("training finished, but rendering the plots failed")?;
     print_manifest(dir, &manifest);
-    let report = report::write_report(dir).context("training finished, but writing the report failed")?;
-    println!("report: {}", report.display());
+    let files = report::write_report(dir).context("training finished, but writing the report failed")?;
+    println!("report: {} and {}", files.markdown.display(), files.html.display());
     Ok(())
 }
 
@@ -203,18 +206,15 @@ fn print_manifest(dir: &std::path::Path, manifest: &crate::results::Manifest) {
 /// The `--dry-run` listing: one line per selected trial, then the counts (and, under `[select]`,
 /// the final trials that will follow the search).
 pub fn dry_run_table(exp: &spec::Experiment, trials: &[spec::TrialConfig]) -> String {
-    let mut out = format!("{:<52} {:<10} {:<5} {:<12} parameters\n", "trial", "loss", "seed", "noise");
-    for t in trials {
-        let params = [t.loss.params_text(), t.axes_text()].into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>();
-        out.push_str(&format!(
-            "{:<52} {:<10} {:<5} {:<12} {}\n",
-            t.id(),
-            t.loss.name,
-            t.seed,
-            t.noise.label(),
-            params.join(", ")
-        ));
-    }
+    let rows: Vec<Vec<String>> = trials
+        .iter()
+        .map(|t| {
+            let params: Vec<String> =
+                [t.loss.params_text(), t.axes_text()].into_iter().filter(|p| !p.is_empty()).collect();
+            vec![t.id(), t.loss.name.clone(), t.seed.to_string(), t.noise.label(), params.join(", ")]
+        })
+        .collect();
+    let mut out = runner::text_columns(&["trial", "loss", "seed", "noise", "parameters"], &rows, &[]);
     let total = exp.trials.len();
     out.push_str(&format!("{} trials", trials.len()));
     if trials.len() != total {

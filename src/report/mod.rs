@@ -1,12 +1,14 @@
-//! `results/<experiment>/report.md`, re-rendered from the parquet files alone: the experiment,
+//! `results/<experiment>/report.md` and `report.html`, re-rendered from the parquet files alone: the experiment,
 //! its hardware and time, every trial's status, the paper-style results table, the sensitivity
 //! spread, the noise-robustness tables, the published P2SGrad numbers beside ours, and the figures
 //! `plot` wrote (embedded by relative path). What the results do not hold (a protocol that did not
 //! run, no sweep, no noise study) is said in the report rather than silently left out.
 //!
 //! Reading and aggregating is [`crate::results`]'s; [`tables`] and [`markdown`] format; the
-//! figures are found through the manifest `plot` wrote ([`crate::results::Manifest`]).
+//! figures are found through the manifest `plot` wrote ([`crate::results::Manifest`]). The
+//! markdown is the one source of the content: [`html`] renders that text as the page.
 
+pub mod html;
 pub mod markdown;
 pub mod tables;
 
@@ -20,13 +22,23 @@ use std::path::{Path, PathBuf};
 /// Protocols the paper tables are about; the report says which of them did not run.
 const PAPER_PROTOCOLS: &[&str] = &["lfw", "megaface", "ijbc"];
 
-/// Loads the results in `dir`, writes `report.md` there, and returns its path.
-pub fn write_report(dir: &Path) -> Result<PathBuf> {
+/// The files [`write_report`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportFiles {
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+}
+
+/// Loads the results in `dir`, writes `report.md` and `report.html` there (both rendered before
+/// either is written), and returns their paths.
+pub fn write_report(dir: &Path) -> Result<ReportFiles> {
     let r = Results::load(dir)?;
     let text = render(&r)?;
-    let path = r.dir.report();
-    crate::store::write_atomic(&path, text.as_bytes())?;
-    Ok(path)
+    let page = html::to_html(&text, &r.dir.root)?;
+    let files = ReportFiles { markdown: r.dir.report(), html: r.dir.report_html() };
+    crate::store::write_atomic(&files.markdown, text.as_bytes())?;
+    crate::store::write_atomic(&files.html, page.as_bytes())?;
+    Ok(files)
 }
 
 /// How big our run was, from experiment.toml.

@@ -36,6 +36,9 @@ impl ExperimentDir {
     pub fn report(&self) -> PathBuf {
         self.root.join("report.md")
     }
+    pub fn report_html(&self) -> PathBuf {
+        self.root.join("report.html")
+    }
 }
 
 /// Files inside one trial's directory.
