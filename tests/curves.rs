@@ -416,3 +416,25 @@ fn the_command_prints_a_table_and_exits_2_on_bad_input() {
         assert!(stderr.starts_with("error: --"), "{bad:?}: {stderr}");
     }
 }
+
+/// `p2sbench capacity`: LOSSES.md's numbers as JSON, a figure file, and exit 2 for a bad count.
+#[test]
+fn the_capacity_command_states_the_bound() {
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_p2sbench")).arg("capacity").args(args).output().unwrap();
+    let out = run(&["--classes", "200,32", "--embedding", "64", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let at = |i: usize, k: &str| rows[i][k].as_f64().unwrap();
+    assert!((at(0, "best_mean_cos_y") - 0.32).abs() < 1e-12 && (at(0, "surrogate_bound") - 0.34).abs() < 1e-12);
+    assert_eq!((at(1, "best_mean_cos_y"), at(1, "surrogate_bound"), at(1, "ratio")), (1.0, 0.0, 0.5));
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("capacity.png");
+    let out = run(&["--format", "png", "--out", png.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let decoder = png::Decoder::new(std::fs::File::open(&png).unwrap());
+    let info = decoder.read_info().unwrap().info().clone();
+    assert!(info.width > 800 && info.height > 300, "{}x{}", info.width, info.height);
+    let bad = run(&["--classes", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--classes"));
+}

@@ -445,6 +445,15 @@ fn sweeps_of_spec_keys_and_per_loss_rates_share_starts_and_batches() {
         assert_eq!(Some(first), lr.get(i), "{id}");
         assert!(id.contains(&format!("-identities{}-", identities.get(i).unwrap())), "{id}");
     }
+    // C/D varies (8 and 12 classes at D = 16): the capacity figure is drawn; the report checks convergence.
+    let manifest = p2sbench::plot::render_all(&dir.root).unwrap();
+    assert!(manifest.figures.iter().any(|f| f.stem == "capacity"), "{:?}", manifest.skipped);
+    let report = std::fs::read_to_string(p2sbench::report::write_report(&dir.root).unwrap().markdown).unwrap();
+    assert!(
+        report.contains("## Convergence")
+            && report.contains("| cosface m=0.2, s=16, data.identities=8, train.lr=0.02 |"),
+        "{report}"
+    );
     let only = Filter::parse("train.lr=0.5,data.identities=8", "--only").unwrap();
     let exp = common::experiment(&text);
     let kept = select(&exp.trials, Some(&only), None);

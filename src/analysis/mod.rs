@@ -5,6 +5,7 @@
 //! into settings; [`output`] writes them as a table, CSV, JSON or a PNG/SVG figure (the
 //! `p2sbench curves` command itself is [`crate::cli::curves`]).
 
+pub mod capacity;
 pub mod curves;
 pub mod output;
 pub mod spec;

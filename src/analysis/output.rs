@@ -4,10 +4,9 @@
 
 use super::curves::Curve;
 use crate::figure::panel::{Draw, Panel, PanelFigure, Series};
-use crate::figure::style::{self, de, Figure, LegendEntry, Mark};
+use crate::figure::style::{self, LegendEntry, Mark};
 use crate::loss::{self, LossConfig, ParamValue};
-use anyhow::{Context, Result};
-use plotters::prelude::*;
+use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -170,29 +169,7 @@ pub fn figure(curves: &[Curve]) -> PanelFigure {
     }
 }
 
-/// Renders the figure to `path` as PNG (`svg = false`) or SVG, through a temporary file.
+/// Renders the figure to `path` as PNG (`svg = false`) or SVG.
 pub fn write_image(curves: &[Curve], path: &Path, svg: bool) -> Result<()> {
-    style::register_fonts()?;
-    let fig = figure(curves);
-    let size = fig.size();
-    if svg {
-        let mut text = String::new();
-        {
-            let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-            root.fill(&WHITE).map_err(de)?;
-            fig.draw(&root)?;
-            root.present().map_err(de)?;
-        }
-        crate::store::write_atomic(path, text.as_bytes())
-    } else {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.tmp-{}.png", std::process::id()));
-        {
-            let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-            root.fill(&WHITE).map_err(de)?;
-            fig.draw(&root)?;
-            root.present().map_err(de).with_context(|| format!("writing {}", tmp.display()))?;
-        }
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-    }
+    style::write(&figure(curves), path, svg)
 }

@@ -149,12 +149,12 @@ pub fn run(args: &CurvesArgs) -> Result<()> {
     match (text, &args.out) {
         (Some(text), None) => print!("{text}"),
         (Some(text), Some(out)) => {
-            let path = output_path(out, ext)?;
+            let path = output_path(out, ext, "curves")?;
             crate::store::write_atomic(&path, text.as_bytes())?;
             println!("wrote {}", path.display());
         }
         (None, out) => {
-            let path = output_path(out.as_deref().unwrap_or(Path::new(".")), ext)?;
+            let path = output_path(out.as_deref().unwrap_or(Path::new(".")), ext, "curves")?;
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
@@ -166,13 +166,13 @@ pub fn run(args: &CurvesArgs) -> Result<()> {
 }
 
 /// The file to write: `out` itself when it is named with the format's extension (and is not an
-/// existing directory), else `out/curves.<ext>`. Another format's extension is an error.
-pub fn output_path(out: &Path, ext: &str) -> Result<PathBuf, InputError> {
+/// existing directory), else `out/<stem>.<ext>`. Another format's extension is an error.
+pub fn output_path(out: &Path, ext: &str, stem: &str) -> Result<PathBuf, InputError> {
     const FORMATS: [(&str, &str); 5] =
         [("png", "png"), ("svg", "svg"), ("csv", "csv"), ("json", "json"), ("txt", "table")];
     let given = out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match given.as_deref().and_then(|g| FORMATS.iter().find(|(e, _)| *e == g)) {
-        _ if out.is_dir() => Ok(out.join(format!("curves.{ext}"))),
+        _ if out.is_dir() => Ok(out.join(format!("{stem}.{ext}"))),
         Some((e, _)) if *e == ext => Ok(out.to_path_buf()),
         Some((e, format)) => Err(InputError {
             location: "--out".into(),
@@ -181,6 +181,6 @@ pub fn output_path(out: &Path, ext: &str) -> Result<PathBuf, InputError> {
                 out.display()
             ),
         }),
-        None => Ok(out.join(format!("curves.{ext}"))),
+        None => Ok(out.join(format!("{stem}.{ext}"))),
     }
 }

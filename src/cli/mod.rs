@@ -3,6 +3,7 @@
 //! file that fails validation, a malformed data or protocol file: `SpecError` or `InputError`
 //! anywhere in the error chain) exits with code 2 before anything is written; other failures 1.
 
+pub mod capacity;
 pub mod curves;
 pub mod eval;
 
@@ -96,6 +97,10 @@ pub enum Command {
     /// without training (table, CSV, JSON, PNG or SVG). Exit code 2: an invalid setting.
     #[command(long_about = curves::LONG_ABOUT)]
     Curves(curves::CurvesArgs),
+    /// P2SGrad's capacity bound: the best mean cos θ_y, min(1, D/C), and the surrogate's lower
+    /// bound ½·max(0, 1 − D/C) for C classes in D dimensions, without training.
+    #[command(long_about = capacity::LONG_ABOUT)]
+    Capacity(capacity::CapacityArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -156,6 +161,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eval { protocol } => eval::run(protocol),
         Command::Curves(args) => curves::run(&args),
+        Command::Capacity(args) => capacity::run(&args),
         Command::Losses => {
             for entry in loss::registry() {
                 println!("{:<16} {}", entry.name, entry.summary);

@@ -241,31 +241,37 @@ fn temp_png(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}.png", std::process::id()))
 }
 
-/// Renders `fig` to `<dir>/<stem>.png` and `<dir>/<stem>.svg` (each through a temporary file
-/// and a rename); returns both paths.
+/// Renders `fig` to `<dir>/<stem>.png` and `<dir>/<stem>.svg`; returns both paths.
 pub fn save<F: Figure>(fig: &F, dir: &Path, stem: &str) -> Result<[PathBuf; 2]> {
-    register_fonts()?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (png, svg) = (dir.join(format!("{stem}.png")), dir.join(format!("{stem}.svg")));
+    write(fig, &png, false)?;
+    write(fig, &svg, true)?;
+    Ok([png, svg])
+}
+
+/// Renders `fig` to `path` as PNG (`svg = false`) or SVG, through a temporary file and a rename.
+pub fn write<F: Figure>(fig: &F, path: &Path, svg: bool) -> Result<()> {
+    register_fonts()?;
     let size = fig.size();
-    let png = dir.join(format!("{stem}.png"));
-    let tmp = temp_png(&png);
+    if svg {
+        let mut text = String::new();
+        {
+            let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+            root.fill(&WHITE).map_err(de)?;
+            fig.draw(&root).with_context(|| format!("drawing {}", path.display()))?;
+            root.present().map_err(de)?;
+        }
+        return crate::store::write_atomic(path, text.as_bytes());
+    }
+    let tmp = temp_png(path);
     {
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(de)?;
-        fig.draw(&root).with_context(|| format!("drawing {}", png.display()))?;
+        fig.draw(&root).with_context(|| format!("drawing {}", path.display()))?;
         root.present().map_err(de).with_context(|| format!("writing {}", tmp.display()))?;
     }
-    std::fs::rename(&tmp, &png).with_context(|| format!("renaming {} to {}", tmp.display(), png.display()))?;
-    let svg = dir.join(format!("{stem}.svg"));
-    let mut text = String::new();
-    {
-        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-        root.fill(&WHITE).map_err(de)?;
-        fig.draw(&root).with_context(|| format!("drawing {}", svg.display()))?;
-        root.present().map_err(de)?;
-    }
-    crate::store::write_atomic(&svg, text.as_bytes())?;
-    Ok([png, svg])
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! The look and the panels are [`crate::figure`]'s; reading and aggregating is
 //! [`crate::results`]'s.
 
+pub mod capacity;
 pub mod coef;
 pub mod histograms;
 pub mod protocols;
@@ -120,6 +121,7 @@ pub fn render(r: &Results) -> Result<Manifest> {
         ("MegaFace rank-1 vs distractors", protocols::distractors),
         ("sensitivity", studies::sensitivity),
         ("noise robustness", studies::noise_robustness),
+        ("capacity", capacity::capacity),
     ];
     let mut manifest = Manifest::default();
     for (kind, render) in kinds {

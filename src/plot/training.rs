@@ -107,17 +107,37 @@ pub fn training_curves(ctx: &Ctx) -> Result<Rendered> {
             ("Learning rate", "learning rate", "lr", id, Scale::Auto),
         ],
     )?;
+    let mut panels = panels;
+    if let Some(key) = aggregate::primary_columns(&ctx.rows).into_iter().next() {
+        let label = crate::results::names::protocol_label(&key.protocol);
+        let metric = crate::results::names::Metric::parse(&key.metric);
+        let scale = if metric.is_rate() { 100.0 } else { 1.0 };
+        let mut p = Panel::new(format!("Held-out {label} {}", metric.label()), "training step", "at each evaluation");
+        p.y_scale = Scale::Linear;
+        for rep in &ctx.reps {
+            let pts = aggregate::eval_series(ctx.r, &rep.setting, &rep.noise_kind, rep.noise_ratio, &key)?;
+            p.series.push(Series::new(
+                loss_color(&rep.loss),
+                Draw::LineDots,
+                pts.into_iter().map(|(x, y)| (x, y * scale)).collect(),
+            ));
+        }
+        if !p.is_empty() {
+            panels.push(p);
+        }
+    }
     let mut legend = rep_legend(ctx);
     if ctx.reps.iter().any(|r| r.loss == "p2sgrad") {
         legend.push(LegendEntry::note("P2SGrad's loss is its surrogate"));
         legend.push(LegendEntry::note("½Σ_j(cos θ_j − 1[j=y])²"));
     }
-    let fig = PanelFigure { title: "Training curves".into(), panels, legend, cols: 3 };
+    let cols = if panels.len() == 4 { 2 } else { 3 };
+    let fig = PanelFigure { title: "Training curves".into(), panels, legend, cols };
     one_figure(
         ctx,
         fig,
         "training_curves",
-        "Batch-mean loss, batch accuracy (argmax of the margin-free logits) and learning rate against the training step, one line per loss.",
+        "Batch-mean loss, batch accuracy (argmax of the margin-free logits), learning rate and the held-out headline metric at each evaluation against the training step, one line per loss.",
     )
 }
 

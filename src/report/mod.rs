@@ -175,6 +175,17 @@ pub fn render(r: &Results) -> Result<String> {
         md.push('\n');
     }
 
+    // Convergence.
+    if let Some((name, table)) = tables::plateau_table(r, &rows)? {
+        writeln!(md, "## Convergence\n")?;
+        writeln!(
+            md,
+            "How far the held-out {name} moved over the last fifth of each trial's training (max − min over the evaluations in that window, the largest over seeds). Under one point the setting trained to a plateau; with a single evaluation in the window (`[eval] every_epochs` too coarse) it cannot be told.\n"
+        )?;
+        md.push_str(&table.to_markdown());
+        md.push('\n');
+    }
+
     // Sensitivity.
     writeln!(md, "## Sensitivity to hyper-parameters\n")?;
     match tables::sensitivity_table(r, &rows)? {

@@ -441,3 +441,45 @@ pub fn selection_table(r: &Results) -> Result<Option<Table>> {
     }
     Ok(Some(t))
 }
+
+/// Convergence: per setting, how far the first headline metric moved over the last fifth of
+/// training (points for rates), the evaluations in that window, and whether that is under one
+/// point (a plateau). `None` without evaluations.
+pub fn plateau_table(r: &Results, rows: &[SettingMetric]) -> Result<Option<(String, Table)>> {
+    let Some(key) = aggregate::primary_columns(rows).into_iter().next() else { return Ok(None) };
+    let plateaus = aggregate::plateaus(r, &key)?;
+    if plateaus.is_empty() {
+        return Ok(None);
+    }
+    let metric = Metric::parse(&key.metric);
+    let k = if metric.is_rate() { 100.0 } else { 1.0 };
+    let name = format!("{} {}", protocol_label(&key.protocol), metric.label());
+    let unit = if metric.is_rate() { " (points)" } else { "" };
+    let mut t = Table::new(
+        vec![
+            "setting".into(),
+            "noise".into(),
+            format!("movement of {name}{unit}"),
+            "evaluations in the last fifth".into(),
+            "plateau (< 1 point)".into(),
+        ],
+        2,
+    );
+    for p in &plateaus {
+        let single = p.evaluations < 2;
+        t.rows.push(vec![
+            r.setting_label(&p.setting),
+            noise_label(&p.noise_kind, p.noise_ratio),
+            if single { "–".into() } else { format!("{:.2}", p.movement * k) },
+            p.evaluations.to_string(),
+            if single {
+                "unknown: one evaluation".into()
+            } else if p.movement * k < 1.0 {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ]);
+    }
+    Ok(Some((name, t)))
+}

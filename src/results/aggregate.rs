@@ -343,3 +343,120 @@ pub fn noise_drops(r: &Results) -> Result<Option<DataFrame>> {
         .collect()?;
     Ok(Some(df))
 }
+
+/// A setting's evaluations of one metric over training: per evaluated step, the mean over its
+/// done trials (headline rows only, not one part of a protocol).
+pub fn eval_series(
+    r: &Results,
+    setting: &str,
+    noise_kind: &str,
+    noise_ratio: f64,
+    key: &ColumnKey,
+) -> Result<Vec<(f64, f64)>> {
+    let Some(evals) = &r.evals else { return Ok(Vec::new()) };
+    let df = evals
+        .clone()
+        .lazy()
+        .filter(
+            col("protocol")
+                .eq(lit(key.protocol.as_str()))
+                .and(col("metric").eq(lit(key.metric.as_str())))
+                .and(col("variant").eq(lit(key.variant.as_str()))),
+        )
+        .join(trial_keys(r), [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
+        .filter(
+            col("status")
+                .eq(lit("done"))
+                .and(col("setting").eq(lit(setting)))
+                .and(col("noise_kind").eq(lit(noise_kind)))
+                .and(col("noise_ratio").eq(lit(noise_ratio))),
+        )
+        .group_by([col("step")])
+        .agg([col("value").mean()])
+        .sort(["step"], Default::default())
+        .collect()?;
+    Ok(floats(&df, "step")?.into_iter().zip(floats(&df, "value")?).filter_map(|(s, v)| Some((s?, v?))).collect())
+}
+
+/// Whether training reached a plateau: per setting and noise setting, how far the metric `key`
+/// moved (max − min over a trial's evaluations in the last fifth of its steps, the largest over
+/// seeds) and how many evaluations that window held (fewest over seeds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plateau {
+    pub setting: String,
+    pub noise_kind: String,
+    pub noise_ratio: f64,
+    pub movement: f64,
+    pub evaluations: usize,
+}
+
+/// [`Plateau`] of every setting with done trials, in the experiment's order.
+pub fn plateaus(r: &Results, key: &ColumnKey) -> Result<Vec<Plateau>> {
+    let Some(evals) = &r.evals else { return Ok(Vec::new()) };
+    let df = evals
+        .clone()
+        .lazy()
+        .filter(
+            col("protocol")
+                .eq(lit(key.protocol.as_str()))
+                .and(col("metric").eq(lit(key.metric.as_str())))
+                .and(col("variant").eq(lit(key.variant.as_str()))),
+        )
+        .join(trial_keys(r), [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
+        .filter(col("status").eq(lit("done")))
+        .collect()?;
+    let (trial, setting, kind) = (strings(&df, "trial")?, strings(&df, "setting")?, strings(&df, "noise_kind")?);
+    let (ratio, step, value) = (floats(&df, "noise_ratio")?, floats(&df, "step")?, floats(&df, "value")?);
+    // trial → (setting, kind, ratio, [(step, value)])
+    type Trial<'a> = (&'a str, &'a str, f64, Vec<(f64, f64)>);
+    let mut by_trial: BTreeMap<&str, Trial> = BTreeMap::new();
+    for i in 0..df.height() {
+        let (Some(s), Some(v)) = (step[i], value[i]) else { continue };
+        let e = by_trial.entry(&trial[i]).or_insert((&setting[i], &kind[i], ratio[i].unwrap_or(0.0), Vec::new()));
+        e.3.push((s, v));
+    }
+    let order = setting_order(r)?;
+    let mut out: Vec<Plateau> = Vec::new();
+    for (_, (setting, kind, ratio, points)) in by_trial {
+        let (movement, evaluations) = last_fifth_movement(&points);
+        match out.iter_mut().find(|p| p.setting == setting && p.noise_kind == kind && p.noise_ratio == ratio) {
+            Some(p) => {
+                p.movement = p.movement.max(movement);
+                p.evaluations = p.evaluations.min(evaluations);
+            }
+            None => out.push(Plateau {
+                setting: setting.to_string(),
+                noise_kind: kind.to_string(),
+                noise_ratio: ratio,
+                movement,
+                evaluations,
+            }),
+        }
+    }
+    out.sort_by_key(|p| (order.get(&p.setting).copied().unwrap_or(usize::MAX), p.noise_kind.clone()));
+    Ok(out)
+}
+
+/// Of (step, value) points: max − min of the values at steps in the last fifth of the last step
+/// (from 0.8·last on), and how many points that window holds.
+pub fn last_fifth_movement(points: &[(f64, f64)]) -> (f64, usize) {
+    let last = points.iter().map(|p| p.0).fold(0.0, f64::max);
+    let window: Vec<f64> = points.iter().filter(|p| p.0 >= 0.8 * last).map(|p| p.1).collect();
+    let hi = window.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lo = window.iter().copied().fold(f64::INFINITY, f64::min);
+    (if window.is_empty() { 0.0 } else { hi - lo }, window.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn movement_over_the_last_fifth() {
+        let points = [(10.0, 0.5), (50.0, 0.7), (80.0, 0.80), (90.0, 0.83), (100.0, 0.81)];
+        let (movement, n) = last_fifth_movement(&points);
+        assert_eq!(n, 3);
+        assert!((movement - 0.03).abs() < 1e-12);
+        assert_eq!(last_fifth_movement(&[(5.0, 0.9)]), (0.0, 1));
+    }
+}
