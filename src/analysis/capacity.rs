@@ -119,6 +119,11 @@ pub fn figure(points: &[Capacity], measured: &[Measured], accuracy_label: &str) 
     PanelFigure { title: "P2SGrad's capacity: classes per embedding dimension".into(), panels, legend, cols }
 }
 
+/// The bound's figure for `points` alone, to `path` as PNG (`svg = false`) or SVG.
+pub fn write_image(points: &[Capacity], path: &std::path::Path, svg: bool) -> anyhow::Result<()> {
+    crate::figure::style::write(&figure(points, &[], ""), path, svg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

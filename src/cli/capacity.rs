@@ -105,10 +105,7 @@ pub fn run(args: &CapacityArgs) -> Result<()> {
     }
     match text {
         Some(text) => crate::store::write_atomic(&path, text.as_bytes())?,
-        None => {
-            let fig = capacity::figure(&points, &[], "");
-            crate::figure::style::write(&fig, &path, args.format == Format::Svg)?
-        }
+        None => capacity::write_image(&points, &path, args.format == Format::Svg)?,
     }
     println!("wrote {}", path.display());
     Ok(())
