@@ -66,6 +66,8 @@ pub struct TrialSummary {
     pub train_accuracy: Option<f64>,
     pub seconds: f64,
     pub diverged_step: Option<i64>,
+    /// Why a failed trial failed (status.json's `error`).
+    pub error: Option<String>,
 }
 
 /// Runs every trial of `exp` that is not already done; see [`run_selected`].
@@ -201,7 +203,8 @@ impl Pool {
                 if k >= trials.len() || stop.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                let summary = run_trial(&trials[k], dir, data.get(&trials[k]), device, &self.bars, &self.style)?;
+                let summary = run_trial(&trials[k], dir, data.get(&trials[k]), device, &self.bars, &self.style)
+                    .inspect_err(|e| mark_failed(dir, &trials[k], e))?;
                 if self.fail_fast && matches!(summary.state, State::Failed | State::Diverged) {
                     stop.store(true, Ordering::SeqCst);
                 }
@@ -214,7 +217,7 @@ impl Pool {
         std::thread::scope(|scope| -> Result<()> {
             let handles: Vec<_> = (0..self.jobs.min(trials.len().max(1))).map(|_| scope.spawn(worker)).collect();
             for h in handles {
-                h.join().expect("trial worker panicked")?;
+                h.join().map_err(|_| anyhow::anyhow!("a trial worker panicked outside training"))??;
             }
             Ok(())
         })?;
@@ -250,10 +253,11 @@ fn run_trial(
     let t0 = Instant::now();
     let checkpoint_dir = trial_dir.join(trial_files::CHECKPOINT);
     let checkpointing = train::Checkpointing { dir: &checkpoint_dir, trial: &id };
-    let result =
+    let result = behind_boundary(|| {
         train::train_trial(cfg, &train_set, &HeldoutEvaluation { cfg, data }, device, Some(&checkpointing), &mut |s| {
             bar.set_position(s as u64)
-        });
+        })
+    });
     bar.finish_and_clear();
     let seconds = earlier_seconds + t0.elapsed().as_secs_f64();
     let status = match result {
@@ -280,6 +284,43 @@ fn run_trial(
     };
     status.write(&trial_dir)?;
     Ok(summary(cfg, &status, &trial_dir))
+}
+
+/// Runs `f` behind a panic boundary: tch reports a libtorch error (out of memory, a shape
+/// mismatch) as a panic, which becomes an error carrying its message, so the trial fails and
+/// the others go on.
+fn behind_boundary<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic without a message");
+        Err(anyhow::anyhow!("{}", panic_text(message)))
+    })
+}
+
+/// A panic message, shortened where it carries a libtorch error: tch panics with
+/// `…: Torch("<message>\nException raised from …")` followed by the C++ frames.
+fn panic_text(message: &str) -> String {
+    match message.split_once("Torch(\"") {
+        Some((_, rest)) => {
+            format!("libtorch error: {}", rest.split("\\n").next().unwrap_or(rest).trim_end_matches("\")"))
+        }
+        None => format!("panicked: {message}"),
+    }
+}
+
+/// Marks a trial whose run stopped on `error` outside training (its files could not be
+/// written) as failed, so the process never leaves it `running`; best effort, since the
+/// cause (a full disk) may stop this write too.
+fn mark_failed(dir: &ExperimentDir, cfg: &TrialConfig, error: &anyhow::Error) {
+    let trial_dir = dir.trial(&cfg.id());
+    if let Some(mut status) = TrialStatus::read(&trial_dir).filter(|s| s.state == State::Running) {
+        status.state = State::Failed;
+        status.error = Some(format!("{error:#}"));
+        let _ = status.write(&trial_dir);
+    }
 }
 
 /// Trial directories under the results that are none of `trials` (the file no longer makes them).
@@ -389,6 +430,15 @@ impl DataCache {
             };
             groups.insert(key, trial_data(&t, train)?);
         }
+        for t in &exp.trials {
+            let images = groups[&group_key(t)].train.len();
+            if t.train.batch_size > images {
+                let at = t.data.path.as_deref().map_or(exp.path.clone(), Path::to_path_buf);
+                let message =
+                    format!("train.batch_size {} is more than the {images} training images", t.train.batch_size);
+                return Err(crate::error::InputError::file(at, message).into());
+            }
+        }
         Ok(DataCache { groups })
     }
 
@@ -436,6 +486,7 @@ fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSu
         train_accuracy: last_epoch_train_accuracy(trial_dir),
         seconds: status.seconds,
         diverged_step: status.diverged_step,
+        error: status.error.clone(),
     }
 }
 
@@ -449,6 +500,7 @@ pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result
     let mut seconds = Vec::with_capacity(n);
     let mut attempts = Vec::with_capacity(n);
     let mut diverged = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
     let mut acc_mean = Vec::with_capacity(n);
     let mut acc_std = Vec::with_capacity(n);
     for cfg in trials {
@@ -459,6 +511,7 @@ pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result
         seconds.push(status.as_ref().map(|s| s.seconds));
         attempts.push(status.as_ref().map_or(0, |s| s.attempts as i64));
         diverged.push(status.as_ref().and_then(|s| s.diverged_step));
+        errors.push(status.as_ref().and_then(|s| s.error.clone()));
         let checksums = Checksums::read(&tdir);
         init_checksums.push(checksums.as_ref().map(|c| c.init.clone()));
         order_checksums.push(checksums.map(|c| c.data_order));
@@ -513,6 +566,7 @@ pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result
         Column::new("status".into(), states),
         Column::new("attempts".into(), attempts),
         Column::new("diverged_step".into(), diverged),
+        Column::new("error".into(), errors),
         Column::new("init_checksum".into(), init_checksums),
         Column::new("data_order_checksum".into(), order_checksums),
         Column::new("lfw_accuracy_mean".into(), acc_mean),
@@ -546,7 +600,21 @@ pub fn format_summary(rows: &[TrialSummary]) -> String {
             ]
         })
         .collect();
-    text_columns(&header, &cells, &[false, false, true, false, true, true, true, true])
+    let mut text = text_columns(&header, &cells, &[false, false, true, false, true, true, true, true]);
+    for r in rows.iter().filter(|r| matches!(r.state, State::Failed | State::Diverged)) {
+        let why = match (&r.error, r.diverged_step) {
+            (Some(error), _) => error.clone(),
+            (None, Some(step)) => format!("the loss became NaN or infinite at step {step}"),
+            (None, None) => "no reason recorded".to_string(),
+        };
+        text.push_str(&format!("{} {}: {why}\n", r.state.as_str(), r.id));
+    }
+    text
+}
+
+/// Trials of `rows` that failed or diverged (the run's exit code is 1 when there are any).
+pub fn unsuccessful(rows: &[TrialSummary]) -> usize {
+    rows.iter().filter(|r| matches!(r.state, State::Failed | State::Diverged)).count()
 }
 
 /// A plain-text table, each column as wide as its widest cell (header included), columns

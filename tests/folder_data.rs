@@ -106,3 +106,45 @@ fn the_paper_setup_validates_with_dry_run() {
     assert_eq!(spec::load(Path::new("experiments/sensitivity.toml")).unwrap().trials.len(), 51);
     assert_eq!(spec::load(Path::new("experiments/noise.toml")).unwrap().trials.len(), 60);
 }
+
+#[test]
+fn relative_paths_are_relative_to_the_experiment_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("study").join("faces");
+    let text = make_folder(&root, 8, 9).replace(&root.display().to_string(), "faces");
+    let file = dir.path().join("study").join("folder.toml");
+    std::fs::write(&file, &text).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .current_dir(elsewhere.path())
+        .args(["run", "--only", "loss=cosface", "--out", "results"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let exp = spec::load(&file).unwrap();
+    let trial = exp.trials.iter().find(|t| t.loss.name == "cosface").unwrap();
+    assert_eq!(trial.data.path.as_deref(), Some(root.as_path()), "recorded as the file's directory + faces");
+    let config = elsewhere.path().join("results/tiny/trials").join(trial.id()).join("config.toml");
+    assert!(std::fs::read_to_string(config).unwrap().contains(&root.display().to_string()));
+}
+
+#[test]
+fn a_batch_larger_than_the_folder_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("faces");
+    // 4 training identities × 2 images = 8 images, fewer than the batch of 16.
+    let text = make_folder(&root, 6, 2).replace("images_per_identity = 1", "images_per_identity = 8");
+    let file = dir.path().join("small.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = dir.path().join("results");
+    let run =
+        Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--out"]).arg(&out).arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("faces") && stderr.contains("train.batch_size 16 is more than the 8 training images"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing written");
+}

@@ -74,8 +74,17 @@ fn wrong_type() {
 }
 
 #[test]
-fn batch_size_zero() {
-    expect_error(&replace("batch_size = 8", "batch_size = 0"), 12, "train.batch_size: expected at least 1");
+fn batch_size_outside_two_to_the_training_images() {
+    // A batch of one: BatchNorm in training mode would map every input to its bias.
+    expect_error(&replace("batch_size = 8", "batch_size = 1"), 12, "train.batch_size: expected at least 2");
+    expect_error(
+        &replace("batch_size = 8", "batch_size = 17"),
+        12,
+        "train.batch_size: 17 is more than the 16 training images",
+    );
+    // Swept data sizes are checked per combination.
+    let swept = format!("{}[sweep]\n\"data.identities\" = [8, 2]\n", replace("batch_size = 8", "batch_size = 16"));
+    expect_error(&swept, 18, "train.batch_size: 16 is more than the 8 training images");
 }
 
 #[test]

@@ -123,6 +123,7 @@ fn the_summary_table_sizes_its_columns_to_their_content() {
             train_accuracy: Some(0.99),
             seconds: 12.34,
             diverged_step,
+            error: None,
         };
     let rows = [
         row("p2sgrad", "reduction=paper", State::Done, Some(0.5018), None),

@@ -1,7 +1,8 @@
 //! Command-line interface: clap commands mapped onto library calls ([`eval`]: `p2sbench eval`;
 //! [`curves`]: `p2sbench curves`; the rest here). Bad input (an experiment
 //! file that fails validation, a malformed data or protocol file: `SpecError` or `InputError`
-//! anywhere in the error chain) exits with code 2 before anything is written; other failures 1.
+//! anywhere in the error chain) exits with code 2 before anything is written; other failures 1,
+//! as does a `run` whose trials failed or diverged.
 
 pub mod capacity;
 pub mod curves;
@@ -39,8 +40,17 @@ pub enum Command {
     /// Re-running skips trials that are done and resumes unfinished ones from their last
     /// checkpoint (bit-identical on CPU); a changed file reuses unchanged trials and lists the
     /// ones no longer in it. One run per results directory at a time (a lock that a killed run
-    /// does not leave behind). Exit code 2: the experiment file or a filter is invalid (the
-    /// message names file:line:col); nothing is written then.
+    /// does not leave behind). Relative paths in the file (data.path, protocol files) are
+    /// relative to the file's own directory.
+    ///
+    /// Each trial trains behind a boundary: a libtorch error (out of memory, a shape error) or a
+    /// panic marks that trial `failed`, with the error text in status.json and trials.parquet, and
+    /// the other trials go on (unless --fail-fast).
+    ///
+    /// Exit codes: 0 every selected trial is done; 1 some trial failed or diverged (the summary
+    /// lists each with its reason), or the run stopped on an error such as a full disk; 2 the
+    /// experiment file, a filter or a data file is invalid (the message names file:line:col or
+    /// the file); nothing is written then.
     Run {
         /// The experiment file (see experiments/quickstart.toml).
         file: PathBuf,
@@ -107,7 +117,7 @@ pub enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match dispatch(cli) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.chain().any(|c| c.is::<SpecError>() || c.is::<InputError>()) {
@@ -119,7 +129,8 @@ pub fn main() -> i32 {
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<()> {
+/// The exit code: 0, or 1 when a `run` ended with failed or diverged trials.
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run { file, out, dry_run, only, skip, jobs, fail_fast } => {
             let exp = spec::load_with(&file, !dry_run)?;
@@ -137,7 +148,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let selected = spec::filter::select(&exp.trials, only.as_ref(), skip.as_ref());
             if dry_run {
                 print!("{}", dry_run_table(&exp, &selected));
-                return Ok(());
+                return Ok(0);
             }
             let opts = RunOptions { out: out.clone(), progress: std::io::stderr().is_terminal(), jobs, fail_fast };
             let started = std::time::Instant::now();
@@ -147,21 +158,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             record_run(&exp, &dir, started.elapsed().as_secs_f64())?;
             plot_and_report(&dir)?;
             println!("results: {}", dir.display());
-            Ok(())
+            match runner::unsuccessful(&summaries) {
+                0 => Ok(0),
+                n => {
+                    eprintln!("{n} of {} trial(s) failed or diverged (listed above); exit code 1", summaries.len());
+                    Ok(1)
+                }
+            }
         }
         Command::Plot { dir } => {
             let manifest = plot::render_all(&dir)?;
             print_manifest(&dir, &manifest);
-            Ok(())
+            Ok(0)
         }
         Command::Report { dir } => {
             let files = report::write_report(&dir)?;
             println!("report: {} and {}", files.markdown.display(), files.html.display());
-            Ok(())
+            Ok(0)
         }
-        Command::Eval { protocol } => eval::run(protocol),
-        Command::Curves(args) => curves::run(&args),
-        Command::Capacity(args) => capacity::run(&args),
+        Command::Eval { protocol } => eval::run(protocol).map(|()| 0),
+        Command::Curves(args) => curves::run(&args).map(|()| 0),
+        Command::Capacity(args) => capacity::run(&args).map(|()| 0),
         Command::Losses => {
             for entry in loss::registry() {
                 println!("{:<16} {}", entry.name, entry.summary);
@@ -175,7 +192,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
-            Ok(())
+            Ok(0)
         }
     }
 }

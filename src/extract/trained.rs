@@ -25,7 +25,10 @@ pub fn read_config(dir: &Path) -> Result<TrialConfig, InputError> {
     let text = std::fs::read_to_string(&path).map_err(|e| {
         InputError::file(&path, format!("cannot read the trial configuration ({e}); --model expects a trial directory"))
     })?;
-    toml::from_str(&text).map_err(|e| InputError::file(&path, format!("not a trial configuration: {}", e.message())))
+    let config: TrialConfig = toml::from_str(&text)
+        .map_err(|e| InputError::file(&path, format!("not a trial configuration: {}", e.message())))?;
+    config.check().map_err(|m| InputError::file(&path, format!("invalid trial configuration: {m}")))?;
+    Ok(config)
 }
 
 /// (channels, image size) the trial's network takes.

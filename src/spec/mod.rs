@@ -57,6 +57,38 @@ pub struct TrialConfig {
 }
 
 impl TrialConfig {
+    /// The experiment file's rules applied to a stored trial configuration (a trial directory's
+    /// config.toml, perhaps written by another version): its loss exists and has exactly its
+    /// parameters, and its values pass the file's checks. `Err` says what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        let Some(entry) = loss::find(&self.loss.name) else {
+            let known: Vec<&str> = loss::registry().iter().map(|e| e.name).collect();
+            return Err(format!("unknown loss \"{}\"; expected one of {known:?}", self.loss.name));
+        };
+        for p in entry.params {
+            if !self.loss.params.contains_key(p.name) {
+                return Err(format!("loss {}: parameter {} is missing", self.loss.name, p.name));
+            }
+        }
+        if let Some(extra) = self.loss.params.keys().find(|k| !entry.params.iter().any(|p| p.name == k.as_str())) {
+            return Err(format!("loss {}: unknown parameter {extra}", self.loss.name));
+        }
+        loss::validate(&self.loss)?;
+        let raw = RawExperiment {
+            name: self.experiment.clone(),
+            description: String::new(),
+            data: self.data.clone(),
+            model: self.model.clone(),
+            train: self.train.clone(),
+            losses: Vec::new(),
+            eval: self.eval.clone(),
+            noise: None,
+            sweep: None,
+            select: None,
+        };
+        schema::check_values(&raw, false).map_or(Ok(()), |(_, message)| Err(message))
+    }
+
     /// `arcface-s64-m0.5-seed1-1a2b3c`: readable parameters, then a hash of the resolved config
     /// (execution settings — device, threads, checkpointing, the seed list — excluded).
     pub fn id(&self) -> String {
@@ -128,13 +160,15 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
         SpecError::At { path: path.to_path_buf(), line, col, message: format!("invalid TOML: {}", e.message()) }
     })?;
     let loc = Locator { path, src: source, doc };
-    let raw: RawExperiment = toml::from_str(source).map_err(|e| {
+    let mut raw: RawExperiment = toml::from_str(source).map_err(|e| {
         let message = e.message().trim().to_string();
         match e.span() {
             Some(span) => loc.at_offset(span.start, message),
             None => loc.at(&[], message),
         }
     })?;
+    let file_dir = std::path::absolute(path).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
+    raw.anchor_paths(&file_dir);
     if let Some((keys, message)) = schema::check_values(&raw, files) {
         return Err(loc.at(&keys, message));
     }
@@ -145,7 +179,7 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
     for key in ["loss", "sweep", "select"] {
         base.remove(key);
     }
-    let expander = Expander { loc: &loc, base, files };
+    let expander = Expander { loc: &loc, base, files, file_dir };
     let (sweep, sweep_places) = expander.sweep_axes(raw.sweep.as_ref())?;
     let sweep_names: Vec<String> = sweep.iter().flat_map(|a| a.names.iter().cloned()).collect();
     let noises = noise_settings(raw.noise.as_ref());
@@ -227,6 +261,8 @@ struct Expander<'a> {
     /// The file without `[[loss]]`, `[sweep]` and `[select]`.
     base: toml::Table,
     files: bool,
+    /// The experiment file's directory: relative paths are relative to it.
+    file_dir: PathBuf,
 }
 
 impl Expander<'_> {
@@ -236,8 +272,9 @@ impl Expander<'_> {
         for (name, value) in axes {
             sweep::set(&mut table, name, value.clone());
         }
-        let raw: RawExperiment =
+        let mut raw: RawExperiment =
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().trim().to_string())?;
+        raw.anchor_paths(&self.file_dir);
         match schema::check_values(&raw, self.files) {
             Some((_, message)) => Err(message),
             None => Ok(raw),

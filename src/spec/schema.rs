@@ -491,6 +491,39 @@ pub struct RawExperiment {
     pub select: Option<SelectSpec>,
 }
 
+impl RawExperiment {
+    /// Makes every relative path of the file (data, protocol files) relative to `dir`, the
+    /// experiment file's directory, so a run does not depend on the working directory.
+    pub fn anchor_paths(&mut self, dir: &std::path::Path) {
+        let anchor = |p: &mut std::path::PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        let (lfw, mega, ijbc) = (&mut self.eval.lfw, &mut self.eval.megaface, &mut self.eval.ijbc);
+        let singles = [
+            &mut self.data.path,
+            &mut lfw.pairs,
+            &mut lfw.images,
+            &mut lfw.bin,
+            &mut mega.probes,
+            &mut mega.probe_images,
+            &mut mega.distractor_images,
+            &mut mega.probe_noise,
+            &mut mega.distractor_noise,
+            &mut ijbc.meta,
+            &mut ijbc.images,
+        ];
+        singles.into_iter().flatten().for_each(anchor);
+        mega.distractors.iter_mut().for_each(anchor);
+    }
+
+    /// Training images the data yields at most (a folder may hold fewer).
+    pub fn training_images(&self) -> usize {
+        self.data.identities * self.data.images_per_identity
+    }
+}
+
 /// Whether a larger or a smaller value of the selection metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -640,8 +673,23 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
     if t.epochs == 0 {
         return at("train", "epochs", "train.epochs: expected at least 1");
     }
-    if t.batch_size == 0 {
-        return at("train", "batch_size", "train.batch_size: expected at least 1");
+    if t.batch_size < 2 {
+        return at(
+            "train",
+            "batch_size",
+            "train.batch_size: expected at least 2 (BatchNorm in training mode maps a batch of one to its bias)",
+        );
+    }
+    if d.kind == DataKind::Synthetic && t.batch_size > raw.training_images() {
+        return at(
+            "train",
+            "batch_size",
+            &format!(
+                "train.batch_size: {} is more than the {} training images (data.identities × data.images_per_identity)",
+                t.batch_size,
+                raw.training_images()
+            ),
+        );
     }
     if !(t.lr > 0.0 && t.lr.is_finite()) {
         return at("train", "lr", "train.lr: expected a learning rate > 0");
