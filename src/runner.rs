@@ -11,7 +11,7 @@ use crate::spec::{EvalSpec, Experiment, Split, SplitPart, TrialConfig};
 use crate::store::schema;
 use crate::store::{self, trial_files, ExperimentDir, State, TrialStatus};
 use crate::train;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,15 +91,18 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
     let _lock = store::lock(&dir.root)?;
     store::write_atomic(&dir.spec(), exp.source.as_bytes())?;
     let pool = Pool::new(opts, first, selected.len());
-    pool.bars.println(format!(
-        "{}: {} trials ({} selected) on {device:?}, {} at a time with {} thread(s) each; data ready in {:.1}s",
-        exp.name,
-        exp.trials.len(),
-        selected.len(),
-        pool.jobs,
-        pool.threads,
-        started.elapsed().as_secs_f64()
-    ))?;
+    say(
+        &pool.bars,
+        format!(
+            "{}: {} trials ({} selected) on {device:?}, {} at a time with {} thread(s) each; data ready in {:.1}s",
+            exp.name,
+            exp.trials.len(),
+            selected.len(),
+            pool.jobs,
+            pool.threads,
+            started.elapsed().as_secs_f64()
+        ),
+    )?;
     let known = Mutex::new(exp.trials.clone());
     let (mut summaries, stopped) = pool.run(selected, &dir, &data, device, &known)?;
     if let (Some(select), false) = (&exp.select, stopped) {
@@ -109,21 +112,27 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
         known.lock().expect("no poisoned lock").extend(finals.iter().cloned());
         let chosen: Vec<TrialConfig> = finals.into_iter().filter(|t| searched.contains(&setting_key(t))).collect();
         for p in &pending {
-            pool.bars.println(match p {
-                crate::select::Pending::Searching { group, unfinished } => {
-                    format!("select: {group}: {unfinished} search trial(s) unfinished, no final trials yet")
-                }
-                crate::select::Pending::NothingDone { group } => {
-                    format!("select: {group}: every search trial failed or diverged, nothing to choose")
-                }
-            })?;
+            say(
+                &pool.bars,
+                match p {
+                    crate::select::Pending::Searching { group, unfinished } => {
+                        format!("select: {group}: {unfinished} search trial(s) unfinished, no final trials yet")
+                    }
+                    crate::select::Pending::NothingDone { group } => {
+                        format!("select: {group}: every search trial failed or diverged, nothing to choose")
+                    }
+                },
+            )?;
         }
         crate::select::record(exp, select, &choices).write(&dir.root)?;
         for c in &choices {
-            pool.bars.println(format!(
-                "select: {}: chose {} ({} = {:.4} on validation, best of {} settings)",
-                c.group, c.setting, select.metric, c.score, c.settings_searched
-            ))?;
+            say(
+                &pool.bars,
+                format!(
+                    "select: {}: chose {} ({} = {:.4} on validation, best of {} settings)",
+                    c.group, c.setting, select.metric, c.score, c.settings_searched
+                ),
+            )?;
         }
         let (finals, _) = pool.run(&chosen, &dir, &data, device, &known)?;
         summaries.extend(finals);
@@ -226,6 +235,17 @@ impl Pool {
     }
 }
 
+/// A line for the person running the experiment: above the progress bars on a terminal, else
+/// on stderr (the bars are hidden there, and would swallow it).
+fn say(bars: &MultiProgress, line: String) -> std::io::Result<()> {
+    if bars.is_hidden() {
+        eprintln!("{line}");
+        Ok(())
+    } else {
+        bars.println(line)
+    }
+}
+
 /// Trains one trial (or resumes it from its checkpoint) unless it is done; writes its files.
 fn run_trial(
     cfg: &TrialConfig,
@@ -237,9 +257,21 @@ fn run_trial(
 ) -> Result<TrialSummary> {
     let id = cfg.id();
     let trial_dir = dir.trial(&id);
-    let previous = TrialStatus::read(&trial_dir);
+    let warn = |message: String| say(bars, format!("warning: {message}"));
+    let previous = TrialStatus::read_checked(&trial_dir)
+        .or_else(|m| warn(format!("{m}; the trial runs again from its last good checkpoint")).map(|()| None))?;
     if let Some(status) = previous.as_ref().filter(|s| s.state == State::Done) {
-        return Ok(summary(cfg, status, &trial_dir));
+        match train::checkpoint::read_rows(&trial_dir) {
+            Ok(_) => return Ok(summary(cfg, status, &trial_dir)),
+            Err(e) => warn(format!("{e:#}; the trial runs again from its last good checkpoint"))?,
+        }
+    }
+    let checkpoint_dir = trial_dir.join(trial_files::CHECKPOINT);
+    if let Err(e) = train::checkpoint::verify(&checkpoint_dir) {
+        let kept = trial_dir.join(format!("{}.unreadable", trial_files::CHECKPOINT));
+        warn(format!("{e:#}; the trial starts again from scratch (the checkpoint is kept as {})", kept.display()))?;
+        let _ = std::fs::remove_dir_all(&kept);
+        std::fs::rename(&checkpoint_dir, &kept).with_context(|| format!("moving {}", checkpoint_dir.display()))?;
     }
     let attempts = previous.as_ref().map_or(0, |s| s.attempts) + 1;
     let earlier_seconds = previous.as_ref().map_or(0.0, |s| s.seconds);
@@ -251,7 +283,6 @@ fn run_trial(
     let bar = bars.add(ProgressBar::new(total_steps as u64).with_style(style.clone()).with_prefix("trial"));
     bar.set_message(id.clone());
     let t0 = Instant::now();
-    let checkpoint_dir = trial_dir.join(trial_files::CHECKPOINT);
     let checkpointing = train::Checkpointing { dir: &checkpoint_dir, trial: &id };
     let result = behind_boundary(|| {
         train::train_trial(cfg, &train_set, &HeldoutEvaluation { cfg, data }, device, Some(&checkpointing), &mut |s| {
@@ -277,6 +308,17 @@ fn run_trial(
             )?;
             let state = if outcome.diverged_step.is_some() { State::Diverged } else { State::Done };
             TrialStatus { state, attempts, seconds, error: None, diverged_step: outcome.diverged_step }
+        }
+        Err(e) if store::is_storage_full(&e) => {
+            let failed = TrialStatus {
+                state: State::Failed,
+                attempts,
+                seconds,
+                error: Some(format!("{e:#}")),
+                diverged_step: None,
+            };
+            let _ = failed.write(&trial_dir);
+            return Err(e.context(format!("trial {id}: the disk is full; free space and run again to resume")));
         }
         Err(e) => {
             TrialStatus { state: State::Failed, attempts, seconds, error: Some(format!("{e:#}")), diverged_step: None }
@@ -319,7 +361,10 @@ fn mark_failed(dir: &ExperimentDir, cfg: &TrialConfig, error: &anyhow::Error) {
     if let Some(mut status) = TrialStatus::read(&trial_dir).filter(|s| s.state == State::Running) {
         status.state = State::Failed;
         status.error = Some(format!("{error:#}"));
-        let _ = status.write(&trial_dir);
+        if status.write(&trial_dir).is_err() {
+            // No room even for status.json: without it the trial is pending, never `running`.
+            let _ = std::fs::remove_file(trial_dir.join(trial_files::STATUS));
+        }
     }
 }
 

@@ -153,7 +153,7 @@ fn check_against_pytorch(memory_format: &str) -> Vec<Vec<f64>> {
             worst.0 = worst.0.max(rel);
             assert!(rel <= TOLERANCE, "{id}: step {step} loss {a} vs PyTorch {b} (relative {rel:.2e})");
         }
-        let trained = weights::read(&tdir.join("checkpoint/state.pt")).unwrap();
+        let trained = weights::read(&tdir.join("checkpoint/state.safetensors")).unwrap();
         for (name, ours) in trained.iter().filter_map(|(k, t)| Some((k.strip_prefix("var/")?, t))) {
             let rel = relative(ours, get(name));
             worst.1 = worst.1.max(rel);

@@ -104,3 +104,146 @@ fn eval_model_checks_the_trial_configuration_by_the_spec_rules() {
     assert_eq!(eval.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("config.toml") && stderr.contains("unknown loss \"cosfase\""), "{stderr}");
 }
+
+/// Every parquet file of every trial, wall-clock column aside.
+fn trial_frames(root: &ExperimentDir, exp: &p2sbench::spec::Experiment) -> Vec<polars::prelude::DataFrame> {
+    let mut frames = Vec::new();
+    for t in &exp.trials {
+        for file in ["steps.parquet", "evals.parquet", "angles.parquet"] {
+            let df = store::read_parquet(&root.trial(&t.id()).join(file)).unwrap();
+            frames.push(df.drop("step_seconds").unwrap_or(df));
+        }
+    }
+    frames
+}
+
+#[test]
+fn corrupted_trial_files_are_reported_and_the_trials_recover_identical_results() {
+    let text = common::TINY.split("[[loss]]").next().unwrap().replace("log_every = 2", "log_every = 1\ncheckpoint_every = 3")
+        + "[[loss]]\nname = \"cosface\"\ns = 16.0\n[[loss]]\nname = \"p2sgrad\"\n[[loss]]\nname = \"softmax\"\n[eval]\nevery_epochs = 1\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny.toml");
+    std::fs::write(&file, &text).unwrap();
+    let exp = common::experiment(&text);
+    let (clean_out, out) = (dir.path().join("clean"), dir.path().join("results"));
+    for o in [&clean_out, &out] {
+        assert_eq!(p2sbench_run(&file, o).status.code(), Some(0));
+    }
+    let root = ExperimentDir::new(&out, "tiny");
+    let trial = |k: usize| root.trial(&exp.trials[k].id());
+    // A done trial's results cut short; a status that is not JSON; a checkpoint that is garbage.
+    let evals = trial(0).join("evals.parquet");
+    let bytes = std::fs::read(&evals).unwrap();
+    std::fs::write(&evals, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(trial(1).join("status.json"), "{\"state\": \"do").unwrap();
+    std::fs::write(trial(2).join("status.json"), "{\"state\": \"running\", \"attempts\": 1, \"seconds\": 1.0}")
+        .unwrap();
+    std::fs::write(trial(2).join("checkpoint").join("state.safetensors"), b"garbage").unwrap();
+
+    let rerun = p2sbench_run(&file, &out);
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert_eq!(rerun.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("{}: parquet", evals.display())), "{stderr}");
+    assert!(stderr.contains(&format!("{}: not a trial status", trial(1).join("status.json").display())), "{stderr}");
+    assert!(stderr.contains(&trial(2).join("checkpoint").join("state.safetensors").display().to_string()), "{stderr}");
+    assert!(stderr.contains("starts again from scratch"), "{stderr}");
+    assert!(trial(2).join("checkpoint.unreadable").is_dir(), "the unreadable checkpoint is kept aside");
+    for k in 0..3 {
+        assert_eq!(TrialStatus::read(&trial(k)).unwrap().state, State::Done);
+    }
+    let clean = ExperimentDir::new(&clean_out, "tiny");
+    assert_eq!(trial_frames(&root, &exp), trial_frames(&clean, &exp), "recovered results equal an undisturbed run's");
+}
+
+/// A size-limited tmpfs, unmounted when dropped.
+struct SmallDisk {
+    at: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(at).status();
+        assert!(
+            mounted.is_ok_and(|s| s.success()),
+            "the full-disk test mounts a small tmpfs, which needs root (CI runs as root): run `sudo make test`, \
+             or `cargo test --test robustness -- --skip full_disk` to leave it out knowingly"
+        );
+        SmallDisk { at: at.to_path_buf() }
+    }
+
+    fn grow(&self, size: &str) {
+        let status =
+            Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.at).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.at).status();
+    }
+}
+
+/// Every file under `dir`: no temporary file is left, and every parquet, JSON and checkpoint
+/// file reads back whole.
+fn assert_nothing_half_written(dir: &Path) {
+    for entry in walk(dir) {
+        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp-"), "a temporary file was left: {}", entry.display());
+        match entry.extension().and_then(|e| e.to_str()) {
+            Some("parquet") => drop(store::read_parquet(&entry).unwrap()),
+            Some("json") => drop(serde_json::from_slice::<serde_json::Value>(&std::fs::read(&entry).unwrap()).unwrap()),
+            Some("safetensors") => drop(p2sbench::model::weights::read(&entry).unwrap()),
+            _ => {}
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn a_full_disk_stops_the_run_cleanly_and_a_rerun_resumes_to_identical_results() {
+    let text = common::TINY.split("[[loss]]").next().unwrap().replace("log_every = 2", "log_every = 1\ncheckpoint_every = 3")
+        + "[[loss]]\nname = \"cosface\"\ns = 16.0\n[[loss]]\nname = \"p2sgrad\"\n[[loss]]\nname = \"softmax\"\n[eval]\nevery_epochs = 1\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny.toml");
+    std::fs::write(&file, &text).unwrap();
+    let exp = common::experiment(&text);
+    let clean_out = dir.path().join("clean");
+    assert_eq!(p2sbench_run(&file, &clean_out).status.code(), Some(0));
+
+    // 200 KiB holds the first trial (about 95 KB with its checkpoint) but not all three.
+    let disk = SmallDisk::mount(&dir.path().join("small"), "200k");
+    let full = p2sbench_run(&file, &disk.at);
+    let stderr = String::from_utf8_lossy(&full.stderr);
+    assert_eq!(full.status.code(), Some(1), "{stderr}");
+    let root = ExperimentDir::new(&disk.at, "tiny");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains(&format!("writing {}", root.root.join("trials").display())), "names the file: {stderr}");
+    assert!(stderr.contains("the disk is full; free space and run again to resume"), "{stderr}");
+    assert_nothing_half_written(&disk.at);
+    let states: Vec<Option<State>> =
+        exp.trials.iter().map(|t| TrialStatus::read(&root.trial(&t.id())).map(|s| s.state)).collect();
+    assert_eq!(states[0], Some(State::Done), "the first trial fits: {states:?}");
+    assert!(!states.contains(&Some(State::Running)), "no trial is left running: {states:?}");
+
+    disk.grow("64m");
+    let rerun = p2sbench_run(&file, &disk.at);
+    assert_eq!(rerun.status.code(), Some(0), "{}", String::from_utf8_lossy(&rerun.stderr));
+    assert_nothing_half_written(&disk.at);
+    let clean = ExperimentDir::new(&clean_out, "tiny");
+    assert_eq!(trial_frames(&root, &exp), trial_frames(&clean, &exp), "resumed results equal an undisturbed run's");
+}

@@ -316,7 +316,7 @@ fn a_trial_killed_with_sigkill_resumes_to_identical_results() {
         .spawn()
         .unwrap();
     // Kill once the second trial has a checkpoint but has not finished.
-    let state = dir.trial(&second).join("checkpoint").join("state.pt");
+    let state = dir.trial(&second).join("checkpoint").join("state.safetensors");
     let deadline = Instant::now() + Duration::from_secs(120);
     while !state.exists() {
         assert!(Instant::now() < deadline, "no checkpoint appeared");

@@ -37,9 +37,10 @@ pub fn input_shape(dir: &Path) -> Result<(usize, usize), InputError> {
     Ok((cfg.data.channels, cfg.data.image_size))
 }
 
-/// The checkpoint file holding a trial's weights.
+/// The checkpoint file holding a trial's weights (where a new one would be, if there is none).
 pub fn checkpoint_file(dir: &Path) -> PathBuf {
-    dir.join(trial_files::CHECKPOINT).join(trial_files::CHECKPOINT_STATE)
+    let checkpoint = dir.join(trial_files::CHECKPOINT);
+    trial_files::checkpoint_state(&checkpoint).unwrap_or_else(|| checkpoint.join(trial_files::CHECKPOINT_STATE))
 }
 
 impl Extractor {

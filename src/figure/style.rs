@@ -236,11 +236,6 @@ pub trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
 }
 
-fn temp_png(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}.png", std::process::id()))
-}
-
 /// Renders `fig` to `<dir>/<stem>.png` and `<dir>/<stem>.svg`; returns both paths.
 pub fn save<F: Figure>(fig: &F, dir: &Path, stem: &str) -> Result<[PathBuf; 2]> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -264,14 +259,23 @@ pub fn write<F: Figure>(fig: &F, path: &Path, svg: bool) -> Result<()> {
         }
         return crate::store::write_atomic(path, text.as_bytes());
     }
-    let tmp = temp_png(path);
+    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
     {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         root.fill(&WHITE).map_err(de)?;
         fig.draw(&root).with_context(|| format!("drawing {}", path.display()))?;
-        root.present().map_err(de).with_context(|| format!("writing {}", tmp.display()))?;
+        root.present().map_err(de)?;
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &rgb,
+        size.0,
+        size.1,
+        image::ColorType::Rgb8,
+    )
+    .with_context(|| format!("encoding {}", path.display()))?;
+    crate::store::write_atomic(path, &png)
 }
 
 #[cfg(test)]

@@ -16,9 +16,23 @@ pub fn named_variables(vs: &VarStore) -> Vec<(String, Tensor)> {
     vars.into_iter().map(|(name, t)| (format!("{PREFIX}{name}"), t.to_device(tch::Device::Cpu))).collect()
 }
 
-/// Reads every named tensor of a checkpoint file; `Err` says why the file cannot be read.
+/// Reads every named tensor of a checkpoint file (safetensors, or libtorch's format for a
+/// `.pt` file); `Err` says why the file cannot be read.
 pub fn read(file: &Path) -> Result<Vec<(String, Tensor)>, String> {
-    Tensor::load_multi(file).map_err(|e| format!("cannot read the checkpoint: {e}"))
+    let loaded = match file.extension().and_then(|e| e.to_str()) {
+        Some("pt") => Tensor::load_multi(file),
+        _ => Tensor::read_safetensors(file),
+    };
+    // libtorch's message, without the C++ frames that follow its first line.
+    loaded.map_err(|e| format!("cannot read the checkpoint: {}", e.to_string().lines().next().unwrap_or_default()))
+}
+
+/// Writes named tensors as a safetensors file at `file`. (libtorch's own writer aborts the
+/// process when a write fails, a full disk for one; this one returns the error.)
+pub fn write(named: &[(String, Tensor)], file: &Path) -> Result<(), tch::TchError> {
+    let contiguous: Vec<(&str, Tensor)> =
+        named.iter().map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu).contiguous())).collect();
+    Tensor::write_safetensors(&contiguous, file)
 }
 
 /// Whether the tensors read from a checkpoint hold the network variable `name` (`head.bias`).

@@ -51,7 +51,14 @@ pub mod trial_files {
     pub const CHECKSUMS: &str = "checksums.json";
     pub const CHECKPOINT: &str = "checkpoint";
     /// The file inside `CHECKPOINT` that holds the tensors (and, by existing, marks a checkpoint).
-    pub const CHECKPOINT_STATE: &str = "state.pt";
+    pub const CHECKPOINT_STATE: &str = "state.safetensors";
+    /// The same in libtorch's format, as versions before safetensors checkpoints wrote it: still read.
+    pub const LEGACY_CHECKPOINT_STATE: &str = "state.pt";
+
+    /// The tensor file of the checkpoint in `dir`, if there is one (the legacy name if only it exists).
+    pub fn checkpoint_state(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        [CHECKPOINT_STATE, LEGACY_CHECKPOINT_STATE].iter().map(|name| dir.join(name)).find(|p| p.exists())
+    }
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -59,27 +66,44 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `path` through a temporary file in the same directory: `write` fills the file at
+/// the path it is given, the data is synced to the disk, then the file is renamed over `path`.
+/// On any failure (a full disk) the temporary file is removed and `path` is untouched, so no
+/// file is ever left half-written; the error names `path`.
+pub fn write_via_temp(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let tmp = temp_path(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    let result = write(&tmp)
+        .and_then(|()| Ok(std::fs::File::open(&tmp)?.sync_all()?))
+        .and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
 }
 
-/// Writes a data frame as parquet, atomically.
+/// Writes `bytes` to `path` atomically ([`write_via_temp`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_via_temp(path, |tmp| Ok(std::fs::write(tmp, bytes)?))
+}
+
+/// Writes a data frame as parquet, atomically ([`write_via_temp`]).
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = temp_path(path);
-    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    anyhow::Context::with_context(ParquetWriter::new(file).finish(df), || {
-        format!("writing parquet {}", tmp.display())
-    })?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    write_via_temp(path, |tmp| {
+        ParquetWriter::new(std::fs::File::create(tmp)?).finish(df)?;
+        Ok(())
+    })
+}
+
+/// Whether `error` comes from a full disk (or quota): the run stops then, since every further
+/// trial would fail the same way.
+pub fn is_storage_full(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| matches!(e.raw_os_error(), Some(28 | 122)))
+            || cause.to_string().contains("No space left on device")
+    })
 }
 
 /// Reads a parquet file written by [`write_parquet`].
@@ -124,9 +148,20 @@ pub struct TrialStatus {
 }
 
 impl TrialStatus {
+    /// status.json, or `None` when it is absent or unreadable.
     pub fn read(trial_dir: &Path) -> Option<TrialStatus> {
-        let text = std::fs::read_to_string(trial_dir.join(trial_files::STATUS)).ok()?;
-        serde_json::from_str(&text).ok()
+        Self::read_checked(trial_dir).ok().flatten()
+    }
+
+    /// status.json: `Ok(None)` when absent, `Err` naming the file when it cannot be read or parsed.
+    pub fn read_checked(trial_dir: &Path) -> Result<Option<TrialStatus>, String> {
+        let path = trial_dir.join(trial_files::STATUS);
+        let text = match std::fs::read_to_string(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: cannot read it: {e}", path.display())),
+            Ok(text) => text,
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| format!("{}: not a trial status: {e}", path.display()))
     }
 
     pub fn write(&self, trial_dir: &Path) -> Result<()> {

@@ -35,7 +35,7 @@ pub struct Restored {
 
 /// Whether `dir` holds a complete checkpoint.
 pub fn exists(dir: &Path) -> bool {
-    dir.join(STATE).exists()
+    store::trial_files::checkpoint_state(dir).is_some()
 }
 
 /// Writes a checkpoint into `dir`.
@@ -62,18 +62,45 @@ pub fn save(
     let counts = [rows.steps.len() as i64, rows.evals.len() as i64, rows.angles.len() as i64];
     named.push(("meta/rows".into(), Tensor::from_slice(&counts)));
     named.push(("meta/loss_state".into(), Tensor::from_slice(loss_state)));
-    let tmp = dir.join(format!(".{STATE}.tmp-{}", std::process::id()));
-    let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    Tensor::save_multi(&refs, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join(STATE)).with_context(|| format!("renaming {}", tmp.display()))
+    let state = dir.join(STATE);
+    store::write_via_temp(&state, |tmp| Ok(weights::write(&named, tmp)?))?;
+    // A checkpoint written before safetensors would shadow nothing, but is stale now.
+    let _ = std::fs::remove_file(dir.join(store::trial_files::LEGACY_CHECKPOINT_STATE));
+    Ok(())
+}
+
+/// Checks that the checkpoint in `dir`, if there is one, reads back: its tensor file with the
+/// step, row counts and loss state, and its rows. `Err` names the file that does not.
+pub fn verify(dir: &Path) -> Result<()> {
+    let Some(path) = store::trial_files::checkpoint_state(dir) else { return Ok(()) };
+    let loaded = weights::read(&path).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
+    for name in ["meta/step", "meta/rows", "meta/loss_state"] {
+        if !loaded.iter().any(|(n, _)| n == name) {
+            anyhow::bail!("{}: no {name}", path.display());
+        }
+    }
+    read_rows(dir).map(|_| ())
+}
+
+/// The rows files of a checkpoint (or of a finished trial: the same three files).
+pub fn read_rows(dir: &Path) -> Result<Rows> {
+    let frame = |file: &str| {
+        let path = dir.join(file);
+        store::read_parquet(&path).map(|df| (path, df))
+    };
+    let (path, steps) = frame(STEPS)?;
+    let steps = schema::steps_from_frame(&steps).with_context(|| format!("{}: not step telemetry", path.display()))?;
+    let (path, evals) = frame(EVALS)?;
+    let evals = schema::evals_from_frame(&evals).with_context(|| format!("{}: not evaluations", path.display()))?;
+    let (path, angles) = frame(ANGLES)?;
+    let angles =
+        schema::angles_from_frame(&angles).with_context(|| format!("{}: not angle histograms", path.display()))?;
+    Ok(Rows { steps, evals, angles })
 }
 
 /// Loads the checkpoint in `dir` into `vs` and `sgd`; `None` when there is none.
 pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>> {
-    if !exists(dir) {
-        return Ok(None);
-    }
-    let path = dir.join(STATE);
+    let Some(path) = store::trial_files::checkpoint_state(dir) else { return Ok(None) };
     let loaded = weights::read(&path).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
     let get = |name: &str| loaded.iter().find(|(n, _)| n == name).map(|(_, t)| t);
     let device = vs.device();
@@ -93,11 +120,7 @@ pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>
     let counts = meta("meta/rows")?;
     let count = |i: i64| counts.int64_value(&[i]) as usize;
     let loss_state = Vec::<f64>::try_from(meta("meta/loss_state")?.to_kind(Kind::Double))?;
-    let mut rows = Rows {
-        steps: schema::steps_from_frame(&store::read_parquet(&dir.join(STEPS))?)?,
-        evals: schema::evals_from_frame(&store::read_parquet(&dir.join(EVALS))?)?,
-        angles: schema::angles_from_frame(&store::read_parquet(&dir.join(ANGLES))?)?,
-    };
+    let mut rows = read_rows(dir)?;
     rows.steps.truncate(count(0));
     rows.evals.truncate(count(1));
     rows.angles.truncate(count(2));
