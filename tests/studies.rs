@@ -131,8 +131,10 @@ fn the_summary_table_sizes_its_columns_to_their_content() {
         row("curricularface", "m=0.5, s=64", State::Diverged, None, Some(120)),
     ];
     let text = runner::format_summary(&rows);
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4, "{text}");
+    let all: Vec<&str> = text.lines().collect();
+    let (lines, reasons) = all.split_at(4);
+    // Below the table, each trial that failed or diverged with its reason.
+    assert_eq!(reasons, ["diverged : the loss became NaN or infinite at step 120"], "{text}");
     // The last column is right-aligned: every line is as wide as the header's.
     assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{text}");
     // Left-aligned columns start where their header starts; right-aligned ones end where it ends.

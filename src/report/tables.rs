@@ -80,11 +80,12 @@ pub fn paper_table(rows: &[SettingMetric], clean: f64) -> (Table, Vec<(String, S
             }
         })
         .collect();
-    for (setting, loss, params) in &settings {
+    for (setting, loss, _) in &settings {
         let cells: Vec<Option<&SettingMetric>> = keys.iter().map(|k| cell_of(&clean_rows, setting, clean, k)).collect();
         let seeds = cells.iter().flatten().map(|m| m.n).max().unwrap_or(0);
-        let mut row =
-            vec![loss.clone(), if params.is_empty() { "–".into() } else { params.clone() }, seeds.to_string()];
+        // The loss's parameters and the trial's swept settings (a per-loss learning rate).
+        let label = setting.strip_prefix(loss.as_str()).map(str::trim).filter(|l| !l.is_empty()).unwrap_or("–");
+        let mut row = vec![loss.clone(), label.to_string(), seeds.to_string()];
         for (i, (c, k)) in cells.iter().zip(&keys).enumerate() {
             row.push(match c {
                 Some(m) => {
