@@ -117,14 +117,19 @@ fn trial_frames(root: &ExperimentDir, exp: &p2sbench::spec::Experiment) -> Vec<p
     frames
 }
 
-#[test]
-fn corrupted_trial_files_are_reported_and_the_trials_recover_identical_results() {
+/// Three losses of the tiny experiment, checkpointed every 3 steps, written to `dir`/tiny.toml.
+fn checkpointed_trio(dir: &Path) -> (std::path::PathBuf, p2sbench::spec::Experiment) {
     let text = common::TINY.split("[[loss]]").next().unwrap().replace("log_every = 2", "log_every = 1\ncheckpoint_every = 3")
         + "[[loss]]\nname = \"cosface\"\ns = 16.0\n[[loss]]\nname = \"p2sgrad\"\n[[loss]]\nname = \"softmax\"\n[eval]\nevery_epochs = 1\n";
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("tiny.toml");
+    let file = dir.join("tiny.toml");
     std::fs::write(&file, &text).unwrap();
-    let exp = common::experiment(&text);
+    (file, common::experiment(&text))
+}
+
+#[test]
+fn corrupted_trial_files_are_reported_and_the_trials_recover_identical_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, exp) = checkpointed_trio(dir.path());
     let (clean_out, out) = (dir.path().join("clean"), dir.path().join("results"));
     for o in [&clean_out, &out] {
         assert_eq!(p2sbench_run(&file, o).status.code(), Some(0));
@@ -216,12 +221,8 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn a_full_disk_stops_the_run_cleanly_and_a_rerun_resumes_to_identical_results() {
-    let text = common::TINY.split("[[loss]]").next().unwrap().replace("log_every = 2", "log_every = 1\ncheckpoint_every = 3")
-        + "[[loss]]\nname = \"cosface\"\ns = 16.0\n[[loss]]\nname = \"p2sgrad\"\n[[loss]]\nname = \"softmax\"\n[eval]\nevery_epochs = 1\n";
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("tiny.toml");
-    std::fs::write(&file, &text).unwrap();
-    let exp = common::experiment(&text);
+    let (file, exp) = checkpointed_trio(dir.path());
     let clean_out = dir.path().join("clean");
     assert_eq!(p2sbench_run(&file, &clean_out).status.code(), Some(0));
 
