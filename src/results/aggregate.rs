@@ -344,6 +344,24 @@ pub fn noise_drops(r: &Results) -> Result<Option<DataFrame>> {
     Ok(Some(df))
 }
 
+/// The evaluations of metric `key` by done trials, joined with each trial's setting and noise.
+fn done_evals(r: &Results, key: &ColumnKey) -> Option<LazyFrame> {
+    Some(
+        r.evals
+            .as_ref()?
+            .clone()
+            .lazy()
+            .filter(
+                col("protocol")
+                    .eq(lit(key.protocol.as_str()))
+                    .and(col("metric").eq(lit(key.metric.as_str())))
+                    .and(col("variant").eq(lit(key.variant.as_str()))),
+            )
+            .join(trial_keys(r), [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
+            .filter(col("status").eq(lit("done"))),
+    )
+}
+
 /// A setting's evaluations of one metric over training: per evaluated step, the mean over its
 /// done trials (headline rows only, not one part of a protocol).
 pub fn eval_series(
@@ -353,21 +371,11 @@ pub fn eval_series(
     noise_ratio: f64,
     key: &ColumnKey,
 ) -> Result<Vec<(f64, f64)>> {
-    let Some(evals) = &r.evals else { return Ok(Vec::new()) };
-    let df = evals
-        .clone()
-        .lazy()
+    let Some(df) = done_evals(r, key) else { return Ok(Vec::new()) };
+    let df = df
         .filter(
-            col("protocol")
-                .eq(lit(key.protocol.as_str()))
-                .and(col("metric").eq(lit(key.metric.as_str())))
-                .and(col("variant").eq(lit(key.variant.as_str()))),
-        )
-        .join(trial_keys(r), [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
-        .filter(
-            col("status")
-                .eq(lit("done"))
-                .and(col("setting").eq(lit(setting)))
+            col("setting")
+                .eq(lit(setting))
                 .and(col("noise_kind").eq(lit(noise_kind)))
                 .and(col("noise_ratio").eq(lit(noise_ratio))),
         )
@@ -392,19 +400,8 @@ pub struct Plateau {
 
 /// [`Plateau`] of every setting with done trials, in the experiment's order.
 pub fn plateaus(r: &Results, key: &ColumnKey) -> Result<Vec<Plateau>> {
-    let Some(evals) = &r.evals else { return Ok(Vec::new()) };
-    let df = evals
-        .clone()
-        .lazy()
-        .filter(
-            col("protocol")
-                .eq(lit(key.protocol.as_str()))
-                .and(col("metric").eq(lit(key.metric.as_str())))
-                .and(col("variant").eq(lit(key.variant.as_str()))),
-        )
-        .join(trial_keys(r), [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
-        .filter(col("status").eq(lit("done")))
-        .collect()?;
+    let Some(df) = done_evals(r, key) else { return Ok(Vec::new()) };
+    let df = df.collect()?;
     let (trial, setting, kind) = (strings(&df, "trial")?, strings(&df, "setting")?, strings(&df, "noise_kind")?);
     let (ratio, step, value) = (floats(&df, "noise_ratio")?, floats(&df, "step")?, floats(&df, "value")?);
     // trial → (setting, kind, ratio, [(step, value)])
