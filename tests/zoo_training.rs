@@ -223,4 +223,8 @@ fn every_loss_learns_the_easy_task() {
             LEARNED * 100.0
         );
     }
+    // P2SGrad's block trains 30 epochs, the file's [train] 10: the report's scale says both.
+    let files = p2sbench::report::write_report(&out.path().join(&exp.name)).unwrap();
+    let report = std::fs::read_to_string(files.markdown).unwrap();
+    assert!(report.contains("10 epochs unless the setting says otherwise"), "{report}");
 }

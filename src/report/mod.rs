@@ -62,14 +62,23 @@ pub fn scale_statement(r: &Results) -> String {
         let emb = int("model.embedding").map_or(String::new(), |e| format!(", {e}-d embedding"));
         parts.push(format!("CNN with stage widths [{}]{emb}", w.join(", ")));
     }
-    if let Some(e) = int("train.epochs") {
-        parts.push(format!("{e} epochs"));
+    if let Some(e) = epochs(r) {
+        parts.push(e);
     }
     if parts.is_empty() {
         "this run (experiment.toml not found)".into()
     } else {
         parts.join("; ")
     }
+}
+
+/// `30 epochs`, or `30 epochs unless the setting says otherwise` where a `[[loss]]` block sets
+/// its own `train.epochs` (the setting's label then shows it).
+fn epochs(r: &Results) -> Option<String> {
+    let e = r.spec_value("train.epochs")?.as_integer()?;
+    let blocks = r.spec_value("loss").and_then(|l| l.as_array());
+    let own = blocks.is_some_and(|b| b.iter().any(|b| b.as_table().is_some_and(|t| t.contains_key("train.epochs"))));
+    Some(if own { format!("{e} epochs unless the setting says otherwise") } else { format!("{e} epochs") })
 }
 
 /// Our scale in a few words for a table cell: `12 classes × 8 images, 2 epochs`.
@@ -79,8 +88,8 @@ pub fn scale_short(r: &Results) -> String {
     if let (Some(ids), Some(per)) = (int("data.identities"), int("data.images_per_identity")) {
         parts.push(format!("{ids} classes × {per} images"));
     }
-    if let Some(e) = int("train.epochs") {
-        parts.push(format!("{e} epochs"));
+    if let Some(e) = epochs(r) {
+        parts.push(e);
     }
     if parts.is_empty() {
         "this run (see Run)".into()
