@@ -1,7 +1,8 @@
-# p2sbench: `make demo` runs the quickstart experiment, `make test` runs the test suite.
-# Both install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench);
+# p2sbench: `make demo` runs the quickstart experiment, `make test` runs the test suite,
+# `make fuzz` fuzzes every parser of outside input (FUZZ_SECONDS per target or FUZZ_RUNS executions,
+# FUZZ_TARGETS to pick).
+# All install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench);
 # `make test` also installs Debian's chromium (as root) for the report.html browser test.
-
 SHELL := /bin/bash
 export P2SBENCH_CACHE ?= $(HOME)/.cache/p2sbench
 # `make install` puts the release binary in $(PREFIX)/bin.
@@ -9,8 +10,7 @@ PREFIX ?= $(HOME)/.local
 LIBTORCH_DIR = $(shell scripts/setup-libtorch.sh)
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: demo test bench build install uninstall lint setup browser
-
+.PHONY: demo test bench build install uninstall lint setup browser fuzz
 setup:
 	@scripts/setup-libtorch.sh >/dev/null
 
@@ -42,3 +42,10 @@ bench: setup
 lint: setup
 	cargo fmt --check
 	$(CARGO_ENV) cargo clippy --all-targets -- -D warnings
+
+# cargo-fuzz (installed when missing) on the stable toolchain; see README "Fuzzing".
+FUZZ_SECONDS ?= 600
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?=
+fuzz: setup
+	$(CARGO_ENV) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz.sh $(FUZZ_TARGETS)

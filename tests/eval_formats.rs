@@ -3,6 +3,9 @@
 //! files — valid input parses to the values written, malformed input is an `InputError` naming
 //! the file and the line or record.
 
+mod common;
+use common::npy_bytes;
+
 use p2sbench::error::InputError;
 use p2sbench::metrics::ijbc::meta;
 use p2sbench::metrics::megaface::formats;
@@ -22,24 +25,6 @@ fn expect_err<T: std::fmt::Debug>(r: Result<T, InputError>, location: &str, word
         assert!(e.message.contains(w), "message {:?} should mention {w:?}", e.message);
     }
     e
-}
-
-/// A .npy file with a hand-written header.
-fn npy_bytes(major: u8, dict: &str, data: &[f32]) -> Vec<u8> {
-    let mut header = dict.to_string();
-    header.push('\n');
-    let mut out = b"\x93NUMPY".to_vec();
-    out.extend([major, 0]);
-    if major == 1 {
-        out.extend((header.len() as u16).to_le_bytes());
-    } else {
-        out.extend((header.len() as u32).to_le_bytes());
-    }
-    out.extend(header.as_bytes());
-    for v in data {
-        out.extend(v.to_le_bytes());
-    }
-    out
 }
 
 #[test]

@@ -12,9 +12,30 @@ use image::imageops::FilterType;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
+/// The largest image side accepted, in pixels. Face crops are far smaller; a header declaring more
+/// is refused before any pixel is allocated, so a corrupt file cannot stall a run for minutes.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+/// Decodes one encoded image (JPEG or PNG) of at most [`MAX_IMAGE_SIDE`] px a side.
+pub fn decode_bounded(bytes: &[u8]) -> Result<image::DynamicImage, String> {
+    let mut reader = image::io::Reader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot decode the image: {e}"))?;
+    let mut limits = image::io::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    reader.limits(limits);
+    reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => {
+            format!("cannot decode the image: larger than {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} px, or too large to decode in 512 MiB")
+        }
+        e => format!("cannot decode the image: {e}"),
+    })
+}
+
 /// Decodes one encoded image (JPEG or PNG) into `channels` × `size` × `size` u8 pixels (CHW).
 pub fn decode(bytes: &[u8], channels: usize, size: usize) -> Result<Vec<u8>, String> {
-    let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode the image: {e}"))?;
+    let img = decode_bounded(bytes)?;
     let s = size as u32;
     match channels {
         1 => Ok(image::imageops::resize(&img.to_luma8(), s, s, FilterType::Triangle).into_raw()),
@@ -95,4 +116,25 @@ pub fn load(spec: &DataSpec, root: &Path, first: usize, count: usize) -> Result<
     set.labels = labels;
     set.num_classes = count;
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let img = image::GrayImage::from_pixel(width, height, image::Luma([7]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageOutputFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn images_larger_than_the_limit_are_refused_before_decoding() {
+        assert_eq!(decode(&png(MAX_IMAGE_SIDE, 2), 1, 2).unwrap(), vec![7; 4]);
+        for (w, h) in [(MAX_IMAGE_SIDE + 1, 1), (1, MAX_IMAGE_SIDE + 1)] {
+            let e = decode(&png(w, h), 1, 2).unwrap_err();
+            assert!(e.contains("larger than 4096×4096 px"), "{e}");
+        }
+    }
 }

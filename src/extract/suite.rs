@@ -164,8 +164,8 @@ impl Suite {
                         let path = &j.images[i];
                         let bytes = std::fs::read(path)
                             .map_err(|e| InputError::file(path, format!("cannot read the image: {e}")))?;
-                        let img = image::load_from_memory(&bytes)
-                            .map_err(|e| InputError::file(path, format!("cannot decode the image: {e}")))?
+                        let img = crate::data::folder::decode_bounded(&bytes)
+                            .map_err(|m| InputError::file(path, m))?
                             .to_rgb8();
                         let (w, h) = (img.width() as usize, img.height() as usize);
                         Ok(align::align(img.as_raw(), w, h, &j.landmarks[i], data.image_size, data.channels))

@@ -39,10 +39,14 @@ pub fn image_path(name: &str, index: u32) -> String {
     format!("{name}/{name}_{index:04}.jpg")
 }
 
-/// Parses a View 2 `pairs.txt`.
+/// Reads a View 2 `pairs.txt`.
 pub fn read_pairs(path: &Path) -> Result<PairsFile, InputError> {
-    let bytes = textfile::read(path)?;
-    let mut lines = textfile::lines(&bytes);
+    parse_pairs(path, &textfile::read(path)?)
+}
+
+/// Parses the bytes of a View 2 `pairs.txt`; `path` only names the file in errors.
+pub fn parse_pairs(path: &Path, bytes: &[u8]) -> Result<PairsFile, InputError> {
+    let mut lines = textfile::lines(bytes);
     let (hl, header) = lines.next().ok_or_else(|| InputError::file(path, "empty file; expected a header `10 300`"))?;
     let head = textfile::split_exact(path, hl, header, None, 1, "folds and pairs per fold")?;
     if head.len() != 2 {
@@ -68,7 +72,11 @@ pub fn read_pairs(path: &Path) -> Result<PairsFile, InputError> {
             _ => Err(InputError::line(path, line, format!("expected a 1-based image number, found {field:?}"))),
         }
     };
-    let mut pairs = Vec::with_capacity(folds * 2 * per_fold);
+    let total = folds.checked_mul(per_fold).and_then(|n| n.checked_mul(2)).ok_or_else(|| {
+        InputError::line(path, hl, format!("header `{folds} {per_fold}`: more pairs than any file can hold"))
+    })?;
+    // A pair line takes at least 6 bytes: the header alone must not size the allocation.
+    let mut pairs = Vec::with_capacity(total.min(bytes.len() / 6));
     for (n, line) in lines {
         let f = textfile::split_exact(path, n, line, None, 3, "name i j, or name1 i name2 j")?;
         let k = pairs.len();
@@ -94,7 +102,7 @@ pub fn read_pairs(path: &Path) -> Result<PairsFile, InputError> {
                 ))
             }
         };
-        if k >= folds * 2 * per_fold {
+        if k >= total {
             return Err(InputError::line(path, n, format!("more pairs than the header's {folds} × 2 × {per_fold}")));
         }
         if pair.same != want_same {
@@ -108,10 +116,10 @@ pub fn read_pairs(path: &Path) -> Result<PairsFile, InputError> {
         }
         pairs.push(pair);
     }
-    if pairs.len() != folds * 2 * per_fold {
+    if pairs.len() != total {
         return Err(InputError::file(
             path,
-            format!("{} pairs; the header `{folds} {per_fold}` promises {}", pairs.len(), folds * 2 * per_fold),
+            format!("{} pairs; the header `{folds} {per_fold}` promises {}", pairs.len(), total),
         ));
     }
     Ok(PairsFile { folds, per_fold, pairs })
@@ -139,10 +147,14 @@ pub fn unique_images(pairs: &PairsFile) -> (Vec<String>, Vec<Pair>) {
 
 /// Reads an image list: one relative path per line (row i of the features is line i's image).
 pub fn read_list(path: &Path) -> Result<Vec<String>, InputError> {
-    let bytes = textfile::read(path)?;
+    parse_list(path, &textfile::read(path)?)
+}
+
+/// Parses the bytes of an image list; `path` only names the file in errors.
+pub fn parse_list(path: &Path, bytes: &[u8]) -> Result<Vec<String>, InputError> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
-    for (n, line) in textfile::lines(&bytes) {
+    for (n, line) in textfile::lines(bytes) {
         let entry = std::str::from_utf8(line)
             .map_err(|_| InputError::line(path, n, "line is not valid UTF-8 text"))?
             .trim()
@@ -191,8 +203,12 @@ impl BinPack {
 
 /// Reads a `.bin` pack.
 pub fn read_bin(path: &Path) -> Result<BinPack, InputError> {
-    let bytes = textfile::read(path)?;
-    let value = pickle::parse(&bytes)
+    parse_bin(path, &textfile::read(path)?)
+}
+
+/// Parses the bytes of a `.bin` pack; `path` only names the file in errors.
+pub fn parse_bin(path: &Path, bytes: &[u8]) -> Result<BinPack, InputError> {
+    let value = pickle::parse(bytes)
         .map_err(|e| InputError { location: format!("{}: byte {}", path.display(), e.offset), message: e.message })?;
     let shape_err =
         |m: String| InputError::file(path, format!("{m}; expected a pickled (list of encoded images, list of bools)"));

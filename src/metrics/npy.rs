@@ -15,8 +15,19 @@ pub fn read(path: &Path) -> Result<Features, InputError> {
     let err = |m: String| InputError::file(path, m);
     let mut file = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
     let file_len = file.metadata().map_err(|e| err(format!("cannot read: {e}")))?.len();
+    read_from(path, &mut file, file_len)
+}
+
+/// Reads an f32 [n, d] array from the bytes of a `.npy` file; `path` only names it in errors.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Features, InputError> {
+    read_from(path, &mut &bytes[..], bytes.len() as u64)
+}
+
+/// Reads the array from `file`, `file_len` bytes long, streaming its data section.
+fn read_from(path: &Path, file: &mut impl Read, file_len: u64) -> Result<Features, InputError> {
+    let err = |m: String| InputError::file(path, m);
     let mut prefix = [0u8; 8];
-    read_full(&mut file, &mut prefix).map_err(|e| err(format!("not a .npy file ({e})")))?;
+    read_full(file, &mut prefix).map_err(|e| err(format!("not a .npy file ({e})")))?;
     if &prefix[..6] != MAGIC {
         return Err(err("not a .npy file: it does not start with \\x93NUMPY".into()));
     }
@@ -24,12 +35,12 @@ pub fn read(path: &Path) -> Result<Features, InputError> {
     let header_len = match major {
         1 => {
             let mut b = [0u8; 2];
-            read_full(&mut file, &mut b).map_err(|e| err(format!("truncated header ({e})")))?;
+            read_full(file, &mut b).map_err(|e| err(format!("truncated header ({e})")))?;
             u16::from_le_bytes(b) as usize
         }
         2 | 3 => {
             let mut b = [0u8; 4];
-            read_full(&mut file, &mut b).map_err(|e| err(format!("truncated header ({e})")))?;
+            read_full(file, &mut b).map_err(|e| err(format!("truncated header ({e})")))?;
             u32::from_le_bytes(b) as usize
         }
         _ => return Err(err(format!("unsupported .npy format version {major}.{minor} (expected 1.0, 2.0 or 3.0)"))),
@@ -39,7 +50,7 @@ pub fn read(path: &Path) -> Result<Features, InputError> {
         return Err(err(format!("truncated header: it declares {header_len} bytes, the file has {file_len}")));
     }
     let mut header = vec![0u8; header_len];
-    read_full(&mut file, &mut header).map_err(|e| err(format!("truncated header ({e})")))?;
+    read_full(file, &mut header).map_err(|e| err(format!("truncated header ({e})")))?;
     let header = String::from_utf8(header).map_err(|_| err("the header is not text".into()))?;
     let (rows, dim) = parse_header(&header).map_err(err)?;
     let want = (rows as u64) * (dim as u64) * 4;
@@ -58,14 +69,14 @@ pub fn read(path: &Path) -> Result<Features, InputError> {
     let mut left = want as usize;
     while left > 0 {
         let take = left.min(buf.len());
-        read_full(&mut file, &mut buf[..take]).map_err(|e| err(format!("reading the data: {e}")))?;
+        read_full(file, &mut buf[..take]).map_err(|e| err(format!("reading the data: {e}")))?;
         data.extend(buf[..take].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
         left -= take;
     }
     Ok(Features::new(rows, dim, data))
 }
 
-fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<()> {
+fn read_full(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<()> {
     file.read_exact(buf)
 }
 

@@ -3,15 +3,21 @@
 //! values go: Python 2 `str` (`BINSTRING`, `SHORT_BINSTRING`) and Python 3 `bytes`, bools
 //! (`NEWTRUE`/`NEWFALSE`, protocol 0's `I01`/`I00`), small ints, text, `None`, tuples, lists,
 //! the memo and protocol 4 framing. Any other opcode (objects, globals, numpy arrays) is an
-//! error naming the opcode and its byte offset: nothing is ever executed.
+//! error naming the opcode and its byte offset: nothing is ever executed. Memory stays within a
+//! small multiple of the input: memo copies share their bytes and text, and containers nest at
+//! most [`MAX_DEPTH`] deep.
 
 use std::rc::Rc;
+
+/// How deep lists and tuples may nest (a `.bin` pack is a tuple of lists: 2). Deeper values are
+/// an error rather than a recursion (drop, compare) that could overflow the stack.
+pub const MAX_DEPTH: usize = 32;
 
 /// A decoded value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Bytes(Rc<Vec<u8>>),
-    Str(String),
+    Str(Rc<str>),
     Bool(bool),
     Int(i64),
     None,
@@ -161,7 +167,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, PickleError> {
                 let n = r.len(n)?;
                 let b = r.take(n)?;
                 let s = std::str::from_utf8(b).map_err(|_| r.err("text that is not UTF-8"))?;
-                stack.push(Slot::Value(Value::Str(s.to_string())));
+                stack.push(Slot::Value(Value::Str(s.into())));
             }
             b'I' => {
                 let line = r.line()?;
@@ -191,6 +197,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, PickleError> {
             }
             b'a' => {
                 let item = pop_value(&r, &mut stack)?;
+                nest(&r, std::slice::from_ref(&item))?;
                 match stack.last_mut() {
                     Some(Slot::Value(Value::List(items))) => items.push(item),
                     _ => return Err(r.err("APPEND without a list below it")),
@@ -198,6 +205,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, PickleError> {
             }
             b'e' => {
                 let items = pop_to_mark(&r, &mut stack)?;
+                nest(&r, &items)?;
                 match stack.last_mut() {
                     Some(Slot::Value(Value::List(list))) => list.extend(items),
                     _ => return Err(r.err("APPENDS without a list below the mark")),
@@ -205,6 +213,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, PickleError> {
             }
             b't' => {
                 let items = pop_to_mark(&r, &mut stack)?;
+                nest(&r, &items)?;
                 stack.push(Slot::Value(Value::Tuple(items)));
             }
             0x85..=0x87 => {
@@ -214,6 +223,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, PickleError> {
                     items.push(pop_value(&r, &mut stack)?);
                 }
                 items.reverse();
+                nest(&r, &items)?;
                 stack.push(Slot::Value(Value::Tuple(items)));
             }
             b'q' | b'r' | 0x94 | b'p' => {
@@ -259,6 +269,20 @@ pub fn parse(bytes: &[u8]) -> Result<Value, PickleError> {
             }
         }
     }
+}
+
+/// Checks that a container holding `items` nests at most [`MAX_DEPTH`] deep.
+fn nest(r: &Reader, items: &[Value]) -> Result<(), PickleError> {
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::List(items) | Value::Tuple(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    if 1 + items.iter().map(depth).max().unwrap_or(0) > MAX_DEPTH {
+        return Err(r.err(format!("lists or tuples nested more than {MAX_DEPTH} deep (a .bin pack nests 2)")));
+    }
+    Ok(())
 }
 
 fn decimal(r: &Reader, line: &[u8]) -> Result<u64, PickleError> {

@@ -56,3 +56,18 @@ pub fn strings(df: &polars::prelude::DataFrame, name: &str) -> Vec<String> {
     let col = df.column(name).unwrap().str().unwrap();
     (0..col.len()).map(|i| col.get(i).unwrap_or("").to_string()).collect()
 }
+
+/// A .npy file with a hand-written header dict (`major`: the format version, 1, 2 or 3).
+pub fn npy_bytes(major: u8, dict: &str, data: &[f32]) -> Vec<u8> {
+    let header = format!("{dict}\n");
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend([major, 0]);
+    if major == 1 {
+        out.extend((header.len() as u16).to_le_bytes());
+    } else {
+        out.extend((header.len() as u32).to_le_bytes());
+    }
+    out.extend(header.as_bytes());
+    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}

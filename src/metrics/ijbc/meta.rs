@@ -77,9 +77,13 @@ fn fields_exact<'a>(
 
 /// Reads `ijbc_face_tid_mid.txt`.
 pub fn read_image_list(path: &Path) -> Result<ImageList, InputError> {
-    let bytes = textfile::read(path)?;
+    parse_image_list(path, &textfile::read(path)?)
+}
+
+/// Parses the bytes of `ijbc_face_tid_mid.txt`; `path` only names the file in errors.
+pub fn parse_image_list(path: &Path, bytes: &[u8]) -> Result<ImageList, InputError> {
     let mut out = ImageList { names: Vec::new(), templates: Vec::new(), medias: Vec::new() };
-    for (n, line) in textfile::lines(&bytes) {
+    for (n, line) in textfile::lines(bytes) {
         let f = fields_exact(path, n, line, 3, "image template_id media_id")?;
         out.names.push(String::from_utf8_lossy(f[0]).into_owned());
         out.templates.push(id(path, n, f[1], "a template id")?);
@@ -93,14 +97,18 @@ pub fn read_image_list(path: &Path) -> Result<ImageList, InputError> {
 
 /// Reads `ijbc_template_pair_label.txt`.
 pub fn read_pairs(path: &Path) -> Result<PairList, InputError> {
-    let bytes = textfile::read(path)?;
+    parse_pairs(path, &textfile::read(path)?)
+}
+
+/// Parses the bytes of `ijbc_template_pair_label.txt`; `path` only names the file in errors.
+pub fn parse_pairs(path: &Path, bytes: &[u8]) -> Result<PairList, InputError> {
     let approx = bytes.len() / 16;
     let mut out = PairList {
         t1: Vec::with_capacity(approx),
         t2: Vec::with_capacity(approx),
         genuine: Vec::with_capacity(approx),
     };
-    for (n, line) in textfile::lines(&bytes) {
+    for (n, line) in textfile::lines(bytes) {
         let mut f = textfile::fields(line);
         let (a, b, l, extra) = (f.next(), f.next(), f.next(), f.next());
         let (Some(a), Some(b), Some(l), None) = (a, b, l, extra) else {
@@ -146,10 +154,20 @@ pub fn read_landmarks(
     images: &ImageList,
     images_path: &Path,
 ) -> Result<(Vec<Landmarks>, Vec<f32>), InputError> {
-    let bytes = textfile::read(path)?;
+    parse_landmarks(path, &textfile::read(path)?, images, images_path)
+}
+
+/// Parses the bytes of `ijbc_name_5pts_score.txt` (see [`read_landmarks`]); `path` only names the
+/// file in errors.
+pub fn parse_landmarks(
+    path: &Path,
+    bytes: &[u8],
+    images: &ImageList,
+    images_path: &Path,
+) -> Result<(Vec<Landmarks>, Vec<f32>), InputError> {
     let mut scores = Vec::with_capacity(images.names.len());
     let mut landmarks = Vec::with_capacity(images.names.len());
-    for (n, line) in textfile::lines(&bytes) {
+    for (n, line) in textfile::lines(bytes) {
         let f = fields_exact(path, n, line, 12, "image, five landmark points, detector score")?;
         let k = scores.len();
         let name = String::from_utf8_lossy(f[0]);
@@ -202,9 +220,13 @@ pub fn read_landmarks(
 
 /// Reads a 1:N CSV (gallery or probe): TEMPLATE_ID, SUBJECT_ID, … with an optional header row.
 pub fn read_1n(path: &Path) -> Result<TemplateSubjects, InputError> {
-    let bytes = textfile::read(path)?;
+    parse_1n(path, &textfile::read(path)?)
+}
+
+/// Parses the bytes of a 1:N CSV; `path` only names the file in errors.
+pub fn parse_1n(path: &Path, bytes: &[u8]) -> Result<TemplateSubjects, InputError> {
     let mut rows = Vec::new();
-    for (i, (n, line)) in textfile::lines(&bytes).enumerate() {
+    for (i, (n, line)) in textfile::lines(bytes).enumerate() {
         let mut f = line.split(|&b| b == b',').map(|f| f.trim_ascii());
         let (t, s) = (f.next().unwrap_or_default(), f.next());
         if i == 0 && parse_u64(t).is_none() {

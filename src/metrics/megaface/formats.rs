@@ -10,6 +10,7 @@
 //!   line, `#` comments; a line of tab-separated fields names the image in its last field.
 
 use crate::error::InputError;
+use crate::metrics::textfile;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -25,8 +26,12 @@ pub struct DevkitList {
 
 /// Reads a devkit JSON list; `need_ids` for the probe list.
 pub fn read_list(path: &Path, need_ids: bool) -> Result<DevkitList, InputError> {
-    let text = std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
-    let value: serde_json::Value = serde_json::from_slice(&text)
+    parse_list(path, &textfile::read(path)?, need_ids)
+}
+
+/// Parses the bytes of a devkit JSON list; `path` only names the file in errors.
+pub fn parse_list(path: &Path, bytes: &[u8], need_ids: bool) -> Result<DevkitList, InputError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| InputError::line(path, e.line(), format!("invalid JSON at column {}: {e}", e.column())))?;
     let obj = value.as_object().ok_or_else(|| {
         InputError::file(path, "expected a JSON object with a \"path\" list (the devkit's list format)")
@@ -94,21 +99,23 @@ pub fn decode_mat(path: &Path, bytes: &[u8], out: &mut Vec<f32>) -> Result<usize
             format!("mat header rows = {rows}, cols = {cols}; expected positive sizes"),
         ));
     }
-    if stride != cols * 4 {
+    let row_bytes = 4 * i64::from(cols);
+    if i64::from(stride) != row_bytes {
         return Err(InputError::file(
             path,
-            format!("mat stride {stride} bytes for {cols} f32 columns; expected a continuous matrix ({})", cols * 4),
+            format!("mat stride {stride} bytes for {cols} f32 columns; expected a continuous matrix ({row_bytes})"),
         ));
     }
-    let n = rows as usize * cols as usize;
     let data = &bytes[16..];
-    if data.len() != 4 * n {
-        let what = if data.len() < 4 * n { "truncated" } else { "too long" };
+    let need = row_bytes as u128 * rows as u128;
+    if data.len() as u128 != need {
+        let what = if (data.len() as u128) < need { "truncated" } else { "too long" };
         return Err(InputError::file(
             path,
-            format!("{what}: a {rows}×{cols} f32 mat needs {} data bytes, found {}", 4 * n, data.len()),
+            format!("{what}: a {rows}×{cols} f32 mat needs {need} data bytes, found {}", data.len()),
         ));
     }
+    let n = data.len() / 4;
     out.clear();
     out.extend(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
     Ok(n)
@@ -130,9 +137,13 @@ pub fn write_mat(path: &Path, feature: &[f32]) -> anyhow::Result<()> {
 
 /// Reads a noise list: the set of image names it lists.
 pub fn read_noise_list(path: &Path) -> Result<HashSet<String>, InputError> {
-    let bytes = super::super::textfile::read(path)?;
+    parse_noise_list(path, &textfile::read(path)?)
+}
+
+/// Parses the bytes of a noise list; `path` only names the file in errors.
+pub fn parse_noise_list(path: &Path, bytes: &[u8]) -> Result<HashSet<String>, InputError> {
     let mut out = HashSet::new();
-    for (n, line) in super::super::textfile::lines(&bytes) {
+    for (n, line) in textfile::lines(bytes) {
         let text = std::str::from_utf8(line).map_err(|_| InputError::line(path, n, "line is not valid UTF-8 text"))?;
         let text = text.trim();
         if text.starts_with('#') {
