@@ -618,7 +618,7 @@ pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result
         Column::new("lfw_accuracy_std".into(), acc_std),
         Column::new("seconds".into(), seconds),
     ]);
-    let mut df = DataFrame::new(n, columns)?;
+    let mut df = DataFrame::new(columns)?;
     store::write_parquet(&dir.trials_table(), &mut df)
 }
 

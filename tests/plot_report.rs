@@ -178,7 +178,6 @@ fn write_fixture(root: &Path) -> ExperimentDir {
             .unwrap();
         push(id, &unfinished, 3, ("none", 0.0), text, &mut ids);
     }
-    let n = ids.len();
     let columns: Vec<Column> = [
         "trial",
         "loss",
@@ -196,7 +195,7 @@ fn write_fixture(root: &Path) -> ExperimentDir {
     .iter()
     .map(|k| Series::from_any_values((*k).into(), &t[k], false).unwrap().into_column())
     .collect();
-    store::write_parquet(&dir.trials_table(), &mut DataFrame::new(n, columns).unwrap()).unwrap();
+    store::write_parquet(&dir.trials_table(), &mut DataFrame::new(columns).unwrap()).unwrap();
     dir
 }
 

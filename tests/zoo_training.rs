@@ -61,7 +61,7 @@ fn every_loss_trains_without_nan_and_fills_its_telemetry() {
         let steps = store::read_parquet(&dir.trial(&id).join("steps.parquet")).unwrap();
         // 96 images / 16 = 6 steps, a row every 2 steps.
         assert_eq!(steps.height(), 3, "{id}");
-        for column in steps.columns() {
+        for column in steps.get_columns() {
             if let Ok(values) = column.f64() {
                 for v in (0..values.len()).filter_map(|i| values.get(i)) {
                     assert!(v.is_finite(), "{id}: {} holds {v}", column.name());

@@ -14,7 +14,7 @@ use polars::prelude::*;
 /// Text columns of angles.parquet other than `trial`: the sample groups (e.g. clean/noisy).
 fn group_column(angles: &DataFrame) -> Option<String> {
     angles
-        .columns()
+        .get_columns()
         .iter()
         .find(|c| c.name().as_str() != "trial" && matches!(c.dtype(), DataType::String))
         .map(|c| c.name().to_string())

@@ -111,7 +111,7 @@ pub fn noise_label(kind: &str, ratio: f64) -> String {
 pub fn concat_diagonal(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
     let mut schema: Vec<(PlSmallStr, DataType)> = Vec::new();
     for df in &frames {
-        for c in df.columns() {
+        for c in df.get_columns() {
             if !schema.iter().any(|(n, _)| n == c.name()) {
                 schema.push((c.name().clone(), c.dtype().clone()));
             }
@@ -127,11 +127,11 @@ pub fn concat_diagonal(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
                 Err(_) => Column::full_null(name.clone(), n, dtype),
             });
         }
-        let aligned = DataFrame::new(n, cols)?;
+        let aligned = DataFrame::new(cols)?;
         match out.as_mut() {
             None => out = Some(aligned),
             Some(acc) => {
-                acc.vstack_mut_owned(aligned)?;
+                acc.vstack_mut(&aligned)?;
             }
         }
     }

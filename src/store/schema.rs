@@ -94,7 +94,7 @@ pub fn steps_frame(trial: &str, rows: &[StepRow]) -> PolarsResult<DataFrame> {
             Field::Optional(get, _) => Column::new(name, rows.iter().map(get).collect::<Vec<Option<f64>>>()),
         });
     }
-    DataFrame::new(n, columns)
+    DataFrame::new(columns)
 }
 
 /// Reads rows back from a frame written by [`steps_frame`] (for resuming a trial).
@@ -139,17 +139,14 @@ pub struct EvalRow {
 /// The evals.parquet frame for one trial.
 pub fn evals_frame(trial: &str, rows: &[EvalRow]) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    DataFrame::new(
-        n,
-        vec![
-            Column::new("trial".into(), vec![trial; n]),
-            Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<i64>>()),
-            Column::new("protocol".into(), rows.iter().map(|r| r.protocol.as_str()).collect::<Vec<&str>>()),
-            Column::new("variant".into(), rows.iter().map(|r| r.variant.as_str()).collect::<Vec<&str>>()),
-            Column::new("metric".into(), rows.iter().map(|r| r.metric.as_str()).collect::<Vec<&str>>()),
-            Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<f64>>()),
-        ],
-    )
+    DataFrame::new(vec![
+        Column::new("trial".into(), vec![trial; n]),
+        Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<i64>>()),
+        Column::new("protocol".into(), rows.iter().map(|r| r.protocol.as_str()).collect::<Vec<&str>>()),
+        Column::new("variant".into(), rows.iter().map(|r| r.variant.as_str()).collect::<Vec<&str>>()),
+        Column::new("metric".into(), rows.iter().map(|r| r.metric.as_str()).collect::<Vec<&str>>()),
+        Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<f64>>()),
+    ])
 }
 
 /// Reads rows back from an evals frame written by [`evals_frame`] (for resuming a trial).
@@ -209,17 +206,14 @@ pub fn angle_histogram(step: i64, samples: &str, theta_deg: &[f64]) -> Vec<Angle
 /// The angles.parquet frame for one trial.
 pub fn angles_frame(trial: &str, rows: &[AngleRow]) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    DataFrame::new(
-        n,
-        vec![
-            Column::new("trial".into(), vec![trial; n]),
-            Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<i64>>()),
-            Column::new("samples".into(), rows.iter().map(|r| r.samples.as_str()).collect::<Vec<&str>>()),
-            Column::new("bin_lo_deg".into(), rows.iter().map(|r| r.bin_lo_deg).collect::<Vec<f64>>()),
-            Column::new("bin_hi_deg".into(), rows.iter().map(|r| r.bin_hi_deg).collect::<Vec<f64>>()),
-            Column::new("count".into(), rows.iter().map(|r| r.count).collect::<Vec<i64>>()),
-        ],
-    )
+    DataFrame::new(vec![
+        Column::new("trial".into(), vec![trial; n]),
+        Column::new("step".into(), rows.iter().map(|r| r.step).collect::<Vec<i64>>()),
+        Column::new("samples".into(), rows.iter().map(|r| r.samples.as_str()).collect::<Vec<&str>>()),
+        Column::new("bin_lo_deg".into(), rows.iter().map(|r| r.bin_lo_deg).collect::<Vec<f64>>()),
+        Column::new("bin_hi_deg".into(), rows.iter().map(|r| r.bin_hi_deg).collect::<Vec<f64>>()),
+        Column::new("count".into(), rows.iter().map(|r| r.count).collect::<Vec<i64>>()),
+    ])
 }
 
 /// Reads rows back from an angles frame written by [`angles_frame`] (for resuming a trial).
