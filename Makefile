@@ -1,4 +1,5 @@
 # p2sbench: `make demo` runs the quickstart experiment, `make test` runs the test suite,
+# `make test-slurm` runs the job-array test against a one-node Slurm cluster it starts,
 # `make fuzz` fuzzes every parser of outside input (FUZZ_SECONDS per target or FUZZ_RUNS executions,
 # FUZZ_TARGETS to pick).
 # All install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench);
@@ -10,7 +11,7 @@ PREFIX ?= $(HOME)/.local
 LIBTORCH_DIR = $(shell scripts/setup-libtorch.sh)
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: demo test bench build install uninstall lint setup browser fuzz
+.PHONY: demo test test-slurm bench build install uninstall lint setup browser fuzz
 setup:
 	@scripts/setup-libtorch.sh >/dev/null
 
@@ -35,6 +36,11 @@ demo: setup
 
 test: setup browser
 	$(CARGO_ENV) cargo test -- --test-threads=1
+
+# The job-array test against a real Slurm: installs slurm-wlm and munge (as root) when missing,
+# starts a one-node cluster, runs tests/cluster.rs's ignored test, stops every daemon it started.
+test-slurm: setup
+	$(CARGO_ENV) scripts/test-slurm.sh
 
 bench: setup
 	$(CARGO_ENV) cargo bench --bench datagen --bench train_step --bench jobs --bench megaface --bench ijbc

@@ -1,13 +1,17 @@
 //! Runs an experiment end to end: lays out the results directory, generates the shared data
 //! once, trains each trial (skipping those already done), writes each trial's files as it
-//! finishes, keeps trials.parquet current, and prints the summary table.
+//! finishes, keeps trials.parquet current, and prints the summary table. Several processes can
+//! share one results directory as shards (`--shard I/N`): each trains its part of the trials,
+//! every trial under a lock of its own, and trials.parquet is rebuilt from the trial directories
+//! under a lock by whoever writes it.
 
 use crate::data::ImageSet;
 use crate::data::{self, noise};
 use crate::extract::suite::Suite;
 use crate::loss::ParamValue;
 use crate::model::Network;
-use crate::spec::{EvalSpec, Experiment, Split, SplitPart, TrialConfig};
+use crate::spec::shard::Shard;
+use crate::spec::{EvalSpec, Experiment, SelectSpec, Split, SplitPart, TrialConfig};
 use crate::store::schema;
 use crate::store::{self, trial_files, ExperimentDir, State, TrialStatus};
 use crate::train;
@@ -31,13 +35,24 @@ pub struct RunOptions {
     pub jobs: usize,
     /// Stop starting trials after the first one that fails or diverges.
     pub fail_fast: bool,
+    /// Train only this shard of the selected trials, sharing the results directory with the
+    /// other shards' processes.
+    pub shard: Option<Shard>,
+    /// A stop request (SIGTERM sets it in `p2sbench run`): running trials save a checkpoint after
+    /// their current step, no trial starts, and the run returns [`Interrupted`].
+    pub stop: Option<&'static AtomicBool>,
 }
 
 impl RunOptions {
     pub fn new(out: impl Into<PathBuf>) -> RunOptions {
-        RunOptions { out: out.into(), progress: false, jobs: 1, fail_fast: false }
+        RunOptions { out: out.into(), progress: false, jobs: 1, fail_fast: false, shard: None, stop: None }
     }
 }
+
+/// The run stopped on request ([`RunOptions::stop`]) before finishing its trials.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped on request (SIGTERM): unfinished trials keep their checkpoints and resume from them when run again")]
+pub struct Interrupted;
 
 /// `checksums.json`: what makes trials comparable: identical initial parameters and data order.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -75,12 +90,15 @@ pub fn run_experiment(exp: &Experiment, opts: &RunOptions) -> Result<Vec<TrialSu
     run_selected(exp, &exp.trials, opts)
 }
 
-/// Runs the `selected` trials of `exp` (all, or those `--only`/`--skip` kept) that are not
-/// already done, resuming unfinished ones from their checkpoints; returns one summary per
-/// selected trial, in file order. Under `[select]` the selected trials are the search; the
-/// final trials of every group whose search is complete (and whose chosen setting was
-/// selected) follow. trials.parquet lists every trial of the file (and the final trials known).
-/// Holds the results directory's lock for the whole run.
+/// Runs the `selected` trials of `exp` (all, or those `--only`/`--skip` kept; with a shard, its
+/// part of them) that are not already done, resuming unfinished ones from their checkpoints;
+/// returns one summary per trial it ran or found, in file order. Under `[select]` the selected
+/// trials are the search; the final trials of every group whose search is complete (and whose
+/// chosen setting was selected) follow. A shard trains its part of those finals, and only once
+/// every selected search trial has finished in whichever shard, so that every shard computes
+/// the same finals (`p2sbench slurm` runs the shards a second time for them).
+/// trials.parquet lists every trial of the file (and the final trials known). Holds the results
+/// directory's lock for the whole run: exclusively, or shared with the other shards.
 pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOptions) -> Result<Vec<TrialSummary>> {
     let first = &exp.trials[0];
     let device = crate::model::device(first.train.device).map_err(|m| anyhow::anyhow!("train.device: {m}"))?;
@@ -88,59 +106,64 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
     let started = Instant::now();
     let data = DataCache::build(exp)?;
     let dir = ExperimentDir::new(&opts.out, &exp.name);
-    let _lock = store::lock(&dir.root)?;
+    let _lock = match opts.shard {
+        Some(_) => store::lock_shared(&dir.root)?,
+        None => store::lock(&dir.root)?,
+    };
     store::write_atomic(&dir.spec(), exp.source.as_bytes())?;
-    let pool = Pool::new(opts, first, selected.len());
-    say(
-        &pool.bars,
-        format!(
-            "{}: {} trials ({} selected) on {device:?}, {} at a time with {} thread(s) each; data ready in {:.1}s",
-            exp.name,
-            exp.trials.len(),
-            selected.len(),
-            pool.jobs,
-            pool.threads,
-            started.elapsed().as_secs_f64()
-        ),
-    )?;
-    let known = Mutex::new(exp.trials.clone());
-    let (mut summaries, stopped) = pool.run(selected, &dir, &data, device, &known)?;
-    if let (Some(select), false) = (&exp.select, stopped) {
-        let (choices, pending) = crate::select::choose(exp, &dir)?;
-        let searched: BTreeSet<String> = selected.iter().map(setting_key).collect();
-        let finals = crate::select::final_trials(select, &choices);
-        known.lock().expect("no poisoned lock").extend(finals.iter().cloned());
-        let chosen: Vec<TrialConfig> = finals.into_iter().filter(|t| searched.contains(&setting_key(t))).collect();
-        for p in &pending {
-            say(
-                &pool.bars,
-                match p {
-                    crate::select::Pending::Searching { group, unfinished } => {
-                        format!("select: {group}: {unfinished} search trial(s) unfinished, no final trials yet")
-                    }
-                    crate::select::Pending::NothingDone { group } => {
-                        format!("select: {group}: every search trial failed or diverged, nothing to choose")
-                    }
-                },
-            )?;
+    let mine = opts.shard.map_or_else(|| selected.to_vec(), |s| s.pick(selected));
+    let pool = Pool::new(opts, first, mine.len());
+    let shard = opts.shard.map_or(String::new(), |s| format!(", shard {s}: {} of them", mine.len()));
+    pool.say(format!(
+        "{}: {} trials ({} selected{shard}) on {device:?}, {} at a time with {} thread(s) each; data ready in {:.1}s",
+        exp.name,
+        exp.trials.len(),
+        selected.len(),
+        pool.jobs,
+        pool.threads,
+        started.elapsed().as_secs_f64()
+    ))?;
+    let (mut summaries, stopped) = pool.run(&mine, exp, &dir, &data, device)?;
+    if let (Some(select), false) = (&exp.select, stopped || pool.interrupted()) {
+        let known = refresh_tables(exp, &dir)?;
+        for p in &known.pending {
+            pool.say(match p {
+                crate::select::Pending::Searching { group, unfinished } => {
+                    format!("select: {group}: {unfinished} search trial(s) unfinished, no final trials yet")
+                }
+                crate::select::Pending::NothingDone { group } => {
+                    format!("select: {group}: every search trial failed or diverged, nothing to choose")
+                }
+            })?;
         }
-        crate::select::record(exp, select, &choices).write(&dir.root)?;
-        for c in &choices {
-            say(
-                &pool.bars,
-                format!(
-                    "select: {}: chose {} ({} = {:.4} on validation, best of {} settings)",
-                    c.group, c.setting, select.metric, c.score, c.settings_searched
-                ),
-            )?;
+        for c in &known.choices {
+            pool.say(format!(
+                "select: {}: chose {} ({} = {:.4} on validation, best of {} settings)",
+                c.group, c.setting, select.metric, c.score, c.settings_searched
+            ))?;
         }
-        let (finals, _) = pool.run(&chosen, &dir, &data, device, &known)?;
+        let chosen = finals_to_run(select, &known.choices, selected);
+        let chosen = match opts.shard {
+            None => chosen,
+            Some(shard) => match unfinished(selected, &dir) {
+                0 => shard.pick(&chosen),
+                n => {
+                    pool.say(format!(
+                        "select: {n} selected search trial(s) unfinished in other shards: the final trials run when the shards run again after every search trial has finished"
+                    ))?;
+                    Vec::new()
+                }
+            },
+        };
+        let (finals, _) = pool.run(&chosen, exp, &dir, &data, device)?;
         summaries.extend(finals);
     }
     pool.overall.finish_and_clear();
-    let known = known.into_inner().expect("no poisoned lock");
-    write_trials_table(&dir, &known)?;
-    let stale = stale_trials(&dir, &known);
+    let known = refresh_tables(exp, &dir)?;
+    if pool.interrupted() {
+        return Err(Interrupted.into());
+    }
+    let stale = stale_trials(&dir, &known.trials);
     if !stale.is_empty() {
         println!(
             "{} trial(s) in {} are no longer in the experiment file (kept, not deleted): {}",
@@ -150,6 +173,59 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
         );
     }
     Ok(summaries)
+}
+
+/// The final trials that `selected` search trials lead to: those of the `choices` whose chosen
+/// setting was among the selected ones.
+fn finals_to_run(select: &SelectSpec, choices: &[crate::select::Choice], selected: &[TrialConfig]) -> Vec<TrialConfig> {
+    let searched: BTreeSet<String> = selected.iter().map(setting_key).collect();
+    let finals = crate::select::final_trials(select, choices);
+    finals.into_iter().filter(|t| searched.contains(&setting_key(t))).collect()
+}
+
+/// How many of `trials` have not finished (done, failed or diverged) in the results directory.
+fn unfinished(trials: &[TrialConfig], dir: &ExperimentDir) -> usize {
+    let finished = |t: &TrialConfig| {
+        TrialStatus::read(&dir.trial(&t.id()))
+            .is_some_and(|s| matches!(s.state, State::Done | State::Failed | State::Diverged))
+    };
+    trials.iter().filter(|t| !finished(t)).count()
+}
+
+/// How many trials of a run over `selected` have not finished in the results directory, in
+/// whichever process: the selected ones and, under `[select]`, the final trials they lead to
+/// (once known). A shard renders the plots and the report only when this is 0.
+pub fn unfinished_trials(exp: &Experiment, selected: &[TrialConfig], dir: &ExperimentDir) -> Result<usize> {
+    let mut left = unfinished(selected, dir);
+    if let Some(select) = &exp.select {
+        let (choices, _) = crate::select::choose(exp, dir)?;
+        left += unfinished(&finals_to_run(select, &choices, selected), dir);
+    }
+    Ok(left)
+}
+
+/// What the trial directories say now: the trials trials.parquet lists (every trial of the
+/// file and, under `[select]`, the final trials of every group whose search is complete), with
+/// the choices and the pending groups of `[select]`.
+pub struct Known {
+    pub trials: Vec<TrialConfig>,
+    pub choices: Vec<crate::select::Choice>,
+    pub pending: Vec<crate::select::Pending>,
+}
+
+/// Rebuilds trials.parquet (and under `[select]` selection.json) from the trial directories,
+/// under the tables lock: every process that writes them (shards, `--jobs` workers) rereads
+/// every trial's files, so no writer drops a row or a status that another wrote before it.
+pub fn refresh_tables(exp: &Experiment, dir: &ExperimentDir) -> Result<Known> {
+    let _tables = store::lock_tables(&dir.root)?;
+    let (choices, pending) = crate::select::choose(exp, dir)?;
+    let mut trials = exp.trials.clone();
+    if let Some(select) = &exp.select {
+        trials.extend(crate::select::final_trials(select, &choices));
+        crate::select::record(exp, select, &choices).write(&dir.root)?;
+    }
+    write_trials_table(dir, &trials)?;
+    Ok(Known { trials, choices, pending })
 }
 
 /// A trial's setting without its seed: what `--only`/`--skip` kept of the search decides which
@@ -169,9 +245,13 @@ struct Pool {
     jobs: usize,
     threads: usize,
     fail_fast: bool,
+    stop: Option<&'static AtomicBool>,
     bars: MultiProgress,
     overall: ProgressBar,
     style: ProgressStyle,
+    /// Taken around table rebuilds by this process's workers: the tables' `flock` does not
+    /// order the threads of one process on every filesystem (NFS emulates it per process).
+    tables: Mutex<()>,
 }
 
 impl Pool {
@@ -188,18 +268,27 @@ impl Pool {
         });
         let style = crate::progress::style();
         let overall = bars.add(ProgressBar::new(selected as u64).with_style(style.clone()).with_prefix("experiment"));
-        Pool { jobs, threads, fail_fast: opts.fail_fast, bars, overall, style }
+        Pool { jobs, threads, fail_fast: opts.fail_fast, stop: opts.stop, bars, overall, style, tables: Mutex::new(()) }
     }
 
-    /// Trains `trials` on the workers, keeping trials.parquet (of `known`) current; the
-    /// summaries in order, and whether `--fail-fast` stopped the run.
+    /// Whether a stop was requested ([`RunOptions::stop`]).
+    fn interrupted(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    fn say(&self, line: String) -> std::io::Result<()> {
+        say(&self.bars, line)
+    }
+
+    /// Trains `trials` on the workers, keeping trials.parquet current; the summaries in order,
+    /// and whether `--fail-fast` stopped the run.
     fn run(
         &self,
         trials: &[TrialConfig],
+        exp: &Experiment,
         dir: &ExperimentDir,
         data: &DataCache,
         device: tch::Device,
-        known: &Mutex<Vec<TrialConfig>>,
     ) -> Result<(Vec<TrialSummary>, bool)> {
         self.overall.set_length(self.overall.position() + trials.len() as u64);
         let next = AtomicUsize::new(0);
@@ -209,17 +298,17 @@ impl Pool {
             tch::set_num_threads(self.threads as i32);
             loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
-                if k >= trials.len() || stop.load(Ordering::SeqCst) {
+                if k >= trials.len() || stop.load(Ordering::SeqCst) || self.interrupted() {
                     return Ok(());
                 }
-                let summary = run_trial(&trials[k], dir, data.get(&trials[k]), device, &self.bars, &self.style)
+                let summary = run_trial(&trials[k], dir, data.get(&trials[k]), device, self)
                     .inspect_err(|e| mark_failed(dir, &trials[k], e))?;
                 if self.fail_fast && matches!(summary.state, State::Failed | State::Diverged) {
                     stop.store(true, Ordering::SeqCst);
                 }
                 results.lock().expect("no poisoned lock")[k] = Some(summary);
-                let known = known.lock().expect("no poisoned lock");
-                write_trials_table(dir, &known)?;
+                let _tables = self.tables.lock().expect("no poisoned lock");
+                refresh_tables(exp, dir)?;
                 self.overall.inc(1);
             }
         };
@@ -246,17 +335,30 @@ fn say(bars: &MultiProgress, line: String) -> std::io::Result<()> {
     }
 }
 
-/// Trains one trial (or resumes it from its checkpoint) unless it is done; writes its files.
+/// Trains one trial (or resumes it from its checkpoint) unless it is done or another process
+/// holds its lock; writes its files. On a stop request it saves a checkpoint and stays `running`.
 fn run_trial(
     cfg: &TrialConfig,
     dir: &ExperimentDir,
     data: &TrialData,
     device: tch::Device,
-    bars: &MultiProgress,
-    style: &ProgressStyle,
+    pool: &Pool,
 ) -> Result<TrialSummary> {
+    let (bars, style) = (&pool.bars, &pool.style);
     let id = cfg.id();
     let trial_dir = dir.trial(&id);
+    if let Some(status) = TrialStatus::read(&trial_dir).filter(|s| s.state == State::Done) {
+        if train::checkpoint::read_rows(&trial_dir).is_ok() {
+            return Ok(summary(cfg, &status, &trial_dir));
+        }
+    }
+    let Some(_trial_lock) = store::try_lock_trial(&trial_dir)? else {
+        say(bars, format!("{id}: another process is training it; left to that one"))?;
+        let running =
+            TrialStatus { state: State::Running, attempts: 0, seconds: 0.0, error: None, diverged_step: None };
+        return Ok(summary(cfg, &TrialStatus::read(&trial_dir).unwrap_or(running), &trial_dir));
+    };
+    // Read under the lock: another process may have finished the trial since.
     let warn = |message: String| say(bars, format!("warning: {message}"));
     let previous = TrialStatus::read_checked(&trial_dir)
         .or_else(|m| warn(format!("{m}; the trial runs again from its last good checkpoint")).map(|()| None))?;
@@ -283,7 +385,8 @@ fn run_trial(
     let bar = bars.add(ProgressBar::new(total_steps as u64).with_style(style.clone()).with_prefix("trial"));
     bar.set_message(id.clone());
     let t0 = Instant::now();
-    let checkpointing = train::Checkpointing { dir: &checkpoint_dir, trial: &id };
+    let checkpointing =
+        train::Checkpointing { dir: &checkpoint_dir, trial: &id, stop: pool.stop.map(|s| s as &AtomicBool) };
     let result = behind_boundary(|| {
         train::train_trial(cfg, &train_set, &HeldoutEvaluation { cfg, data }, device, Some(&checkpointing), &mut |s| {
             bar.set_position(s as u64)
@@ -307,7 +410,13 @@ fn run_trial(
                 serde_json::to_string_pretty(&checksums)?.as_bytes(),
             )?;
             let state = if outcome.diverged_step.is_some() { State::Diverged } else { State::Done };
+            let resumed = outcome.resumed_from.map_or(String::new(), |s| format!(", resumed from step {s}"));
+            say(bars, format!("{id}: {} in {seconds:.1}s{resumed}", state.as_str()))?;
             TrialStatus { state, attempts, seconds, error: None, diverged_step: outcome.diverged_step }
+        }
+        Err(e) if e.is::<train::Stopped>() => {
+            say(bars, format!("{id}: {e}; it resumes from there when run again"))?;
+            TrialStatus { state: State::Running, attempts, seconds, error: None, diverged_step: None }
         }
         Err(e) if store::is_storage_full(&e) => {
             let failed = TrialStatus {
@@ -321,6 +430,7 @@ fn run_trial(
             return Err(e.context(format!("trial {id}: the disk is full; free space and run again to resume")));
         }
         Err(e) => {
+            say(bars, format!("{id}: failed: {e:#}"))?;
             TrialStatus { state: State::Failed, attempts, seconds, error: Some(format!("{e:#}")), diverged_step: None }
         }
     };
@@ -358,6 +468,9 @@ fn panic_text(message: &str) -> String {
 /// cause (a full disk) may stop this write too.
 fn mark_failed(dir: &ExperimentDir, cfg: &TrialConfig, error: &anyhow::Error) {
     let trial_dir = dir.trial(&cfg.id());
+    if !matches!(store::try_lock_trial(&trial_dir), Ok(Some(_))) {
+        return; // another process is training it
+    }
     if let Some(mut status) = TrialStatus::read(&trial_dir).filter(|s| s.state == State::Running) {
         status.state = State::Failed;
         status.error = Some(format!("{error:#}"));
@@ -537,35 +650,9 @@ fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSu
 
 /// trials.parquet: one row per trial, with every hyper-parameter and swept key as a column.
 pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result<()> {
-    let n = trials.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut states = Vec::with_capacity(n);
-    let mut init_checksums = Vec::with_capacity(n);
-    let mut order_checksums = Vec::with_capacity(n);
-    let mut seconds = Vec::with_capacity(n);
-    let mut attempts = Vec::with_capacity(n);
-    let mut diverged = Vec::with_capacity(n);
-    let mut errors = Vec::with_capacity(n);
-    let mut acc_mean = Vec::with_capacity(n);
-    let mut acc_std = Vec::with_capacity(n);
-    for cfg in trials {
-        let id = cfg.id();
-        let tdir = dir.trial(&id);
-        let status = TrialStatus::read(&tdir);
-        states.push(status.as_ref().map_or("pending", |s| s.state.as_str()));
-        seconds.push(status.as_ref().map(|s| s.seconds));
-        attempts.push(status.as_ref().map_or(0, |s| s.attempts as i64));
-        diverged.push(status.as_ref().and_then(|s| s.diverged_step));
-        errors.push(status.as_ref().and_then(|s| s.error.clone()));
-        let checksums = Checksums::read(&tdir);
-        init_checksums.push(checksums.as_ref().map(|c| c.init.clone()));
-        order_checksums.push(checksums.map(|c| c.data_order));
-        acc_mean.push(final_metric(&tdir, "lfw", "accuracy_mean"));
-        acc_std.push(final_metric(&tdir, "lfw", "accuracy_std"));
-        ids.push(id);
-    }
+    let ids: Vec<String> = trials.iter().map(TrialConfig::id).collect();
     let mut columns = vec![
-        Column::new("trial".into(), ids),
+        Column::new("trial".into(), ids.clone()),
         Column::new("loss".into(), trials.iter().map(|t| t.loss.name.as_str()).collect::<Vec<_>>()),
         Column::new("params".into(), trials.iter().map(|t| t.loss.params_text()).collect::<Vec<_>>()),
     ];
@@ -608,18 +695,85 @@ pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result
             trials.iter().map(|t| format!("{:?}", t.noise.kind).to_lowercase()).collect::<Vec<_>>(),
         ),
         Column::new("noise_ratio".into(), trials.iter().map(|t| t.noise.ratio).collect::<Vec<_>>()),
-        Column::new("status".into(), states),
-        Column::new("attempts".into(), attempts),
-        Column::new("diverged_step".into(), diverged),
-        Column::new("error".into(), errors),
-        Column::new("init_checksum".into(), init_checksums),
-        Column::new("data_order_checksum".into(), order_checksums),
-        Column::new("lfw_accuracy_mean".into(), acc_mean),
-        Column::new("lfw_accuracy_std".into(), acc_std),
-        Column::new("seconds".into(), seconds),
     ]);
+    columns.extend(status_columns(dir, &ids));
     let mut df = DataFrame::new(columns)?;
     store::write_parquet(&dir.trials_table(), &mut df)
+}
+
+/// The columns of trials.parquet that the trial directories hold (status, checksums, final
+/// metrics), last in the table, in this order.
+const STATUS_COLUMNS: [&str; 9] = [
+    "status",
+    "attempts",
+    "diverged_step",
+    "error",
+    "init_checksum",
+    "data_order_checksum",
+    "lfw_accuracy_mean",
+    "lfw_accuracy_std",
+    "seconds",
+];
+
+/// [`STATUS_COLUMNS`] of the trials `ids`, read from their directories.
+fn status_columns(dir: &ExperimentDir, ids: &[String]) -> Vec<Column> {
+    let n = ids.len();
+    let mut states = Vec::with_capacity(n);
+    let mut init_checksums = Vec::with_capacity(n);
+    let mut order_checksums = Vec::with_capacity(n);
+    let mut seconds = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut diverged = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut acc_mean = Vec::with_capacity(n);
+    let mut acc_std = Vec::with_capacity(n);
+    for id in ids {
+        let tdir = dir.trial(id);
+        let status = TrialStatus::read(&tdir);
+        states.push(status.as_ref().map_or("pending", |s| s.state.as_str()));
+        seconds.push(status.as_ref().map(|s| s.seconds));
+        attempts.push(status.as_ref().map_or(0, |s| s.attempts as i64));
+        diverged.push(status.as_ref().and_then(|s| s.diverged_step));
+        errors.push(status.as_ref().and_then(|s| s.error.clone()));
+        let checksums = Checksums::read(&tdir);
+        init_checksums.push(checksums.as_ref().map(|c| c.init.clone()));
+        order_checksums.push(checksums.map(|c| c.data_order));
+        acc_mean.push(final_metric(&tdir, "lfw", "accuracy_mean"));
+        acc_std.push(final_metric(&tdir, "lfw", "accuracy_std"));
+    }
+    let [status, attempts_, diverged_, error, init, order, mean, std, seconds_] = STATUS_COLUMNS;
+    vec![
+        Column::new(status.into(), states),
+        Column::new(attempts_.into(), attempts),
+        Column::new(diverged_.into(), diverged),
+        Column::new(error.into(), errors),
+        Column::new(init.into(), init_checksums),
+        Column::new(order.into(), order_checksums),
+        Column::new(mean.into(), acc_mean),
+        Column::new(std.into(), acc_std),
+        Column::new(seconds_.into(), seconds),
+    ]
+}
+
+/// Before `plot` and `report`: the status columns of trials.parquet read again from the trial
+/// directories, under the tables lock, so that the table shows what every shard (and a shard
+/// stopped before it could write the table) left there. The rows stay as they are. Returns the
+/// tables lock, to be held while rendering; `None` without a trials.parquet.
+pub fn refresh_statuses(root: &Path) -> Result<Option<store::DirLock>> {
+    let dir = ExperimentDir { root: root.to_path_buf() };
+    if !dir.trials_table().is_file() {
+        return Ok(None);
+    }
+    let lock = store::lock_tables(root)?;
+    // A table that does not read is left to the report's loader, which names what is wrong.
+    let Ok(table) = store::read_parquet(&dir.trials_table()) else { return Ok(Some(lock)) };
+    let Ok(ids) = table.column("trial").and_then(|c| c.str().cloned()) else { return Ok(Some(lock)) };
+    let ids: Vec<String> = ids.into_iter().map(|id| id.unwrap_or_default().to_string()).collect();
+    let kept: Vec<Column> =
+        table.get_columns().iter().filter(|c| !STATUS_COLUMNS.contains(&c.name().as_str())).cloned().collect();
+    let mut df = DataFrame::new(kept.into_iter().chain(status_columns(&dir, &ids)).collect())?;
+    store::write_parquet(&dir.trials_table(), &mut df)?;
+    Ok(Some(lock))
 }
 
 /// The closing table: loss, parameters, noise, held-out accuracy, seconds.

@@ -105,18 +105,6 @@ fn eval_model_checks_the_trial_configuration_by_the_spec_rules() {
     assert!(stderr.contains("config.toml") && stderr.contains("unknown loss \"cosfase\""), "{stderr}");
 }
 
-/// Every parquet file of every trial, wall-clock column aside.
-fn trial_frames(root: &ExperimentDir, exp: &p2sbench::spec::Experiment) -> Vec<polars::prelude::DataFrame> {
-    let mut frames = Vec::new();
-    for t in &exp.trials {
-        for file in ["steps.parquet", "evals.parquet", "angles.parquet"] {
-            let df = store::read_parquet(&root.trial(&t.id()).join(file)).unwrap();
-            frames.push(df.drop("step_seconds").unwrap_or(df));
-        }
-    }
-    frames
-}
-
 /// Three losses of the tiny experiment, checkpointed every 3 steps, written to `dir`/tiny.toml.
 fn checkpointed_trio(dir: &Path) -> (std::path::PathBuf, p2sbench::spec::Experiment) {
     let text = common::TINY.split("[[loss]]").next().unwrap().replace("log_every = 2", "log_every = 1\ncheckpoint_every = 3")
@@ -157,7 +145,11 @@ fn corrupted_trial_files_are_reported_and_the_trials_recover_identical_results()
         assert_eq!(TrialStatus::read(&trial(k)).unwrap().state, State::Done);
     }
     let clean = ExperimentDir::new(&clean_out, "tiny");
-    assert_eq!(trial_frames(&root, &exp), trial_frames(&clean, &exp), "recovered results equal an undisturbed run's");
+    assert_eq!(
+        common::trial_frames(&root, &exp),
+        common::trial_frames(&clean, &exp),
+        "recovered results equal an undisturbed run's"
+    );
 }
 
 /// A size-limited tmpfs, unmounted when dropped.
@@ -246,5 +238,9 @@ fn a_full_disk_stops_the_run_cleanly_and_a_rerun_resumes_to_identical_results() 
     assert_eq!(rerun.status.code(), Some(0), "{}", String::from_utf8_lossy(&rerun.stderr));
     assert_nothing_half_written(&disk.at);
     let clean = ExperimentDir::new(&clean_out, "tiny");
-    assert_eq!(trial_frames(&root, &exp), trial_frames(&clean, &exp), "resumed results equal an undisturbed run's");
+    assert_eq!(
+        common::trial_frames(&root, &exp),
+        common::trial_frames(&clean, &exp),
+        "resumed results equal an undisturbed run's"
+    );
 }

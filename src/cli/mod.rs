@@ -7,18 +7,22 @@
 pub mod capacity;
 pub mod curves;
 pub mod eval;
+pub mod slurm;
 
 use crate::error::InputError;
 use crate::loss;
 use crate::plot;
 use crate::report;
 use crate::runner::{self, RunOptions};
+use crate::spec::shard::Shard;
 use crate::spec::{self, SpecError};
 use crate::store::run_info::RunInfo;
+use crate::store::{self, ExperimentDir};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,10 +51,16 @@ pub enum Command {
     /// panic marks that trial `failed`, with the error text in status.json and trials.parquet, and
     /// the other trials go on (unless --fail-fast).
     ///
+    /// With --shard I/N the run trains the I-th of N disjoint parts of the selected trials, so
+    /// that N processes (a Slurm job array: see `p2sbench slurm`) share one results directory:
+    /// each trial trains under a lock of its own, and the last shard to finish renders the plots
+    /// and the report. On SIGTERM a run saves a checkpoint of every trial under way after its
+    /// current step and exits with code 3; running it again resumes from there.
+    ///
     /// Exit codes: 0 every selected trial is done; 1 some trial failed or diverged (the summary
     /// lists each with its reason), or the run stopped on an error such as a full disk; 2 the
-    /// experiment file, a filter or a data file is invalid (the message names file:line:col or
-    /// the file); nothing is written then.
+    /// experiment file, a filter, --shard or a data file is invalid (the message names
+    /// file:line:col or the file); nothing is written then; 3 stopped by SIGTERM.
     Run {
         /// The experiment file (see experiments/quickstart.toml).
         file: PathBuf,
@@ -74,13 +84,20 @@ pub enum Command {
         /// Start no further trial after one fails or diverges.
         #[arg(long)]
         fail_fast: bool,
+        /// I/N: train only the I-th (0-based) of N disjoint parts of the selected trials,
+        /// balanced by expected cost and the same on every run, beside other shards writing to
+        /// the same results directory.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
     },
     /// List the losses, their parameters and defaults.
     Losses,
     /// Render every figure of an experiment (PNG and SVG under <dir>/plots/) from its parquet
     /// files alone, without retraining: training curves, gradient magnitudes, angles, g_y against
     /// θ_y, protocol curves and study figures. Kinds the results hold no data for are skipped
-    /// and listed in plots/plots.json. Exit code 2: a results file is missing or malformed.
+    /// and listed in plots/plots.json. The trials' statuses in trials.parquet are first read
+    /// again from their directories (what shards wrote). Exit code 2: a results file is missing
+    /// or malformed.
     Plot {
         /// The experiment's results directory (results/<experiment name>).
         dir: PathBuf,
@@ -89,8 +106,9 @@ pub enum Command {
     /// every trial's status, paper-style tables (mean ± std over seeds), sensitivity spread, noise
     /// robustness, published numbers beside ours, and the figures of `plot`. Also <dir>/report.html:
     /// the same report as one self-contained page for a browser (figures inline as SVG, tables
-    /// sortable by a click on a column header, trial statuses as coloured badges). Exit code 2: a
-    /// results file (or a figure's SVG) is missing or malformed.
+    /// sortable by a click on a column header, trial statuses as coloured badges). The trials'
+    /// statuses in trials.parquet are first read again from their directories (what shards
+    /// wrote). Exit code 2: a results file (or a figure's SVG) is missing or malformed.
     Report {
         /// The experiment's results directory (results/<experiment name>).
         dir: PathBuf,
@@ -111,13 +129,25 @@ pub enum Command {
     /// bound ½·max(0, 1 − D/C) for C classes in D dimensions, without training.
     #[command(long_about = capacity::LONG_ABOUT)]
     Capacity(capacity::CapacityArgs),
+    /// Write (and with --submit, submit) the sbatch scripts that run an experiment on a Slurm
+    /// cluster as a job array of `run --shard` tasks, and a dependent job that renders the plots
+    /// and the report.
+    #[command(long_about = slurm::LONG_ABOUT)]
+    Slurm(slurm::SlurmArgs),
 }
+
+/// The exit code of a `run` stopped by SIGTERM ([`runner::Interrupted`]).
+pub const EXIT_INTERRUPTED: i32 = 3;
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
+        Err(e) if e.chain().any(|c| c.is::<runner::Interrupted>()) => {
+            eprintln!("{e:#}");
+            EXIT_INTERRUPTED
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.chain().any(|c| c.is::<SpecError>() || c.is::<InputError>()) {
@@ -129,35 +159,86 @@ pub fn main() -> i32 {
     }
 }
 
+/// Set by SIGTERM during `run`.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGTERM set the run's stop flag instead of killing the process; returns the flag.
+fn stop_on_sigterm() -> anyhow::Result<&'static AtomicBool> {
+    // SAFETY: a zeroed sigaction is a valid value to fill in; the handler only stores to an
+    // atomic, which is async-signal-safe.
+    let installed = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = request_stop as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut())
+    };
+    anyhow::ensure!(installed == 0, "installing the SIGTERM handler: {}", std::io::Error::last_os_error());
+    Ok(&STOP)
+}
+
+/// The trials `--only` and `--skip` keep, after checking that every key they name exists.
+pub fn select_trials(
+    exp: &spec::Experiment,
+    only: Option<&str>,
+    skip: Option<&str>,
+) -> anyhow::Result<Vec<spec::TrialConfig>> {
+    let only = only.map(|f| spec::filter::Filter::parse(f, "--only")).transpose()?;
+    let skip = skip.map(|f| spec::filter::Filter::parse(f, "--skip")).transpose()?;
+    for (flag, filter) in [("--only", &only), ("--skip", &skip)] {
+        if let Some(unknown) = filter.as_ref().map(|f| f.unknown_keys(&exp.trials)).filter(|u| !u.is_empty()) {
+            let message = format!("no trial has the key(s) {unknown:?}");
+            return Err(InputError { location: flag.into(), message }.into());
+        }
+    }
+    Ok(spec::filter::select(&exp.trials, only.as_ref(), skip.as_ref()))
+}
+
 /// The exit code: 0, or 1 when a `run` ended with failed or diverged trials.
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run { file, out, dry_run, only, skip, jobs, fail_fast } => {
+        Command::Run { file, out, dry_run, only, skip, jobs, fail_fast, shard } => {
             let exp = spec::load_with(&file, !dry_run)?;
-            let only = only.map(|f| spec::filter::Filter::parse(&f, "--only")).transpose()?;
-            let skip = skip.map(|f| spec::filter::Filter::parse(&f, "--skip")).transpose()?;
-            for (flag, filter) in [("--only", &only), ("--skip", &skip)] {
-                if let Some(unknown) = filter.as_ref().map(|f| f.unknown_keys(&exp.trials)).filter(|u| !u.is_empty()) {
-                    return Err(InputError {
-                        location: flag.into(),
-                        message: format!("no trial has the key(s) {unknown:?}"),
-                    }
-                    .into());
-                }
-            }
-            let selected = spec::filter::select(&exp.trials, only.as_ref(), skip.as_ref());
+            let selected = select_trials(&exp, only.as_deref(), skip.as_deref())?;
+            let shard = shard.map(|s| Shard::parse(&s)).transpose()?;
             if dry_run {
-                print!("{}", dry_run_table(&exp, &selected));
+                let listed = shard.map_or_else(|| selected.clone(), |s| s.pick(&selected));
+                print!("{}", dry_run_table(&exp, &listed));
+                if let Some(s) = shard {
+                    println!("shard {s}: {} of the {} selected trials", listed.len(), selected.len());
+                }
                 return Ok(0);
             }
-            let opts = RunOptions { out: out.clone(), progress: std::io::stderr().is_terminal(), jobs, fail_fast };
+            let opts = RunOptions {
+                out: out.clone(),
+                progress: std::io::stderr().is_terminal(),
+                jobs,
+                fail_fast,
+                shard,
+                stop: Some(stop_on_sigterm()?),
+            };
             let started = std::time::Instant::now();
             let summaries = runner::run_selected(&exp, &selected, &opts)?;
             print!("{}", runner::format_summary(&summaries));
-            let dir = out.join(&exp.name);
-            record_run(&exp, &dir, started.elapsed().as_secs_f64())?;
-            plot_and_report(&dir)?;
-            println!("results: {}", dir.display());
+            let dir = ExperimentDir::new(&out, &exp.name);
+            // The last process to finish renders: the check and the rendering hold the tables lock.
+            let tables = store::lock_tables(&dir.root)?;
+            match if shard.is_some() { runner::unfinished_trials(&exp, &selected, &dir)? } else { 0 } {
+                0 => {
+                    record_run(&exp, &dir.root, started.elapsed().as_secs_f64())?;
+                    plot_and_report(&dir.root)?;
+                }
+                left => println!(
+                    "{left} trial(s) unfinished in other shards: the last shard to finish (or `p2sbench report {}`) renders the plots and the report",
+                    dir.root.display()
+                ),
+            }
+            drop(tables);
+            println!("results: {}", dir.root.display());
             match runner::unsuccessful(&summaries) {
                 0 => Ok(0),
                 n => {
@@ -167,11 +248,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             }
         }
         Command::Plot { dir } => {
+            let _tables = runner::refresh_statuses(&dir)?;
             let manifest = plot::render_all(&dir)?;
             print_manifest(&dir, &manifest);
             Ok(0)
         }
         Command::Report { dir } => {
+            let _tables = runner::refresh_statuses(&dir)?;
             let files = report::write_report(&dir)?;
             println!("report: {} and {}", files.markdown.display(), files.html.display());
             Ok(0)
@@ -179,6 +262,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Eval { protocol } => eval::run(protocol).map(|()| 0),
         Command::Curves(args) => curves::run(&args).map(|()| 0),
         Command::Capacity(args) => capacity::run(&args).map(|()| 0),
+        Command::Slurm(args) => slurm::run(&args).map(|()| 0),
         Command::Losses => {
             for entry in loss::registry() {
                 println!("{:<16} {}", entry.name, entry.summary);

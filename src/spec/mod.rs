@@ -5,6 +5,7 @@
 mod error;
 pub mod filter;
 mod schema;
+pub mod shard;
 mod sweep;
 
 pub use error::{line_col, SpecError};

@@ -1,6 +1,7 @@
 //! The results layout on disk (DESIGN.md "Results layout"), atomic writes (temporary name, then
-//! rename, so a reader never sees half a file), parquet read/write through polars, and the
-//! per-trial status file.
+//! rename, so a reader never sees half a file), parquet read/write through polars, the
+//! per-trial status file, and the locks that let several processes (shards) share one results
+//! directory.
 
 pub mod run_info;
 pub mod schema;
@@ -61,9 +62,28 @@ pub mod trial_files {
     }
 }
 
+/// A writer's temporary name beside `path`, unique to its host and process: shards on several
+/// machines share one results directory.
 fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    path.with_file_name(format!(".{name}.tmp-{}-{}", hostname(), std::process::id()))
+}
+
+/// This machine's name, reduced to characters safe in a file name.
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into a buffer we own.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name: String = String::from_utf8_lossy(&buf[..end])
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect();
+    if ok && !name.is_empty() {
+        name
+    } else {
+        "host".into()
+    }
 }
 
 /// Writes `path` through a temporary file in the same directory: `write` fills the file at
@@ -170,32 +190,86 @@ impl TrialStatus {
     }
 }
 
-/// An exclusive lock on a results directory, held until dropped. It is an advisory `flock` on
-/// `<dir>/.lock`, which the kernel releases when the holder exits, so a killed run never leaves
-/// the directory locked.
+/// A lock held until dropped: an advisory `flock` on a file, which the kernel releases when the
+/// holder exits, so a killed run never leaves anything locked. On a shared filesystem the locks
+/// hold across machines where the filesystem supports `flock` (NFSv4, Lustre mounted with
+/// `-o flock`, GPFS, BeeGFS); README "Running on a cluster".
 pub struct DirLock {
     _file: std::fs::File,
 }
 
-/// Takes the lock of the results directory `dir` (creating it), or fails if another run holds it.
-pub fn lock(dir: &Path) -> Result<DirLock> {
+/// How [`flock`] takes a lock.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Exclusive; `None` at once when held.
+    Exclusive,
+    /// Shared with other shared holders; `None` at once when held exclusively.
+    Shared,
+    /// Exclusive, waiting for the holder.
+    Wait,
+}
+
+/// Locks `path` (creating it and its directory); `None` when another holder has it.
+fn flock(path: &Path, mode: Mode) -> Result<Option<DirLock>> {
     use std::os::unix::io::AsRawFd;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(".lock");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: flock on a descriptor we own; no memory is shared with the call.
-    let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
-    if held {
-        anyhow::bail!(
-            "{} is in use by another p2sbench run (lock {}); wait for it to finish or use another --out",
-            dir.display(),
-            path.display()
-        );
+    let op = match mode {
+        Mode::Exclusive => libc::LOCK_EX | libc::LOCK_NB,
+        Mode::Shared => libc::LOCK_SH | libc::LOCK_NB,
+        Mode::Wait => libc::LOCK_EX,
+    };
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is shared with the call.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(Some(DirLock { _file: file }));
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(None),
+            _ => return Err(error).with_context(|| format!("locking {}", path.display())),
+        }
     }
-    Ok(DirLock { _file: file })
+}
+
+fn in_use(dir: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} is in use by another p2sbench run (lock {}); wait for it to finish or use another --out",
+        dir.display(),
+        dir.join(".lock").display()
+    )
+}
+
+/// Takes the lock of the results directory `dir` (creating it) for a whole run, or fails if
+/// another run holds it (alone, or as a shard).
+pub fn lock(dir: &Path) -> Result<DirLock> {
+    flock(&dir.join(".lock"), Mode::Exclusive)?.ok_or_else(|| in_use(dir))
+}
+
+/// The lock of a results directory as a shard (`run --shard`) takes it: shared with the other
+/// shards, refused while an unsharded run holds [`lock`].
+pub fn lock_shared(dir: &Path) -> Result<DirLock> {
+    flock(&dir.join(".lock"), Mode::Shared)?.ok_or_else(|| in_use(dir))
+}
+
+/// The lock of one trial (`<trial dir>/.lock`), held while it trains; `None` when another
+/// process (or worker) is training it.
+pub fn try_lock_trial(trial_dir: &Path) -> Result<Option<DirLock>> {
+    flock(&trial_dir.join(".lock"), Mode::Exclusive)
+}
+
+/// The lock of what is built from the trial directories (trials.parquet, selection.json, the
+/// plots and the report): waits for the holder, so that the processes rebuilding them take
+/// turns and the last one reads every trial that finished before it.
+pub fn lock_tables(dir: &Path) -> Result<DirLock> {
+    Ok(flock(&dir.join(".tables.lock"), Mode::Wait)?.expect("a waiting lock is always taken"))
 }

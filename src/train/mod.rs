@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use sgd::Sgd;
 use sha2::{Digest, Sha256};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::{Device, Tensor};
 use telemetry::StepTensors;
@@ -37,6 +38,16 @@ pub struct TrialOutcome {
     pub data_order_checksum: String,
     /// The step whose loss or telemetry was not finite, if any (training stopped there).
     pub diverged_step: Option<i64>,
+    /// The step of the checkpoint training resumed from, if it did.
+    pub resumed_from: Option<i64>,
+}
+
+/// Training stopped early because [`Checkpointing::stop`] was set: the checkpoint of `step` is
+/// saved, and training the trial again resumes from it.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped at step {step} on request; its checkpoint is saved")]
+pub struct Stopped {
+    pub step: i64,
 }
 
 /// The learning rate in force during `epoch` (0-based).
@@ -69,12 +80,22 @@ pub struct Checkpointing<'a> {
     pub dir: &'a Path,
     /// The trial id, written into the checkpoint's telemetry rows.
     pub trial: &'a str,
+    /// A stop request (SIGTERM sets it): training saves a checkpoint after the step under way and
+    /// returns [`Stopped`]; at an epoch's end it first finishes that epoch's evaluation.
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl Checkpointing<'_> {
+    fn stop_requested(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+    }
 }
 
 /// Trains one trial on `train` (the training set with this trial's label noise), calling
 /// `evaluator` at the evaluation points `[eval]` sets. With `checkpoint`, it resumes from a checkpoint found there and
-/// writes one every `train.checkpoint_every` steps and at every epoch end. `on_step` is called
-/// after every optimiser step with the global step.
+/// writes one every `train.checkpoint_every` steps, at every epoch end, and when its `stop` flag
+/// is set (then returning [`Stopped`]). `on_step` is called after every optimiser step with the
+/// global step.
 pub fn train_trial(
     cfg: &TrialConfig,
     train: &TrainSet,
@@ -102,10 +123,11 @@ pub fn train_trial(
     let mut opt = Sgd::new(&net.vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.lr);
     let backbone = net.backbone_params();
     let noisy_mask = (!train.is_clean()).then(|| Tensor::from_slice(&train.noisy));
-    let (mut step, mut rows) = (0i64, Rows::default());
+    let (mut step, mut rows, mut resumed_from) = (0i64, Rows::default(), None);
     if let Some(ck) = checkpoint {
         if let Some(restored) = checkpoint::load(ck.dir, &net.vs, &mut opt)? {
             step = restored.step;
+            resumed_from = Some(step);
             rows = restored.rows;
             loss_fn.set_state(&restored.loss_state);
         }
@@ -119,6 +141,7 @@ pub fn train_trial(
         init_checksum: init_checksum.clone(),
         data_order_checksum: short_hex(order_hash),
         diverged_step,
+        resumed_from,
     };
     for epoch in 0..cfg.train.epochs {
         let lr = lr_at(cfg, epoch);
@@ -191,11 +214,15 @@ pub fn train_trial(
             on_step(step);
             let epoch_end = step % per_epoch == 0;
             let every = cfg.train.checkpoint_every as i64;
-            if let Some(ck) = checkpoint.filter(|_| every > 0 && step % every == 0 && !epoch_end) {
+            let stop = checkpoint.is_some_and(|ck| ck.stop_requested());
+            if let Some(ck) = checkpoint.filter(|_| (stop || every > 0 && step % every == 0) && !epoch_end) {
                 if let Some(bad) = non_finite.read() {
                     return Ok(outcome(rows, order_hash, Some(bad)));
                 }
                 checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &rows)?;
+                if stop {
+                    return Err(Stopped { step }.into());
+                }
             }
         }
         if epoch < resume_epoch {
@@ -212,6 +239,9 @@ pub fn train_trial(
         }
         if let Some(ck) = checkpoint {
             checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &rows)?;
+            if ck.stop_requested() && !last {
+                return Err(Stopped { step }.into());
+            }
         }
     }
     Ok(outcome(rows, order_hash, None))

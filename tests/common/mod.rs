@@ -47,6 +47,19 @@ folds = 4
 pairs_per_fold = 10
 "#;
 
+/// Every parquet file of every trial of `exp` under `root`, wall-clock column aside: what two
+/// runs of one experiment must agree on.
+pub fn trial_frames(root: &p2sbench::store::ExperimentDir, exp: &spec::Experiment) -> Vec<polars::prelude::DataFrame> {
+    let mut frames = Vec::new();
+    for t in &exp.trials {
+        for file in ["steps.parquet", "evals.parquet", "angles.parquet"] {
+            let df = p2sbench::store::read_parquet(&root.trial(&t.id()).join(file)).unwrap();
+            frames.push(df.drop("step_seconds").unwrap_or(df));
+        }
+    }
+    frames
+}
+
 pub fn experiment(text: &str) -> spec::Experiment {
     spec::parse(Path::new("tiny.toml"), text).expect("the test experiment is valid")
 }
