@@ -110,6 +110,7 @@ cpus=4 # more than the cores if need be (config_overrides): the test runs three 
 dd if=/dev/urandom of="$work/munge.key" bs=1024 count=1 status=none
 chmod 400 "$work/munge.key"
 mkdir -p "$work/state" "$work/spool"
+# cred_expire: a requeued job waits that long before it starts again (default 120 s).
 cat >"$conf" <<EOF
 ClusterName=p2sbench-test
 SlurmctldHost=$host(127.0.0.1)
@@ -119,7 +120,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$work/munge.socket
+AuthInfo=socket=$work/munge.socket,cred_expire=10
 StateSaveLocation=$work/state
 SlurmdSpoolDir=$work/spool
 SlurmctldPidFile=$work/slurmctld.pid

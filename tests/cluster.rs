@@ -187,6 +187,45 @@ fn shard_processes_share_one_results_directory_and_the_last_renders_the_report()
 }
 
 #[test]
+fn under_select_shards_train_the_finals_once_the_whole_search_has_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = &common::TINY[..common::TINY.find("[[loss]]").unwrap()];
+    let tail = &common::TINY[common::TINY.find("[eval]").unwrap()..];
+    let source = format!(
+        "{head}[[loss]]\nname = \"cosface\"\ns = 16.0\n\"train.lr\" = [0.02, 0.05]\n[[loss]]\nname = \"p2sgrad\"\n\
+         \"train.lr\" = [0.5, 1.0]\n{tail}[select]\nmetric = \"lfw/accuracy_mean\"\ntune = [\"train.lr\"]\nseeds = [11, 12]\n\
+         validation_identities = 4\n"
+    );
+    let file = dir.path().join("tiny.toml");
+    std::fs::write(&file, &source).unwrap();
+    let (single, shared) = (dir.path().join("single"), dir.path().join("shared"));
+    let out = p2sbench().arg("run").arg(&file).arg("--out").arg(&single).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shard = |i: usize| {
+        let o =
+            p2sbench().arg("run").arg(&file).arg("--out").arg(&shared).arg(format!("--shard={i}/2")).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        text(&o)
+    };
+    // First pass: shard 0 leaves the finals to a later run; shard 1, last to finish the search,
+    // trains its part of them; second pass: shard 0 trains the rest and renders.
+    let first = [shard(0), shard(1)];
+    assert!(first[0].contains("the final trials run when the shards run again"), "{}", first[0]);
+    let second = [shard(0), shard(1)];
+    let logs: Vec<String> = first.iter().chain(&second).cloned().collect();
+    let trained = completions(&logs);
+    assert_eq!(trained.len(), 4 + 4, "4 search and 2 × 2 final trials: {trained:?}");
+    assert!(trained.values().all(|&n| n == 1), "{trained:?}");
+    assert_eq!(completions(&first[1..]).keys().filter(|id| id.contains("-test-")).count(), 2, "{}", first[1]);
+    let (a, b) = (ExperimentDir::new(&single, "tiny"), ExperimentDir::new(&shared, "tiny"));
+    assert!(trials_table(&a).equals_missing(&trials_table(&b)), "the same search, choices and finals");
+    let selection = |d: &ExperimentDir| std::fs::read_to_string(d.root.join("selection.json")).unwrap();
+    let strip = |t: String| t.lines().filter(|l| !l.contains("seconds")).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(selection(&a)), strip(selection(&b)));
+    assert!(b.report().is_file());
+}
+
+#[test]
 fn report_reads_the_statuses_again_from_the_trial_directories() {
     let dir = tempfile::tempdir().unwrap();
     let (file, exp) = tiny(dir.path(), "");
@@ -294,6 +333,7 @@ fn slurm_writes_a_job_array_and_a_dependent_report_job() {
         "#SBATCH --time=2:00:00",
         "#SBATCH --account=face",
         "#SBATCH --requeue",
+        "#SBATCH --open-mode=append",
         "#SBATCH --signal=B:USR1@120",
         "--shard \"${SLURM_ARRAY_TASK_ID}/5\"",
         "scontrol requeue",
@@ -404,16 +444,27 @@ fn slurm_job_array_trains_every_trial_once_resumes_cancelled_tasks_and_renders_t
     let reference = p2sbench().arg("run").arg(&file).arg("--out").arg(&single).output().unwrap();
     assert_eq!(reference.status.code(), Some(0), "{}", text(&reference));
     let printed = String::from_utf8_lossy(
-        &slurm(&file, &out, &["--shards=3", "--array-parallelism=3", "--cpus-per-task=1", "--submit"]).stdout,
+        &slurm(&file, &out, &["--shards=3", "--array-parallelism=3", "--cpus-per-task=1", "--requeue", "--submit"])
+            .stdout,
     )
     .into_owned();
     let (array, report) = (submitted(&printed, "shards"), submitted(&printed, "report"));
     let root = ExperimentDir::new(&out, "sweep");
     let victim = Shard { index: 1, count: 3 }.pick(&exp.trials)[0].id();
+    let requeued = Shard { index: 2, count: 3 }.pick(&exp.trials)[0].id();
     wait_for(120, "task 1's first trial to checkpoint", || root.trial(&victim).join("checkpoint").is_dir());
     checked(Command::new("scancel").arg(format!("{array}_1")));
+    // Task 2 requeued mid-trial (as preemption does): Slurm stops it and runs it again by itself.
+    wait_for(120, "task 2's first trial to checkpoint", || root.trial(&requeued).join("checkpoint").is_dir());
+    checked(Command::new("scontrol").args(["requeue", &format!("{array}_2")]));
     wait_for_jobs(&[&array, &report], 300);
     assert_eq!(state(&root, &victim), Some(State::Running), "the cancelled trial kept its checkpoint");
+    assert_eq!(state(&root, &requeued), Some(State::Done), "the requeued task finished its trials");
+    let task2 = std::fs::read_to_string(root.root.join(format!("slurm/logs/shard-{array}_2.out"))).unwrap();
+    assert!(
+        task2.contains(&format!("{requeued}: stopped at step")) && task2.contains("resumed from step"),
+        "the requeued task resumed from its checkpoint:\n{task2}"
+    );
     let logs_dir = root.root.join("slurm/logs");
     let first_report = std::fs::read_to_string(logs_dir.join(format!("report-{report}.out"))).unwrap();
     assert!(first_report.contains("report: "), "the report job ran after the array:\n{first_report}");
@@ -447,7 +498,7 @@ fn slurm_job_array_trains_every_trial_once_resumes_cancelled_tasks_and_renders_t
     let attempts: Vec<i64> = table.column("attempts").unwrap().i64().unwrap().into_no_null_iter().collect();
     let ids = common::strings(&table, "trial");
     for (id, n) in ids.iter().zip(attempts) {
-        assert_eq!(n, if *id == victim { 2 } else { 1 }, "{id}: attempts");
+        assert_eq!(n, if *id == victim || *id == requeued { 2 } else { 1 }, "{id}: attempts");
     }
     let last_report = std::fs::read_to_string(logs_dir.join(format!("report-{report2}.out"))).unwrap();
     assert!(last_report.contains("report: "), "{last_report}");

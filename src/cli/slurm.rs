@@ -63,7 +63,7 @@ pub struct SlurmArgs {
     #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub sbatch_args: Vec<String>,
     /// Let Slurm requeue the tasks (preemption, node failure, `scontrol requeue`); with --signal,
-    /// a task stopped by that signal requeues itself.
+    /// a task stopped by that signal requeues itself. A requeued task appends to its log.
     #[arg(long)]
     pub requeue: bool,
     /// SIG[@SECONDS]: have Slurm send SIG (USR1, USR2, …; not TERM or KILL) SECONDS (default 60)
@@ -252,7 +252,8 @@ pub fn scripts(args: &SlurmArgs, exp: &Experiment, selected: usize, origin: &Ori
     }
     head.push(format!("--output={logs}/shard-%A_%a.out"));
     if args.requeue {
-        head.push("--requeue".into());
+        // A requeued task writes the same log: append, so the stop and the resume both show.
+        head.extend(["--requeue".into(), "--open-mode=append".into()]);
     }
     if let Some((sig, secs)) = &signal {
         head.push(format!("--signal=B:{sig}@{secs}"));
