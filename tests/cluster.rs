@@ -444,27 +444,48 @@ fn slurm_job_array_trains_every_trial_once_resumes_cancelled_tasks_and_renders_t
     let reference = p2sbench().arg("run").arg(&file).arg("--out").arg(&single).output().unwrap();
     assert_eq!(reference.status.code(), Some(0), "{}", text(&reference));
     let printed = String::from_utf8_lossy(
-        &slurm(&file, &out, &["--shards=3", "--array-parallelism=3", "--cpus-per-task=1", "--requeue", "--submit"])
-            .stdout,
+        &slurm(
+            &file,
+            &out,
+            &[
+                "--shards=3",
+                "--array-parallelism=3",
+                "--cpus-per-task=1",
+                "--time=10",
+                "--requeue",
+                "--signal=USR1@60",
+                "--submit",
+            ],
+        )
+        .stdout,
     )
     .into_owned();
     let (array, report) = (submitted(&printed, "shards"), submitted(&printed, "report"));
     let root = ExperimentDir::new(&out, "sweep");
     let victim = Shard { index: 1, count: 3 }.pick(&exp.trials)[0].id();
     let requeued = Shard { index: 2, count: 3 }.pick(&exp.trials)[0].id();
-    wait_for(120, "task 1's first trial to checkpoint", || root.trial(&victim).join("checkpoint").is_dir());
+    let signalled = Shard { index: 0, count: 3 }.pick(&exp.trials)[0].id();
+    let checkpointed = |id: &str| root.trial(id).join("checkpoint").is_dir();
+    wait_for(120, "task 1's first trial to checkpoint", || checkpointed(&victim));
     checked(Command::new("scancel").arg(format!("{array}_1")));
     // Task 2 requeued mid-trial (as preemption does): Slurm stops it and runs it again by itself.
-    wait_for(120, "task 2's first trial to checkpoint", || root.trial(&requeued).join("checkpoint").is_dir());
+    wait_for(120, "task 2's first trial to checkpoint", || checkpointed(&requeued));
     checked(Command::new("scontrol").args(["requeue", &format!("{array}_2")]));
+    // Task 0 gets --signal's SIGUSR1 (as before its time limit): it stops and requeues itself.
+    wait_for(120, "task 0's first trial to checkpoint", || checkpointed(&signalled));
+    checked(Command::new("scancel").args(["--signal=USR1", "--batch", &format!("{array}_0")]));
     wait_for_jobs(&[&array, &report], 300);
     assert_eq!(state(&root, &victim), Some(State::Running), "the cancelled trial kept its checkpoint");
-    assert_eq!(state(&root, &requeued), Some(State::Done), "the requeued task finished its trials");
-    let task2 = std::fs::read_to_string(root.root.join(format!("slurm/logs/shard-{array}_2.out"))).unwrap();
-    assert!(
-        task2.contains(&format!("{requeued}: stopped at step")) && task2.contains("resumed from step"),
-        "the requeued task resumed from its checkpoint:\n{task2}"
-    );
+    for (task, id) in [(2, &requeued), (0, &signalled)] {
+        assert_eq!(state(&root, id), Some(State::Done), "requeued task {task} finished its trials");
+        let log = std::fs::read_to_string(root.root.join(format!("slurm/logs/shard-{array}_{task}.out"))).unwrap();
+        assert!(
+            log.contains(&format!("{id}: stopped at step")) && log.contains("resumed from step"),
+            "requeued task {task} resumed from its checkpoint:\n{log}"
+        );
+    }
+    let task0 = std::fs::read_to_string(root.root.join(format!("slurm/logs/shard-{array}_0.out"))).unwrap();
+    assert!(task0.contains(&format!("requeueing {array}_0")), "{task0}");
     let logs_dir = root.root.join("slurm/logs");
     let first_report = std::fs::read_to_string(logs_dir.join(format!("report-{report}.out"))).unwrap();
     assert!(first_report.contains("report: "), "the report job ran after the array:\n{first_report}");
@@ -498,7 +519,7 @@ fn slurm_job_array_trains_every_trial_once_resumes_cancelled_tasks_and_renders_t
     let attempts: Vec<i64> = table.column("attempts").unwrap().i64().unwrap().into_no_null_iter().collect();
     let ids = common::strings(&table, "trial");
     for (id, n) in ids.iter().zip(attempts) {
-        assert_eq!(n, if *id == victim || *id == requeued { 2 } else { 1 }, "{id}: attempts");
+        assert_eq!(n, if [&victim, &requeued, &signalled].contains(&id) { 2 } else { 1 }, "{id}: attempts");
     }
     let last_report = std::fs::read_to_string(logs_dir.join(format!("report-{report2}.out"))).unwrap();
     assert!(last_report.contains("report: "), "{last_report}");
