@@ -24,7 +24,7 @@ build: setup
 # The binary finds libtorch in $(P2SBENCH_CACHE) through its rpath: keep that cache.
 install: setup
 	$(CARGO_ENV) cargo install --path . --locked --force --root $(PREFIX)
-	strip --strip-debug $(PREFIX)/bin/p2sbench  # the line tables of the whole stack: ~0.5 GB
+	strip --strip-debug $(PREFIX)/bin/p2sbench  # p2sbench's own line tables
 	@echo "installed $(PREFIX)/bin/p2sbench"
 	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "note: $(PREFIX)/bin is not on your PATH; add it, e.g.: echo 'export PATH=\"$(PREFIX)/bin:\$$PATH\"' >> ~/.bashrc" ;; esac
 

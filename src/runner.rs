@@ -607,16 +607,20 @@ impl DataCache {
     }
 }
 
-fn final_metric(trial_dir: &Path, protocol: &str, metric: &str) -> Option<f64> {
-    let df = store::read_parquet(&trial_dir.join(trial_files::EVALS)).ok()?;
-    let out = df
-        .lazy()
-        .filter(col("protocol").eq(lit(protocol)).and(col("metric").eq(lit(metric))))
-        .sort(["step"], Default::default())
-        .select([col("value").last()])
-        .collect()
-        .ok()?;
-    out.column("value").ok()?.f64().ok()?.get(0)
+/// The last value of each of `metrics` of `protocol` in a trial's evals.parquet (read once).
+fn final_metrics<const N: usize>(trial_dir: &Path, protocol: &str, metrics: [&str; N]) -> [Option<f64>; N] {
+    let Ok(df) = store::read_parquet(&trial_dir.join(trial_files::EVALS)) else { return [None; N] };
+    metrics.map(|metric| {
+        let out = df
+            .clone()
+            .lazy()
+            .filter(col("protocol").eq(lit(protocol)).and(col("metric").eq(lit(metric))))
+            .sort(["step"], Default::default())
+            .select([col("value").last()])
+            .collect()
+            .ok()?;
+        out.column("value").ok()?.f64().ok()?.get(0)
+    })
 }
 
 /// Mean `train_acc` of the logged steps of the last epoch in a trial's steps.parquet.
@@ -640,7 +644,7 @@ fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSu
         seed: cfg.seed,
         noise: cfg.noise.label(),
         state: status.state,
-        lfw_accuracy: final_metric(trial_dir, "lfw", "accuracy_mean"),
+        lfw_accuracy: final_metrics(trial_dir, "lfw", ["accuracy_mean"])[0],
         train_accuracy: last_epoch_train_accuracy(trial_dir),
         seconds: status.seconds,
         diverged_step: status.diverged_step,
@@ -738,8 +742,9 @@ fn status_columns(dir: &ExperimentDir, ids: &[String]) -> Vec<Column> {
         let checksums = Checksums::read(&tdir);
         init_checksums.push(checksums.as_ref().map(|c| c.init.clone()));
         order_checksums.push(checksums.map(|c| c.data_order));
-        acc_mean.push(final_metric(&tdir, "lfw", "accuracy_mean"));
-        acc_std.push(final_metric(&tdir, "lfw", "accuracy_std"));
+        let [mean, std] = final_metrics(&tdir, "lfw", ["accuracy_mean", "accuracy_std"]);
+        acc_mean.push(mean);
+        acc_std.push(std);
     }
     let [status, attempts_, diverged_, error, init, order, mean, std, seconds_] = STATUS_COLUMNS;
     vec![
