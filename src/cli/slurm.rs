@@ -32,7 +32,8 @@ training step and exits with code 3. With --requeue the tasks may be requeued (p
 asks Slurm for SIG that many seconds before the time limit; the task then stops the same way and,
 with --requeue, requeues itself.
 
-Exit status 2 for an invalid experiment file, filter, --time, --signal, --tasks or --sbatch-arg.";
+Exit status 2 for an invalid experiment file, filter, --shards, --array-parallelism, --time,
+--signal, --tasks or --sbatch-arg; nothing is written then.";
 
 #[derive(clap::Args, Debug)]
 pub struct SlurmArgs {
