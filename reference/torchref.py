@@ -90,6 +90,140 @@ class Net(nn.Module):
         return out
 
 
+class _PReLU(nn.PReLU):
+    """nn.PReLU (one slope per channel, 0.25 at init)."""
+
+    def __init__(self, channels):
+        super().__init__(channels)
+
+
+class _IBlock(nn.Module):
+    """IResNet's residual unit: BN, conv3x3, BN, PReLU, conv3x3 (carrying the stride), BN, plus
+    the shortcut (a strided conv1x1 + BN where the shape changes)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.prelu = _PReLU(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, stride, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.bn3(self.conv2(self.prelu(self.bn2(self.conv1(self.bn1(x))))))
+        return out + (x if self.downsample is None else self.downsample(x))
+
+
+IRESNET_LAYERS = {"iresnet18": [2, 2, 2, 2], "iresnet34": [3, 4, 6, 3], "iresnet50": [3, 4, 14, 3],
+                  "iresnet100": [3, 13, 30, 3]}
+
+
+def _fixed_gamma_bn1d(features):
+    """BatchNorm1d whose scale stays 1 (not trained), the embedding's last layer."""
+    bn = nn.BatchNorm1d(features)
+    bn.weight.requires_grad = False
+    return bn
+
+
+class IResNet(nn.Module):
+    """ArcFace's IResNet (LResNetxxE-IR): conv3x3(64) + BN + PReLU, four stages of IBlocks at
+    64/128/256/512 channels each halving the resolution, then BN -> flatten -> dropout (p = 0)
+    -> Linear -> BatchNorm1d with the scale fixed at 1."""
+
+    def __init__(self, name, channels, size, embedding):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.prelu = _PReLU(64)
+        cin, side = 64, size
+        for i, (width, blocks) in enumerate(zip([64, 128, 256, 512], IRESNET_LAYERS[name])):
+            layer = [_IBlock(cin, width, 2)] + [_IBlock(width, width, 1) for _ in range(blocks - 1)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
+            cin, side = width, (side + 1) // 2
+        self.bn2 = nn.BatchNorm2d(512)
+        self.fc = nn.Linear(512 * side * side, embedding)
+        self.features = _fixed_gamma_bn1d(embedding)
+
+    def forward(self, x):
+        x = self.prelu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.features(self.fc(self.bn2(x).flatten(1)))
+
+
+class _ConvUnit(nn.Module):
+    """conv (no bias) + BN (+ PReLU unless linear)."""
+
+    def __init__(self, cin, cout, kernel, stride, padding, groups=1, linear=False):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.prelu = None if linear else _PReLU(cout)
+
+    def forward(self, x):
+        x = self.bn(self.conv(x))
+        return x if self.prelu is None else self.prelu(x)
+
+
+class _Bottleneck(nn.Module):
+    """MobileNetV2's inverted residual with PReLU: expand 1x1 (t x), depthwise 3x3 (stride),
+    linear project 1x1; a residual where stride 1 keeps the channels."""
+
+    def __init__(self, cin, cout, t, stride):
+        super().__init__()
+        hidden = cin * t
+        self.expand = _ConvUnit(cin, hidden, 1, 1, 0)
+        self.depthwise = _ConvUnit(hidden, hidden, 3, stride, 1, groups=hidden)
+        self.project = _ConvUnit(hidden, cout, 1, 1, 0, linear=True)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        out = self.project(self.depthwise(self.expand(x)))
+        return x + out if self.residual else out
+
+
+# (t, c, n, s) of MobileFaceNet's bottleneck rows (Chen et al. 2018, Table 1).
+MOBILEFACENET_BOTTLENECKS = [(2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1)]
+
+
+class MobileFaceNet(nn.Module):
+    """MobileFaceNet as Table 1 of Chen et al. 2018: conv3x3 s2 (64), depthwise conv3x3 (64), the
+    bottlenecks, conv1x1 (512), linear global depthwise conv over the whole map (512), then the
+    linear 1x1 conv to the embedding as Linear -> BatchNorm1d (scale fixed at 1)."""
+
+    def __init__(self, channels, size, embedding):
+        super().__init__()
+        self.conv1 = _ConvUnit(channels, 64, 3, 2, 1)
+        self.dw_conv1 = _ConvUnit(64, 64, 3, 1, 1, groups=64)
+        blocks, cin, side = [], 64, (size + 1) // 2
+        for t, c, n, s in MOBILEFACENET_BOTTLENECKS:
+            for i in range(n):
+                blocks.append(_Bottleneck(cin, c, t, s if i == 0 else 1))
+                cin = c
+            side = (side + 1) // 2 if s == 2 else side
+        self.blocks = nn.Sequential(*blocks)
+        self.conv2 = _ConvUnit(128, 512, 1, 1, 0)
+        self.gdconv = _ConvUnit(512, 512, side, 1, 0, groups=512, linear=True)
+        self.fc = nn.Linear(512, embedding)
+        self.features = _fixed_gamma_bn1d(embedding)
+
+    def forward(self, x):
+        x = self.gdconv(self.conv2(self.blocks(self.dw_conv1(self.conv1(x)))))
+        return self.features(self.fc(x.flatten(1)))
+
+
+def backbone(name, channels, size, embedding):
+    """The PyTorch module of p2sbench's `model.backbone = name` (not the CNN: see Net)."""
+    if name in IRESNET_LAYERS:
+        return IResNet(name, channels, size, embedding)
+    if name == "mobilefacenet":
+        return MobileFaceNet(channels, size, embedding)
+    raise SystemExit(f"torchref.py: backbone {name} is not written here")
+
+
 def loss_value(name, params, net, x, labels):
     """The batch-mean loss of `name` with `params` (dict) on features x, written with torch ops
     in the order p2sbench's losses apply them (see the notes on softmax and ArcFace)."""

@@ -5,8 +5,8 @@
 //! every trial under a lock of its own, and trials.parquet is rebuilt from the trial directories
 //! under a lock by whoever writes it.
 
-use crate::data::ImageSet;
 use crate::data::{self, noise};
+use crate::data::{Dataset, ImageSet};
 use crate::extract::suite::Suite;
 use crate::loss::ParamValue;
 use crate::model::Network;
@@ -354,8 +354,7 @@ fn run_trial(
     }
     let Some(_trial_lock) = store::try_lock_trial(&trial_dir)? else {
         say(bars, format!("{id}: another process is training it; left to that one"))?;
-        let running =
-            TrialStatus { state: State::Running, attempts: 0, seconds: 0.0, error: None, diverged_step: None };
+        let running = TrialStatus { state: State::Running, ..Default::default() };
         return Ok(summary(cfg, &TrialStatus::read(&trial_dir).unwrap_or(running), &trial_dir));
     };
     // Read under the lock: another process may have finished the trial since.
@@ -378,8 +377,15 @@ fn run_trial(
     let attempts = previous.as_ref().map_or(0, |s| s.attempts) + 1;
     let earlier_seconds = previous.as_ref().map_or(0.0, |s| s.seconds);
     store::write_atomic(&trial_dir.join(trial_files::CONFIG), toml::to_string(cfg)?.as_bytes())?;
-    TrialStatus { state: State::Running, attempts, seconds: earlier_seconds, error: None, diverged_step: None }
-        .write(&trial_dir)?;
+    let device_name = crate::model::device_name(device);
+    let running = TrialStatus {
+        state: State::Running,
+        attempts,
+        seconds: earlier_seconds,
+        device: Some(device_name.clone()),
+        ..Default::default()
+    };
+    running.write(&trial_dir)?;
     let train_set = noise::apply(&data.train, &cfg.data, &cfg.noise);
     let total_steps = cfg.train.epochs * train::steps_per_epoch(train_set.images.len(), cfg.train.batch_size);
     let bar = bars.add(ProgressBar::new(total_steps as u64).with_style(style.clone()).with_prefix("trial"));
@@ -412,26 +418,22 @@ fn run_trial(
             let state = if outcome.diverged_step.is_some() { State::Diverged } else { State::Done };
             let resumed = outcome.resumed_from.map_or(String::new(), |s| format!(", resumed from step {s}"));
             say(bars, format!("{id}: {} in {seconds:.1}s{resumed}", state.as_str()))?;
-            TrialStatus { state, attempts, seconds, error: None, diverged_step: outcome.diverged_step }
+            let skipped_images = outcome.skipped_images;
+            TrialStatus { state, seconds, diverged_step: outcome.diverged_step, skipped_images, ..running.clone() }
         }
         Err(e) if e.is::<train::Stopped>() => {
             say(bars, format!("{id}: {e}; it resumes from there when run again"))?;
-            TrialStatus { state: State::Running, attempts, seconds, error: None, diverged_step: None }
+            TrialStatus { seconds, ..running.clone() }
         }
         Err(e) if store::is_storage_full(&e) => {
-            let failed = TrialStatus {
-                state: State::Failed,
-                attempts,
-                seconds,
-                error: Some(format!("{e:#}")),
-                diverged_step: None,
-            };
+            let failed =
+                TrialStatus { state: State::Failed, seconds, error: Some(format!("{e:#}")), ..running.clone() };
             let _ = failed.write(&trial_dir);
             return Err(e.context(format!("trial {id}: the disk is full; free space and run again to resume")));
         }
         Err(e) => {
             say(bars, format!("{id}: failed: {e:#}"))?;
-            TrialStatus { state: State::Failed, attempts, seconds, error: Some(format!("{e:#}")), diverged_step: None }
+            TrialStatus { state: State::Failed, seconds, error: Some(format!("{e:#}")), ..running.clone() }
         }
     };
     status.write(&trial_dir)?;
@@ -496,7 +498,7 @@ pub fn stale_trials(dir: &ExperimentDir, trials: &[TrialConfig]) -> Vec<String> 
 
 /// The data of a group of trials that share `[data]`, `[eval]` and their held-out split.
 pub struct TrialData {
-    pub train: Arc<ImageSet>,
+    pub train: Arc<dyn Dataset>,
     /// The held-out identities the trials are evaluated on (under `[select]`, the split's part).
     pub heldout: ImageSet,
     /// The evaluation protocols `[eval]` selects: built-in ones constructed over the held-out
@@ -526,11 +528,11 @@ impl train::Evaluate for HeldoutEvaluation<'_> {
 
 /// Generates (or reads) the training and held-out identities and prepares the evaluation protocols.
 pub fn shared_data(cfg: &TrialConfig) -> Result<TrialData> {
-    trial_data(cfg, Arc::new(data::training_set(&cfg.data)?))
+    trial_data(cfg, data::training_set(&cfg.data)?)
 }
 
 /// [`shared_data`] on a training set already made.
-fn trial_data(cfg: &TrialConfig, train: Arc<ImageSet>) -> Result<TrialData> {
+fn trial_data(cfg: &TrialConfig, train: Arc<dyn Dataset>) -> Result<TrialData> {
     let heldout = data::heldout_set(&cfg.data)?;
     let heldout = match cfg.split {
         Some(split) => {
@@ -570,7 +572,7 @@ impl DataCache {
     pub fn build(exp: &Experiment) -> Result<DataCache> {
         let group_key =
             |t: &TrialConfig| serde_json::to_string(&(&t.data, &t.eval, &t.split)).expect("configs serialise");
-        let mut trains: BTreeMap<String, Arc<ImageSet>> = BTreeMap::new();
+        let mut trains: BTreeMap<String, Arc<dyn Dataset>> = BTreeMap::new();
         let mut groups = BTreeMap::new();
         let finals = exp.trials.iter().filter_map(|t| {
             let split = t.split?;
@@ -584,7 +586,7 @@ impl DataCache {
             let data_key = serde_json::to_string(&t.data).expect("configs serialise");
             let train = match trains.get(&data_key) {
                 Some(train) => train.clone(),
-                None => trains.entry(data_key).or_insert(Arc::new(data::training_set(&t.data)?)).clone(),
+                None => trains.entry(data_key).or_insert(data::training_set(&t.data)?).clone(),
             };
             groups.insert(key, trial_data(&t, train)?);
         }
@@ -707,11 +709,13 @@ pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result
 
 /// The columns of trials.parquet that the trial directories hold (status, checksums, final
 /// metrics), last in the table, in this order.
-const STATUS_COLUMNS: [&str; 9] = [
+const STATUS_COLUMNS: [&str; 11] = [
     "status",
     "attempts",
     "diverged_step",
     "error",
+    "device",
+    "skipped_images",
     "init_checksum",
     "data_order_checksum",
     "lfw_accuracy_mean",
@@ -729,6 +733,8 @@ fn status_columns(dir: &ExperimentDir, ids: &[String]) -> Vec<Column> {
     let mut attempts = Vec::with_capacity(n);
     let mut diverged = Vec::with_capacity(n);
     let mut errors = Vec::with_capacity(n);
+    let mut devices = Vec::with_capacity(n);
+    let mut skipped = Vec::with_capacity(n);
     let mut acc_mean = Vec::with_capacity(n);
     let mut acc_std = Vec::with_capacity(n);
     for id in ids {
@@ -739,6 +745,8 @@ fn status_columns(dir: &ExperimentDir, ids: &[String]) -> Vec<Column> {
         attempts.push(status.as_ref().map_or(0, |s| s.attempts as i64));
         diverged.push(status.as_ref().and_then(|s| s.diverged_step));
         errors.push(status.as_ref().and_then(|s| s.error.clone()));
+        devices.push(status.as_ref().and_then(|s| s.device.clone()));
+        skipped.push(status.as_ref().map_or(0, |s| s.skipped_images));
         let checksums = Checksums::read(&tdir);
         init_checksums.push(checksums.as_ref().map(|c| c.init.clone()));
         order_checksums.push(checksums.map(|c| c.data_order));
@@ -746,12 +754,14 @@ fn status_columns(dir: &ExperimentDir, ids: &[String]) -> Vec<Column> {
         acc_mean.push(mean);
         acc_std.push(std);
     }
-    let [status, attempts_, diverged_, error, init, order, mean, std, seconds_] = STATUS_COLUMNS;
+    let [status, attempts_, diverged_, error, device, skipped_, init, order, mean, std, seconds_] = STATUS_COLUMNS;
     vec![
         Column::new(status.into(), states),
         Column::new(attempts_.into(), attempts),
         Column::new(diverged_.into(), diverged),
         Column::new(error.into(), errors),
+        Column::new(device.into(), devices),
+        Column::new(skipped_.into(), skipped),
         Column::new(init.into(), init_checksums),
         Column::new(order.into(), order_checksums),
         Column::new(mean.into(), acc_mean),

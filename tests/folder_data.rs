@@ -43,10 +43,13 @@ fn a_folder_dataset_loads_in_name_order_and_trains() {
     let exp = common::experiment(&text);
     let spec = &exp.trials[0].data;
     let train = data::training_set(spec).unwrap();
-    assert_eq!((train.len(), train.num_classes, train.size, train.channels), (4 * 8, 4, 16, 1));
-    assert_eq!(train.labels[..9], [0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    assert_eq!((train.len(), train.num_classes(), train.size(), train.channels()), (4 * 8, 4, 16, 1));
+    assert!(train.in_memory().is_none(), "folder images are read as batches need them");
+    assert_eq!(train.class_labels()[..9], [0, 0, 0, 0, 0, 0, 0, 0, 1]);
     let first = synthetic::render_one(&common::experiment(common::TINY).trials[0].data, 0, 0);
-    assert_eq!(&train.pixels[..first.len()], first.as_slice(), "PNG round trip at the native size is exact");
+    let mut read = vec![0u8; first.len()];
+    train.read(0, &mut read).unwrap();
+    assert_eq!(read, first, "PNG round trip at the native size is exact");
     let heldout = data::heldout_set(spec).unwrap();
     assert_eq!((heldout.len(), heldout.num_classes), (4 * 8, 4));
     let second = synthetic::render_one(&common::experiment(common::TINY).trials[0].data, 4, 0);
@@ -62,11 +65,12 @@ fn a_folder_dataset_loads_in_name_order_and_trains() {
 }
 
 #[test]
-fn unreadable_folder_data_is_a_clear_error_with_nothing_written() {
+fn unreadable_folder_data_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("faces");
-    let text = make_folder(&root, 8, 3);
-    std::fs::write(root.join("person_002").join("01.png"), b"not a png").unwrap();
+    let text = make_folder(&root, 8, 9);
+    // A held-out image is decoded before anything is written: exit 2, nothing written.
+    std::fs::write(root.join("person_005").join("01.png"), b"not a png").unwrap();
     let file = dir.path().join("folder.toml");
     std::fs::write(&file, &text).unwrap();
     let out = dir.path().join("results");
@@ -74,8 +78,43 @@ fn unreadable_folder_data_is_a_clear_error_with_nothing_written() {
         Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "--out"]).arg(&out).arg(&file).output().unwrap();
     assert_eq!(run.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(stderr.contains("person_002/01.png") && stderr.contains("cannot decode"), "{stderr}");
+    assert!(stderr.contains("person_005/01.png") && stderr.contains("cannot decode"), "{stderr}");
     assert!(!out.exists(), "nothing is written for unreadable data");
+
+    // A training image is read when its batch is due: each trial stops with the file named and
+    // the run exits 1 (failed trials); under on_bad_image = "skip" the image is left out and counted.
+    std::fs::remove_file(root.join("person_005").join("01.png")).unwrap();
+    std::fs::write(root.join("person_002").join("01.png"), b"not a png").unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .args(["run", "--only", "loss=cosface", "--out"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stderr));
+    let trials = std::fs::read_dir(out.join("tiny/trials")).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    assert_eq!(trials.len(), 1);
+    let status = p2sbench::store::TrialStatus::read(&trials[0]).unwrap();
+    assert_eq!(status.state, p2sbench::store::State::Failed);
+    let error = status.error.unwrap();
+    assert!(error.contains("person_002/01.png") && error.contains("cannot decode"), "{error}");
+
+    let skipping = text.replace("images_per_identity", "on_bad_image = \"skip\"\nimages_per_identity");
+    std::fs::write(&file, &skipping).unwrap();
+    let skipped_out = dir.path().join("skipped");
+    let run = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .args(["run", "--only", "loss=cosface", "--out"])
+        .arg(&skipped_out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let trial = std::fs::read_dir(skipped_out.join("tiny/trials")).unwrap().next().unwrap().unwrap().path();
+    let status = p2sbench::store::TrialStatus::read(&trial).unwrap();
+    assert_eq!(status.state, p2sbench::store::State::Done);
+    let epochs = common::experiment(&skipping).trials[0].train.epochs as u64;
+    assert_eq!(status.skipped_images, epochs, "the bad image is skipped once per epoch");
+    std::fs::write(&file, &text).unwrap();
 
     let missing = text.replace(&root.display().to_string(), "/nonexistent/faces");
     std::fs::write(&file, missing).unwrap();

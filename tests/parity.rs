@@ -98,7 +98,8 @@ fn check_against_pytorch(memory_format: &str) -> Vec<Vec<f64>> {
         let id = cfg.id();
         let tdir = dir.trial(&id);
         let with_bias = cfg.loss.name == "softmax";
-        let (channels, size, classes) = (data.train.channels, data.train.size, data.train.num_classes);
+        let train_set = data.train.in_memory().expect("synthetic data is held in memory");
+        let (channels, size, classes) = (train_set.channels, train_set.size, train_set.num_classes);
         let init = Network::new(&cfg.model, channels, size, classes, with_bias, cfg.seed, Device::Cpu);
         let checksums: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(tdir.join("checksums.json")).unwrap()).unwrap();
@@ -108,8 +109,8 @@ fn check_against_pytorch(memory_format: &str) -> Vec<Vec<f64>> {
             .into_iter()
             .map(|(k, t)| (k.trim_start_matches("var/").to_string(), t))
             .collect();
-        inputs.push(("data/images".into(), data.train.images(&all, Device::Cpu)));
-        inputs.push(("data/labels".into(), data.train.labels(&all, Device::Cpu)));
+        inputs.push(("data/images".into(), train_set.images(&all, Device::Cpu)));
+        inputs.push(("data/labels".into(), train_set.labels(&all, Device::Cpu)));
         for epoch in 0..cfg.train.epochs {
             let order: Vec<i64> = train::epoch_order(n, cfg.seed, epoch).into_iter().map(|i| i as i64).collect();
             inputs.push((format!("data/order/{epoch}"), Tensor::from_slice(&order)));

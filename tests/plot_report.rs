@@ -142,9 +142,16 @@ fn write_fixture(root: &Path) -> ExperimentDir {
                 let id = format!("{}-{}-{kind}{noise}-seed{seed}", st.loss, st.params.replace([',', ' ', '='], ""));
                 let tdir = dir.trial(&id);
                 write_trial(&tdir, &id, &st, seed, kind, noise);
-                TrialStatus { state: State::Done, attempts: 1, seconds: 1.5, error: None, diverged_step: None }
-                    .write(&tdir)
-                    .unwrap();
+                TrialStatus {
+                    state: State::Done,
+                    attempts: 1,
+                    seconds: 1.5,
+                    error: None,
+                    diverged_step: None,
+                    ..Default::default()
+                }
+                .write(&tdir)
+                .unwrap();
                 push(id, &st, seed, (kind, noise), "done", &mut ids);
             }
         }
@@ -157,7 +164,7 @@ fn write_fixture(root: &Path) -> ExperimentDir {
         attempts: 1,
         seconds: 0.2,
         error: Some("out of memory".into()),
-        diverged_step: None,
+        ..Default::default()
     }
     .write(&dir.trial(&id))
     .unwrap();
@@ -166,14 +173,21 @@ fn write_fixture(root: &Path) -> ExperimentDir {
     let diverged = Setting { loss: "arcface", params: "m=0.5, s=64".into(), s: Some(64.0), m: Some(0.5), alpha: None };
     let id = "arcface-m0.5s64-diverged".to_string();
     write_trial(&dir.trial(&id), &id, &diverged, 1, "none", 0.0);
-    TrialStatus { state: State::Diverged, attempts: 1, seconds: 0.4, error: None, diverged_step: Some(50) }
-        .write(&dir.trial(&id))
-        .unwrap();
+    TrialStatus {
+        state: State::Diverged,
+        attempts: 1,
+        seconds: 0.4,
+        error: None,
+        diverged_step: Some(50),
+        ..Default::default()
+    }
+    .write(&dir.trial(&id))
+    .unwrap();
     push(id, &diverged, 1, ("none", 0.0), "diverged", &mut ids);
     for (state, text) in [(State::Running, "running"), (State::Pending, "pending")] {
         let unfinished = Setting { loss: "softmax", params: String::new(), s: None, m: None, alpha: None };
         let id = format!("softmax-seed3-{text}");
-        TrialStatus { state, attempts: 0, seconds: 0.0, error: None, diverged_step: None }
+        TrialStatus { state, attempts: 0, seconds: 0.0, error: None, diverged_step: None, ..Default::default() }
             .write(&dir.trial(&id))
             .unwrap();
         push(id, &unfinished, 3, ("none", 0.0), text, &mut ids);

@@ -166,24 +166,22 @@ fn noise_injection_is_exact_deterministic_and_outliers_come_from_outside() {
     let exp = common::experiment(common::TINY);
     let spec = &exp.trials[0].data;
     let clean = synthetic::training_set(spec);
+    let shared: std::sync::Arc<dyn p2sbench::data::Dataset> = std::sync::Arc::new(clean.clone());
     let n = clean.len();
     let image_len = clean.channels * clean.size * clean.size;
-    let flip = noise::apply(&clean, spec, &noise_setting(NoiseKind::Flip, 0.25));
+    let flip = noise::apply(&shared, spec, &noise_setting(NoiseKind::Flip, 0.25));
     assert_eq!(flip.noisy_count(), n / 4);
     for i in 0..n {
-        assert_eq!(flip.images.labels[i] != clean.labels[i], flip.noisy[i], "image {i}: label changed iff noisy");
-        assert_eq!(
-            flip.images.pixels[i * image_len..(i + 1) * image_len],
-            clean.pixels[i * image_len..(i + 1) * image_len]
-        );
+        assert_eq!(flip.labels[i] != clean.labels[i], flip.noisy[i], "image {i}: label changed iff noisy");
     }
-    let again = noise::apply(&clean, spec, &noise_setting(NoiseKind::Flip, 0.25));
+    let again = noise::apply(&shared, spec, &noise_setting(NoiseKind::Flip, 0.25));
     assert_eq!(flip.noisy, again.noisy);
-    assert_eq!(flip.images.labels, again.images.labels);
+    assert_eq!(flip.labels, again.labels);
+    assert!(std::sync::Arc::ptr_eq(&flip.images, &shared), "flips keep the images");
 
-    let outlier = noise::apply(&clean, spec, &noise_setting(NoiseKind::Outlier, 0.25));
+    let outlier = noise::apply(&shared, spec, &noise_setting(NoiseKind::Outlier, 0.25));
     assert_eq!(outlier.noisy_count(), n / 4);
-    assert_eq!(outlier.images.labels, clean.labels, "outliers keep their label");
+    assert_eq!(outlier.labels, clean.labels, "outliers keep their label");
     let pool: Vec<Vec<u8>> = (0..7)
         .flat_map(|k| (0..spec.images_per_identity).map(move |j| (k, j)))
         .map(|(k, j)| synthetic::render_one(spec, noise::first_outlier_identity(spec) + k, j))
@@ -191,12 +189,12 @@ fn noise_injection_is_exact_deterministic_and_outliers_come_from_outside() {
     let heldout = synthetic::heldout_set(spec);
     let known: Vec<&[u8]> = clean.pixels.chunks(image_len).chain(heldout.pixels.chunks(image_len)).collect();
     for i in (0..n).filter(|&i| outlier.noisy[i]) {
-        let img = &outlier.images.pixels[i * image_len..(i + 1) * image_len];
+        let img = &outlier.images.in_memory().unwrap().pixels[i * image_len..(i + 1) * image_len];
         assert!(pool.iter().any(|p| p.as_slice() == img), "image {i} is not from the outlier pool");
         assert!(!known.contains(&img), "image {i} shows a training or held-out identity");
     }
-    let mixed = noise::apply(&clean, spec, &noise_setting(NoiseKind::Mixed, 0.5));
-    let flipped = (0..n).filter(|&i| mixed.images.labels[i] != clean.labels[i]).count();
+    let mixed = noise::apply(&shared, spec, &noise_setting(NoiseKind::Mixed, 0.5));
+    let flipped = (0..n).filter(|&i| mixed.labels[i] != clean.labels[i]).count();
     assert_eq!(mixed.noisy_count(), n / 2);
     assert_eq!(flipped, n / 4);
 }

@@ -1,11 +1,12 @@
 //! Image-folder datasets: `<path>/<identity>/<image>.{jpg,jpeg,png}`. Identity directories are
 //! taken in name order: the first `identities` train, the next `heldout_identities` are held out.
-//! Each identity contributes at most `images_per_identity` images (in name order). Images are
-//! decoded in parallel, converted to the network's channels and resized (bilinear) to
-//! `image_size`, and held in memory as u8: about `n · channels · image_size²` bytes. Errors name
-//! the directory or file.
+//! Each identity contributes at most `images_per_identity` images (in name order). A
+//! [`FolderSet`] keeps only the paths and labels; an image is read and decoded (converted to the
+//! network's channels, resized bilinearly to `image_size`) when a batch needs it, so memory does
+//! not grow with the dataset. This module also holds the one image decoder. Errors name the
+//! directory or file.
 
-use super::ImageSet;
+use super::{Dataset, ImageSet};
 use crate::error::InputError;
 use crate::spec::DataSpec;
 use image::imageops::FilterType;
@@ -35,23 +36,38 @@ pub fn decode_bounded(bytes: &[u8]) -> Result<image::DynamicImage, String> {
 
 /// Decodes one encoded image (JPEG or PNG) into `channels` × `size` × `size` u8 pixels (CHW).
 pub fn decode(bytes: &[u8], channels: usize, size: usize) -> Result<Vec<u8>, String> {
+    let mut out = vec![0u8; channels * size * size];
+    decode_into(bytes, channels, size, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode`] into `out` (`channels` × `size`² bytes). An image already `size` × `size` is not
+/// resized (the common case of aligned 112×112 face crops).
+pub fn decode_into(bytes: &[u8], channels: usize, size: usize, out: &mut [u8]) -> Result<(), String> {
     let img = decode_bounded(bytes)?;
     let s = size as u32;
+    let same = img.width() == s && img.height() == s;
     match channels {
-        1 => Ok(image::imageops::resize(&img.to_luma8(), s, s, FilterType::Triangle).into_raw()),
-        3 => {
-            let hwc = image::imageops::resize(&img.to_rgb8(), s, s, FilterType::Triangle).into_raw();
-            let plane = size * size;
-            let mut chw = vec![0u8; 3 * plane];
-            for (p, px) in hwc.chunks_exact(3).enumerate() {
-                for (c, &v) in px.iter().enumerate() {
-                    chw[c * plane + p] = v;
-                }
-            }
-            Ok(chw)
+        1 => {
+            let luma = img.to_luma8();
+            let luma = if same { luma } else { image::imageops::resize(&luma, s, s, FilterType::Triangle) };
+            out.copy_from_slice(luma.as_raw());
         }
-        other => Err(format!("unsupported channel count {other}")),
+        3 => {
+            let rgb = img.into_rgb8();
+            let rgb = if same { rgb } else { image::imageops::resize(&rgb, s, s, FilterType::Triangle) };
+            let plane = size * size;
+            let (r, rest) = out.split_at_mut(plane);
+            let (g, b) = rest.split_at_mut(plane);
+            for (p, px) in rgb.as_raw().chunks_exact(3).enumerate() {
+                r[p] = px[0];
+                g[p] = px[1];
+                b[p] = px[2];
+            }
+        }
+        other => return Err(format!("unsupported channel count {other}")),
     }
+    Ok(())
 }
 
 /// Decodes `paths` in parallel, in order, into one image set (labels all 0: the caller sets them).
@@ -87,35 +103,67 @@ fn sorted_entries(dir: &Path, want_dirs: bool) -> Result<Vec<PathBuf>, InputErro
     Ok(out)
 }
 
-/// Loads identities `first..first + count` (in directory-name order) of the folder dataset.
-pub fn load(spec: &DataSpec, root: &Path, first: usize, count: usize) -> Result<ImageSet, InputError> {
-    let identities = sorted_entries(root, true)?;
-    if identities.len() < first + count {
-        return Err(InputError::file(
-            root,
-            format!(
-                "has {} identity directories; data.identities + data.heldout_identities needs {}",
-                identities.len(),
-                first + count
-            ),
-        ));
-    }
-    let mut paths = Vec::new();
-    let mut labels = Vec::new();
-    for (label, dir) in identities[first..first + count].iter().enumerate() {
-        let images = sorted_entries(dir, false)?;
-        if images.is_empty() {
-            return Err(InputError::file(dir, "holds no .jpg, .jpeg or .png image"));
+/// Identities `first..first + count` (in directory-name order) of a folder dataset, read from
+/// disk image by image.
+pub struct FolderSet {
+    paths: Vec<PathBuf>,
+    labels: Vec<i64>,
+    num_classes: usize,
+    channels: usize,
+    size: usize,
+}
+
+impl FolderSet {
+    /// Lists identities `first..first + count` of the folder dataset at `root` (no image is read).
+    pub fn open(spec: &DataSpec, root: &Path, first: usize, count: usize) -> Result<FolderSet, InputError> {
+        let identities = sorted_entries(root, true)?;
+        if identities.len() < first + count {
+            return Err(InputError::file(
+                root,
+                format!(
+                    "has {} identity directories; data.identities + data.heldout_identities needs {}",
+                    identities.len(),
+                    first + count
+                ),
+            ));
         }
-        for path in images.into_iter().take(spec.images_per_identity) {
-            paths.push(path);
-            labels.push(label as i64);
+        let mut paths = Vec::new();
+        let mut labels = Vec::new();
+        for (label, dir) in identities[first..first + count].iter().enumerate() {
+            let images = sorted_entries(dir, false)?;
+            if images.is_empty() {
+                return Err(InputError::file(dir, "holds no .jpg, .jpeg or .png image"));
+            }
+            for path in images.into_iter().take(spec.images_per_identity) {
+                paths.push(path);
+                labels.push(label as i64);
+            }
         }
+        Ok(FolderSet { paths, labels, num_classes: count, channels: spec.channels, size: spec.image_size })
     }
-    let mut set = load_paths(&paths, spec.channels, spec.image_size)?;
-    set.labels = labels;
-    set.num_classes = count;
-    Ok(set)
+}
+
+impl Dataset for FolderSet {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+    fn channels(&self) -> usize {
+        self.channels
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn class_labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn read(&self, i: usize, out: &mut [u8]) -> Result<(), InputError> {
+        let path = &self.paths[i];
+        let bytes = std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read the image: {e}")))?;
+        decode_into(&bytes, self.channels, self.size, out).map_err(|m| InputError::file(path, m))
+    }
 }
 
 #[cfg(test)]

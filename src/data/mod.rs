@@ -1,30 +1,105 @@
-//! Datasets: the built-in synthetic identities ([`synthetic`]) or an image folder ([`folder`]),
-//! label noise on top ([`noise`]), and the image sets of real evaluation files ([`images`]). Every dataset is held as an [`ImageSet`] of u8 pixels that
-//! turns index lists into float batches.
+//! Datasets: the built-in synthetic identities ([`synthetic`]), image folders ([`folder`]) and
+//! insightface RecordIO packs ([`recordio`]), label noise on top ([`noise`]), and the image sets
+//! of real evaluation files ([`images`]). Training reads any of them through [`Dataset`], batch by
+//! batch, decoded and augmented ahead of the step by [`loader`]; synthetic data and every
+//! evaluation set are held in memory as an [`ImageSet`] of u8 pixels, while folders and RecordIO
+//! packs are read from disk as the batches need them, so memory stays bounded whatever their size.
 
+pub mod augment;
 pub mod folder;
 pub mod images;
+pub mod loader;
 pub mod noise;
+pub mod recordio;
 pub mod synthetic;
 
 use crate::error::InputError;
-use crate::spec::{DataKind, DataSpec};
+use crate::spec::{BadImagePolicy, DataKind, DataSpec};
+use rayon::prelude::*;
+use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
-/// The training identities of `spec`, synthetic or from its folder.
-pub fn training_set(spec: &DataSpec) -> Result<ImageSet, InputError> {
-    match (spec.kind, &spec.path) {
-        (DataKind::Folder, Some(root)) => folder::load(spec, root, 0, spec.identities),
-        _ => Ok(synthetic::training_set(spec)),
+/// A labelled set of images of one shape that training reads by index.
+pub trait Dataset: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Classes: labels are `0..num_classes()`.
+    fn num_classes(&self) -> usize;
+    fn channels(&self) -> usize;
+    /// Images are `size` × `size`.
+    fn size(&self) -> usize;
+    /// One label per image.
+    fn class_labels(&self) -> &[i64];
+    /// Writes image `i` (u8, channels × size × size, CHW) into `out`; `Err` names the file and
+    /// the record or byte offset that could not be read or decoded.
+    fn read(&self, i: usize, out: &mut [u8]) -> Result<(), InputError>;
+    /// The pixels, when the set is held in memory (label noise that replaces images needs them).
+    fn in_memory(&self) -> Option<&ImageSet> {
+        None
     }
 }
 
-/// The held-out identities of `spec` (disjoint from the training ones).
+/// The training identities of `spec`: synthetic (in memory), or read from the folder or
+/// RecordIO pack as training goes.
+pub fn training_set(spec: &DataSpec) -> Result<Arc<dyn Dataset>, InputError> {
+    Ok(match (spec.kind, &spec.path) {
+        (DataKind::Folder, Some(root)) => Arc::new(folder::FolderSet::open(spec, root, 0, spec.identities)?),
+        (DataKind::Recordio, Some(root)) => Arc::new(recordio::RecordSet::open(spec, root, 0, spec.identities)?),
+        _ => Arc::new(synthetic::training_set(spec)),
+    })
+}
+
+/// The held-out identities of `spec` (disjoint from the training ones), decoded into memory.
 pub fn heldout_set(spec: &DataSpec) -> Result<ImageSet, InputError> {
+    let (first, count) = (spec.identities, spec.heldout_identities);
     match (spec.kind, &spec.path) {
-        (DataKind::Folder, Some(root)) => folder::load(spec, root, spec.identities, spec.heldout_identities),
+        (DataKind::Folder, Some(root)) => {
+            load_all(&folder::FolderSet::open(spec, root, first, count)?, spec.on_bad_image)
+        }
+        (DataKind::Recordio, Some(root)) => {
+            load_all(&recordio::RecordSet::open(spec, root, first, count)?, spec.on_bad_image)
+        }
         _ => Ok(synthetic::heldout_set(spec)),
     }
+}
+
+/// Every image of `set` decoded into memory (in parallel); under `Skip` unreadable images are
+/// left out, under `Stop` the first one is the error.
+pub fn load_all(set: &dyn Dataset, policy: BadImagePolicy) -> Result<ImageSet, InputError> {
+    let len = set.channels() * set.size() * set.size();
+    let decoded: Vec<Result<Vec<u8>, InputError>> = (0..set.len())
+        .into_par_iter()
+        .map(|i| {
+            let mut out = vec![0u8; len];
+            loader::read_guarded(set, i, &mut out).map(|()| out)
+        })
+        .collect();
+    let (mut pixels, mut labels) = (Vec::with_capacity(set.len() * len), Vec::with_capacity(set.len()));
+    for (i, image) in decoded.into_iter().enumerate() {
+        match (image, policy) {
+            (Ok(p), _) => {
+                pixels.extend_from_slice(&p);
+                labels.push(set.class_labels()[i]);
+            }
+            (Err(e), BadImagePolicy::Stop) => return Err(e),
+            (Err(_), BadImagePolicy::Skip) => {}
+        }
+    }
+    Ok(ImageSet { pixels, labels, num_classes: set.num_classes(), channels: set.channels(), size: set.size() })
+}
+
+/// u8 images (`n` × channels × size², CHW each) as the network's input: floats in [−1, 1],
+/// 2x/255 − 1 (the same map as insightface's (x/255 − 0.5)/0.5), shape [n, c, h, w], on `device`.
+pub fn input_tensor(pixels: &[u8], n: usize, channels: usize, size: usize, device: Device) -> Tensor {
+    let shape = [n as i64, channels as i64, size as i64, size as i64];
+    Tensor::from_slice(pixels)
+        .reshape(shape)
+        .to_device(device)
+        .to_kind(Kind::Float)
+        .g_mul_scalar(2.0 / 255.0)
+        .g_sub_scalar(1.0)
 }
 
 /// Images (u8, [n, c, h, w] row-major) with one label per image.
@@ -51,20 +126,14 @@ impl ImageSet {
         self.channels * self.size * self.size
     }
 
-    /// Images `indices` as floats in [-1, 1], shape [b, c, h, w], on `device`.
+    /// Images `indices` as floats in [-1, 1], shape [b, c, h, w], on `device` ([`input_tensor`]).
     pub fn images(&self, indices: &[usize], device: Device) -> Tensor {
         let len = self.image_len();
         let mut buf = Vec::with_capacity(indices.len() * len);
         for &i in indices {
             buf.extend_from_slice(&self.pixels[i * len..(i + 1) * len]);
         }
-        let shape = [indices.len() as i64, self.channels as i64, self.size as i64, self.size as i64];
-        Tensor::from_slice(&buf)
-            .reshape(shape)
-            .to_device(device)
-            .to_kind(Kind::Float)
-            .g_mul_scalar(2.0 / 255.0)
-            .g_sub_scalar(1.0)
+        input_tensor(&buf, indices.len(), self.channels, self.size, device)
     }
 
     /// The images of identities `range` (labels relabelled from 0), e.g. a validation split.
@@ -84,5 +153,31 @@ impl ImageSet {
     pub fn labels(&self, indices: &[usize], device: Device) -> Tensor {
         let l: Vec<i64> = indices.iter().map(|&i| self.labels[i]).collect();
         Tensor::from_slice(&l).to_device(device)
+    }
+}
+
+impl Dataset for ImageSet {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+    fn channels(&self) -> usize {
+        self.channels
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn class_labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn read(&self, i: usize, out: &mut [u8]) -> Result<(), InputError> {
+        let len = self.image_len();
+        out.copy_from_slice(&self.pixels[i * len..(i + 1) * len]);
+        Ok(())
+    }
+    fn in_memory(&self) -> Option<&ImageSet> {
+        Some(self)
     }
 }

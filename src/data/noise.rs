@@ -5,22 +5,25 @@
 //! of each. The result carries a per-image mask so telemetry can split clean from noisy samples.
 
 use super::synthetic;
-use super::ImageSet;
+use super::Dataset;
 use crate::spec::{DataSpec, NoiseKind, NoiseSetting};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::borrow::Cow;
+use std::sync::Arc;
 
-/// The training set one trial sees: images and labels, and which of them are noisy.
-#[derive(Debug, Clone)]
-pub struct TrainSet<'a> {
-    pub images: Cow<'a, ImageSet>,
+/// The training set one trial sees: images, the labels it trains with, and which are noisy.
+#[derive(Clone)]
+pub struct TrainSet {
+    /// The images: the clean set, or under outlier noise an in-memory copy with images replaced.
+    pub images: Arc<dyn Dataset>,
+    /// The label each image is trained with (flip noise changed some).
+    pub labels: Vec<i64>,
     /// `noisy[i]`: image i's label or pixels were corrupted. Empty for a clean set.
     pub noisy: Vec<bool>,
 }
 
-impl TrainSet<'_> {
+impl TrainSet {
     pub fn is_clean(&self) -> bool {
         self.noisy.is_empty()
     }
@@ -35,10 +38,13 @@ pub fn first_outlier_identity(spec: &DataSpec) -> usize {
     spec.identities + spec.heldout_identities
 }
 
-/// Applies `noise` to the clean training set `clean` (generated from `spec`).
-pub fn apply<'a>(clean: &'a ImageSet, spec: &DataSpec, noise: &NoiseSetting) -> TrainSet<'a> {
+/// Applies `noise` to the clean training set `clean` (made from `spec`). Outlier noise renders
+/// synthetic identities into an in-memory copy, so it needs an in-memory set (the spec allows it
+/// only for synthetic data).
+pub fn apply(clean: &Arc<dyn Dataset>, spec: &DataSpec, noise: &NoiseSetting) -> TrainSet {
+    let labels = clean.class_labels().to_vec();
     if noise.is_clean() {
-        return TrainSet { images: Cow::Borrowed(clean), noisy: Vec::new() };
+        return TrainSet { images: clean.clone(), labels, noisy: Vec::new() };
     }
     let n = clean.len();
     let count = ((noise.ratio * n as f64).round() as usize).min(n);
@@ -52,21 +58,25 @@ pub fn apply<'a>(clean: &'a ImageSet, spec: &DataSpec, noise: &NoiseSetting) -> 
         NoiseKind::Mixed => count / 2,
         NoiseKind::None => unreachable!("handled above"),
     };
-    let mut images = clean.clone();
-    let mut noisy = vec![false; n];
-    let classes = clean.num_classes as i64;
-    let image_len = clean.channels * clean.size * clean.size;
+    let mut set = TrainSet { images: clean.clone(), labels, noisy: vec![false; n] };
+    let mut replaced = (flips < count)
+        .then(|| clean.in_memory().expect("outlier noise needs an in-memory (synthetic) training set").clone());
+    let classes = clean.num_classes() as i64;
+    let image_len = clean.channels() * clean.size() * clean.size();
     for (k, &i) in chosen.iter().enumerate() {
-        noisy[i] = true;
+        set.noisy[i] = true;
         if k < flips {
             let shift = rng.gen_range(1..classes.max(2));
-            images.labels[i] = (images.labels[i] + shift) % classes;
-        } else {
+            set.labels[i] = (set.labels[i] + shift) % classes;
+        } else if let Some(images) = replaced.as_mut() {
             let identity = first_outlier_identity(spec) + rng.gen_range(0..noise.outlier_identities.max(1));
             let image = rng.gen_range(0..spec.images_per_identity);
             let pixels = synthetic::render_one(spec, identity, image);
             images.pixels[i * image_len..(i + 1) * image_len].copy_from_slice(&pixels);
         }
     }
-    TrainSet { images: Cow::Owned(images), noisy }
+    if let Some(images) = replaced {
+        set.images = Arc::new(images);
+    }
+    set
 }

@@ -1,18 +1,24 @@
-//! The network every trial trains: a small CNN backbone (conv3×3 → BN → ReLU → 2×2 max-pool per
-//! stage), a linear embedding layer with batch norm, and the class-weight matrix W (C×D) of the
-//! head (plus a bias for the losses that use one). Parameters are created on the CPU from the
-//! init seed, in a fixed order, so every trial of a seed starts from identical values.
+//! The network every trial trains: a backbone (`model.backbone`: the small CNN — conv3×3 → BN →
+//! ReLU → 2×2 max-pool per stage, then a linear embedding layer with batch norm — or
+//! [`iresnet`] / [`mobilefacenet`], whose own output layers make the embedding), and the
+//! class-weight matrix W (C×D) of the head (plus a bias for the losses that use one). Parameters
+//! are created on the CPU from the init seed, in a fixed order, so every trial of a seed starts
+//! from identical values.
 //!
 //! Initialisation is PyTorch's module defaults, so the same network built in PyTorch starts from
 //! the same distribution (and `tests/parity.rs` trains both from the same values): Conv2d and
 //! Linear weights `kaiming_uniform_(a = √5)`, i.e. U(−1/√fan_in, 1/√fan_in); the Linear bias
 //! U(−1/√fan_in, 1/√fan_in); BatchNorm γ = 1, β = 0. The class weights W are N(0, 1/D) per entry,
 //! so ‖W_j‖ ≈ 1 (the cosine losses' ∂cos/∂W ∝ 1/‖W_j‖ starts at a sane size); the class bias
-//! (softmax, L2-softmax) starts at 0.
+//! (softmax, L2-softmax) starts at 0. PReLU slopes start at 0.25 (`nn.PReLU`).
 
+pub mod amp;
+pub mod iresnet;
+mod layers;
+pub mod mobilefacenet;
 pub mod weights;
 
-use crate::spec::{DeviceChoice, ModelSpec};
+use crate::spec::{Backbone, DeviceChoice, ModelSpec};
 use sha2::{Digest, Sha256};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
@@ -30,14 +36,14 @@ pub fn channels_last(t: &Tensor) -> Tensor {
 
 /// PyTorch's default weight init for Conv2d and Linear, `kaiming_uniform_(a = √5)`: the gain
 /// √(2 / (1 + a²)) = 1/√3 makes the bound √3 · gain / √fan_in = 1/√fan_in.
-const TORCH_DEFAULT: nn::Init = nn::Init::Kaiming {
+pub(crate) const TORCH_DEFAULT: nn::Init = nn::Init::Kaiming {
     dist: nn::init::NormalOrUniform::Uniform,
     fan: nn::init::FanInOut::FanIn,
     non_linearity: nn::init::NonLinearity::ExplicitGain(0.577_350_269_189_625_8),
 };
 
 /// PyTorch's BatchNorm defaults: γ = 1, β = 0, ε = 1e-5, momentum 0.1.
-fn batch_norm() -> nn::BatchNormConfig {
+pub(crate) fn batch_norm() -> nn::BatchNormConfig {
     nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() }
 }
 
@@ -51,10 +57,47 @@ pub fn device(choice: DeviceChoice) -> Result<Device, String> {
     }
 }
 
+/// How a trial's device is recorded: `cpu`, `cuda:0`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// The small CNN backbone with its embedding layer (Linear → BatchNorm1d).
+fn cnn(bb: &nn::Path, spec: &ModelSpec, channels: usize, image_size: usize) -> nn::SequentialT {
+    let emb = spec.embedding as i64;
+    let mut backbone = nn::seq_t();
+    let mut in_ch = channels as i64;
+    let mut side = image_size as i64;
+    for (i, &w) in spec.widths.iter().enumerate() {
+        let w = w as i64;
+        let conv_cfg = nn::ConvConfig { padding: 1, bias: false, ws_init: TORCH_DEFAULT, ..Default::default() };
+        backbone = backbone
+            .add(nn::conv2d(bb.sub(format!("conv{i}")), in_ch, w, 3, conv_cfg))
+            .add(nn::batch_norm2d(bb.sub(format!("bn{i}")), w, batch_norm()))
+            .add_fn(|x| x.relu().max_pool2d_default(2));
+        in_ch = w;
+        side /= 2;
+    }
+    let flat = in_ch * side * side;
+    backbone = backbone
+        .add_fn(|x| x.flatten(1, -1))
+        .add(nn::linear(
+            bb.sub("embedding"),
+            flat,
+            emb,
+            nn::LinearConfig { ws_init: TORCH_DEFAULT, bs_init: None, bias: true },
+        ))
+        .add(nn::batch_norm1d(bb.sub("embedding_bn"), emb, batch_norm()));
+    backbone
+}
+
 /// Backbone + embedding layer + head parameters, all in one `VarStore`.
 pub struct Network {
     pub vs: nn::VarStore,
-    backbone: nn::SequentialT,
+    backbone: Box<dyn ModuleT>,
     /// Images and convolution weights live in channels-last memory (see [`Network::use_channels_last`]).
     channels_last: bool,
     /// Class weights W, [C, D].
@@ -82,30 +125,16 @@ impl Network {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let bb = root.sub("backbone");
-        let mut backbone = nn::seq_t();
-        let mut in_ch = channels as i64;
-        let mut side = image_size as i64;
-        for (i, &w) in spec.widths.iter().enumerate() {
-            let w = w as i64;
-            let conv_cfg = nn::ConvConfig { padding: 1, bias: false, ws_init: TORCH_DEFAULT, ..Default::default() };
-            backbone = backbone
-                .add(nn::conv2d(bb.sub(format!("conv{i}")), in_ch, w, 3, conv_cfg))
-                .add(nn::batch_norm2d(bb.sub(format!("bn{i}")), w, batch_norm()))
-                .add_fn(|x| x.relu().max_pool2d_default(2));
-            in_ch = w;
-            side /= 2;
-        }
-        let flat = in_ch * side * side;
         let emb = spec.embedding as i64;
-        backbone = backbone
-            .add_fn(|x| x.flatten(1, -1))
-            .add(nn::linear(
-                bb.sub("embedding"),
-                flat,
-                emb,
-                nn::LinearConfig { ws_init: TORCH_DEFAULT, bs_init: None, bias: true },
-            ))
-            .add(nn::batch_norm1d(bb.sub("embedding_bn"), emb, batch_norm()));
+        let (c, size) = (channels as i64, image_size as i64);
+        let backbone: Box<dyn ModuleT> = match spec.backbone {
+            Backbone::Cnn => Box::new(cnn(&bb, spec, channels, image_size)),
+            Backbone::Iresnet18 => Box::new(iresnet::IResNet::new(&bb, 18, c, size, emb)),
+            Backbone::Iresnet34 => Box::new(iresnet::IResNet::new(&bb, 34, c, size, emb)),
+            Backbone::Iresnet50 => Box::new(iresnet::IResNet::new(&bb, 50, c, size, emb)),
+            Backbone::Iresnet100 => Box::new(iresnet::IResNet::new(&bb, 100, c, size, emb)),
+            Backbone::Mobilefacenet => Box::new(mobilefacenet::MobileFaceNet::new(&bb, c, size, emb)),
+        };
         let head = root.sub("head");
         let stdev = 1.0 / (emb as f64).sqrt();
         let class_weights = head.var("weight", &[classes as i64, emb], nn::Init::Randn { mean: 0.0, stdev });
@@ -143,6 +172,19 @@ impl Network {
             vars.iter().filter(|(k, v)| k.starts_with("backbone.") && v.requires_grad()).map(|(k, _)| k).collect();
         names.sort();
         names.into_iter().map(|k| vars[k].shallow_clone()).collect()
+    }
+
+    /// Parameters of the backbone (the embedding layers included) as PyTorch counts them
+    /// (`sum(p.numel() for p in model.parameters())`): every weight, trained or not, but no
+    /// batch-norm running statistics.
+    pub fn backbone_parameter_count(&self) -> i64 {
+        let stat = |k: &str| k.ends_with(".running_mean") || k.ends_with(".running_var");
+        self.vs
+            .variables()
+            .iter()
+            .filter(|(k, _)| k.starts_with("backbone.") && !stat(k))
+            .map(|(_, v)| v.numel() as i64)
+            .sum()
     }
 
     /// SHA-256 (first 16 hex digits) of the backbone and class-weight values, in name order.

@@ -10,8 +10,9 @@ mod sweep;
 
 pub use error::{line_col, SpecError};
 pub use schema::{
-    DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, Goal, LfwSpec, MemoryFormat, ModelSpec, NoiseKind,
-    NoiseSetting, NoiseSpec, OneOrMany, RawExperiment, SelectSpec, Split, SplitPart, TrainSpec, KNOWN_PROTOCOLS,
+    AugmentSpec, Backbone, BadImagePolicy, DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, Goal, LfwSpec,
+    MemoryFormat, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany, Precision, RawExperiment, SelectSpec,
+    Split, SplitPart, TrainSpec, KNOWN_PROTOCOLS,
 };
 pub use sweep::short as short_value;
 
@@ -131,6 +132,11 @@ impl TrialConfig {
                 train.remove(key);
             }
         }
+        if let Some(data) = value.get_mut("data").and_then(|t| t.as_object_mut()) {
+            for key in ["workers", "prefetch"] {
+                data.remove(key);
+            }
+        }
         let canonical = serde_json::to_string(&value).expect("json values serialise");
         crate::digest::sha256_hex(canonical.as_bytes())
     }
@@ -241,8 +247,15 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
 
 /// Spec keys a sweep or a loss block may not set: the seed axis has its own key, and execution
 /// settings do not change what a trial computes (they are left out of its id).
-const NOT_SWEPT: &[&str] =
-    &["train.seeds", "train.device", "train.threads", "train.checkpoint_every", "train.memory_format"];
+const NOT_SWEPT: &[&str] = &[
+    "train.seeds",
+    "train.device",
+    "train.threads",
+    "train.checkpoint_every",
+    "train.memory_format",
+    "data.workers",
+    "data.prefetch",
+];
 
 /// Training settings a `[[loss]]` block may override for its own trials; everything else (the
 /// data, the network, the batches) is shared so that every trial of a seed starts alike.

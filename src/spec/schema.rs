@@ -21,6 +21,48 @@ pub enum DataKind {
     Synthetic,
     /// A directory with one sub-directory of images per identity.
     Folder,
+    /// insightface's MXNet RecordIO pack: `train.rec`, `train.idx` (and `property`) in a directory.
+    Recordio,
+}
+
+/// `data.on_bad_image`: what an unreadable or undecodable training image does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BadImagePolicy {
+    /// The trial stops with the file and the record or byte offset.
+    #[default]
+    Stop,
+    /// The image is left out of its batch and counted in status.json.
+    Skip,
+}
+
+impl BadImagePolicy {
+    fn is_stop(&self) -> bool {
+        *self == BadImagePolicy::Stop
+    }
+}
+
+/// `[data.augment]`: random transformations of training images, drawn per (seed, epoch, image).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentSpec {
+    /// Mirror left–right with probability ½.
+    #[serde(default)]
+    pub flip: bool,
+    /// A random square crop whose side is this fraction of the image (`[lo, hi]`, drawn
+    /// uniformly), anywhere in the image, resized back to `image_size`. Absent: no crop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<[f64; 2]>,
+}
+
+fn default_prefetch() -> usize {
+    4
+}
+fn is_default_prefetch(v: &usize) -> bool {
+    *v == default_prefetch()
+}
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 fn default_data_kind() -> DataKind {
@@ -33,7 +75,8 @@ fn default_data_kind() -> DataKind {
 pub struct DataSpec {
     #[serde(default = "default_data_kind")]
     pub kind: DataKind,
-    /// For `kind = "folder"`: the directory `<path>/<identity>/<image>.{jpg,png}`.
+    /// For `kind = "folder"`: the directory `<path>/<identity>/<image>.{jpg,png}`; for
+    /// `kind = "recordio"`: the directory holding `train.rec` and `train.idx`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<std::path::PathBuf>,
     /// Training identities (classes); for a folder, the first this many identity directories by name.
@@ -51,6 +94,20 @@ pub struct DataSpec {
     /// Seed of the identities and their images.
     #[serde(default)]
     pub seed: u64,
+    /// Unreadable training images: stop the trial (default) or skip them.
+    #[serde(default, skip_serializing_if = "BadImagePolicy::is_stop")]
+    pub on_bad_image: BadImagePolicy,
+    /// Random flip / crop of training images (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<AugmentSpec>,
+    /// Threads decoding and augmenting training images ahead of the step; 0 = all cores.
+    /// An execution setting: left out of trial ids.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub workers: usize,
+    /// Batches decoded ahead of the training step (the bound of the prefetch queue). An
+    /// execution setting: left out of trial ids.
+    #[serde(default = "default_prefetch", skip_serializing_if = "is_default_prefetch")]
+    pub prefetch: usize,
 }
 
 fn default_widths() -> Vec<usize> {
@@ -60,11 +117,57 @@ fn default_embedding() -> usize {
     64
 }
 
-/// `[model]`: the CNN backbone and the embedding layer.
+/// `model.backbone`: the network before the embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backbone {
+    /// conv3×3 → BN → ReLU → max-pool stages of `model.widths` channels.
+    #[default]
+    Cnn,
+    /// insightface's IResNet (ArcFace's LResNetxxE-IR) with 18, 34, 50, 100 layers.
+    Iresnet18,
+    Iresnet34,
+    Iresnet50,
+    Iresnet100,
+    /// MobileFaceNet (Chen et al. 2018, Table 1).
+    Mobilefacenet,
+}
+
+impl Backbone {
+    pub fn is_cnn(&self) -> bool {
+        *self == Backbone::Cnn
+    }
+
+    /// The name the experiment file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backbone::Cnn => "cnn",
+            Backbone::Iresnet18 => "iresnet18",
+            Backbone::Iresnet34 => "iresnet34",
+            Backbone::Iresnet50 => "iresnet50",
+            Backbone::Iresnet100 => "iresnet100",
+            Backbone::Mobilefacenet => "mobilefacenet",
+        }
+    }
+
+    /// Every backbone, in the order the docs list them.
+    pub const ALL: [Backbone; 6] = [
+        Backbone::Cnn,
+        Backbone::Iresnet18,
+        Backbone::Iresnet34,
+        Backbone::Iresnet50,
+        Backbone::Iresnet100,
+        Backbone::Mobilefacenet,
+    ];
+}
+
+/// `[model]`: the backbone and the embedding layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    /// Channels of each stage; every stage halves the resolution.
+    #[serde(default, skip_serializing_if = "Backbone::is_cnn")]
+    pub backbone: Backbone,
+    /// `cnn` only: channels of each stage; every stage halves the resolution.
     #[serde(default = "default_widths")]
     pub widths: Vec<usize>,
     /// Embedding dimension D.
@@ -74,7 +177,7 @@ pub struct ModelSpec {
 
 impl Default for ModelSpec {
     fn default() -> Self {
-        ModelSpec { widths: default_widths(), embedding: default_embedding() }
+        ModelSpec { backbone: Backbone::Cnn, widths: default_widths(), embedding: default_embedding() }
     }
 }
 
@@ -143,6 +246,25 @@ pub struct TrainSpec {
     /// Memory layout of images and convolution weights; `auto` picks the faster one per device.
     #[serde(default)]
     pub memory_format: MemoryFormat,
+    /// `fp32`, or `amp`: the backbone under autocast (float16 on CUDA with gradient scaling,
+    /// bfloat16 on the CPU), the losses and cosines in float32.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
+}
+
+/// `train.precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Amp,
+}
+
+impl Precision {
+    pub fn is_fp32(&self) -> bool {
+        *self == Precision::Fp32
+    }
 }
 
 /// `train.memory_format`: how images and 4-D convolution weights are laid out in memory. The
@@ -632,16 +754,41 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
         (DataKind::Folder, Some(p)) if files && !p.is_dir() => {
             return at("data", "path", &format!("data.path: {} is not a directory", p.display()))
         }
-        (DataKind::Folder, _)
-            if raw.noise.as_ref().is_some_and(|n| n.kind.values().iter().any(|k| *k != NoiseKind::Flip)) =>
-        {
+        (DataKind::Recordio, None) => {
             return at(
-                "noise",
+                "data",
                 "kind",
-                "noise.kind: outlier noise renders synthetic identities; with folder data use \"flip\"",
+                "data.path: kind = \"recordio\" needs path = \"<dir with train.rec and train.idx>\"",
             )
         }
+        (DataKind::Recordio, Some(p)) if files => {
+            for file in ["train.rec", "train.idx"] {
+                if !p.join(file).is_file() {
+                    return at("data", "path", &format!("data.path: {} has no {file}", p.display()));
+                }
+            }
+        }
         _ => {}
+    }
+    if d.kind != DataKind::Synthetic
+        && raw.noise.as_ref().is_some_and(|n| n.kind.values().iter().any(|k| *k != NoiseKind::Flip))
+    {
+        return at(
+            "noise",
+            "kind",
+            "noise.kind: outlier noise renders synthetic identities; with folder or recordio data use \"flip\"",
+        );
+    }
+    if let Some([lo, hi]) = d.augment.and_then(|a| a.crop) {
+        if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+            return Some((
+                vec![Key::from("data"), Key::from("augment"), Key::from("crop")],
+                format!("data.augment.crop: [{lo}, {hi}]; expected [lo, hi] with 0 < lo <= hi <= 1 (fractions of the image side)"),
+            ));
+        }
+    }
+    if d.prefetch == 0 {
+        return at("data", "prefetch", "data.prefetch: expected at least 1 batch");
     }
     if d.images_per_identity < 2 {
         return at("data", "images_per_identity", "data.images_per_identity: expected at least 2");
@@ -656,13 +803,30 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
         return at("data", "difficulty", "data.difficulty: expected a number from 0 (easy) to 1 (hard)");
     }
     let m = &raw.model;
+    if !m.backbone.is_cnn() && m.widths != default_widths() {
+        return at(
+            "model",
+            "widths",
+            "model.widths: only for backbone = \"cnn\"; the other backbones have fixed widths",
+        );
+    }
+    if !m.backbone.is_cnn() && d.image_size < 16 {
+        return at(
+            "data",
+            "image_size",
+            &format!(
+                "data.image_size: backbone \"{}\" halves the resolution four times; expected at least 16 (112 is its design size)",
+                m.backbone.name()
+            ),
+        );
+    }
     if m.widths.is_empty() || m.widths.contains(&0) {
         return at("model", "widths", "model.widths: expected a non-empty list of positive channel counts");
     }
     if m.embedding < 2 {
         return at("model", "embedding", "model.embedding: expected an embedding dimension of at least 2");
     }
-    if d.image_size >> m.widths.len() == 0 {
+    if m.backbone.is_cnn() && d.image_size >> m.widths.len() == 0 {
         return at(
             "model",
             "widths",

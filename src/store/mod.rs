@@ -133,9 +133,10 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
 }
 
 /// A trial's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    #[default]
     Pending,
     Running,
     Done,
@@ -156,7 +157,7 @@ impl State {
 }
 
 /// `status.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TrialStatus {
     pub state: State,
     pub attempts: u32,
@@ -165,6 +166,16 @@ pub struct TrialStatus {
     pub error: Option<String>,
     /// The step at which a non-finite value appeared, for diverged trials.
     pub diverged_step: Option<i64>,
+    /// Where the trial's last attempt trained: `cpu`, `cuda:0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Training images left out as unreadable (`data.on_bad_image = "skip"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_images: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TrialStatus {

@@ -1,9 +1,10 @@
 //! Checkpoints for resume: every variable of the network (parameters and batch-norm statistics),
-//! the optimiser's momentum buffers, the step reached, the loss's adaptive state, and the
-//! telemetry and evaluation rows logged so far. The rows go to parquet files first and the
+//! the optimiser's momentum buffers, the step reached, the loss's adaptive state, the count of
+//! skipped unreadable images, the loss scaler of float16 training, and the telemetry and evaluation rows logged so far. The rows go to parquet files first and the
 //! tensors last (each written atomically), so the tensor file, whose presence marks a usable
 //! checkpoint, never points at rows that were not written.
 
+use super::scaler::GradScaler;
 use super::sgd::Sgd;
 use crate::model::weights;
 use crate::store;
@@ -26,11 +27,24 @@ pub struct Rows {
     pub angles: Vec<AngleRow>,
 }
 
+/// The training state a checkpoint keeps besides variables, momentum and rows.
+pub struct State<'a> {
+    pub step: i64,
+    pub loss_state: &'a [f64],
+    /// Unreadable images skipped so far.
+    pub skipped: u64,
+    /// The loss scaler (float16 training only).
+    pub scaler: Option<GradScaler>,
+}
+
 /// What a checkpoint restores besides the tensors.
 pub struct Restored {
     pub step: i64,
     pub loss_state: Vec<f64>,
     pub rows: Rows,
+    /// 0 for checkpoints written before skipping existed.
+    pub skipped_images: u64,
+    pub scaler: Option<GradScaler>,
 }
 
 /// Whether `dir` holds a complete checkpoint.
@@ -39,15 +53,7 @@ pub fn exists(dir: &Path) -> bool {
 }
 
 /// Writes a checkpoint into `dir`.
-pub fn save(
-    dir: &Path,
-    trial: &str,
-    vs: &VarStore,
-    sgd: &Sgd,
-    step: i64,
-    loss_state: &[f64],
-    rows: &Rows,
-) -> Result<()> {
+pub fn save(dir: &Path, trial: &str, vs: &VarStore, sgd: &Sgd, state: &State, rows: &Rows) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     store::write_parquet(&dir.join(STEPS), &mut schema::steps_frame(trial, &rows.steps)?)?;
     store::write_parquet(&dir.join(EVALS), &mut schema::evals_frame(trial, &rows.evals)?)?;
@@ -58,12 +64,18 @@ pub fn save(
             named.push((format!("momentum/{name}"), b.to_device(tch::Device::Cpu)));
         }
     }
-    named.push(("meta/step".into(), Tensor::from_slice(&[step])));
+    named.push(("meta/step".into(), Tensor::from_slice(&[state.step])));
     let counts = [rows.steps.len() as i64, rows.evals.len() as i64, rows.angles.len() as i64];
     named.push(("meta/rows".into(), Tensor::from_slice(&counts)));
-    named.push(("meta/loss_state".into(), Tensor::from_slice(loss_state)));
-    let state = dir.join(STATE);
-    store::write_via_temp(&state, |tmp| Ok(weights::write(&named, tmp)?))?;
+    named.push(("meta/loss_state".into(), Tensor::from_slice(state.loss_state)));
+    if state.skipped > 0 {
+        named.push(("meta/skipped_images".into(), Tensor::from_slice(&[state.skipped as i64])));
+    }
+    if let Some(s) = state.scaler {
+        named.push(("meta/amp_scale".into(), Tensor::from_slice(&[s.scale])));
+        named.push(("meta/amp_good_steps".into(), Tensor::from_slice(&[s.good_steps])));
+    }
+    store::write_via_temp(&dir.join(STATE), |tmp| Ok(weights::write(&named, tmp)?))?;
     // A checkpoint written before safetensors would shadow nothing, but is stale now.
     let _ = std::fs::remove_file(dir.join(store::trial_files::LEGACY_CHECKPOINT_STATE));
     Ok(())
@@ -124,5 +136,9 @@ pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>
     rows.steps.truncate(count(0));
     rows.evals.truncate(count(1));
     rows.angles.truncate(count(2));
-    Ok(Some(Restored { step, loss_state, rows }))
+    let skipped_images = get("meta/skipped_images").map_or(0, |t| t.int64_value(&[0]) as u64);
+    let scaler = get("meta/amp_scale")
+        .zip(get("meta/amp_good_steps"))
+        .map(|(scale, good)| GradScaler { scale: scale.double_value(&[0]), good_steps: good.int64_value(&[0]) });
+    Ok(Some(Restored { step, loss_state, rows, skipped_images, scaler }))
 }

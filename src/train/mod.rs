@@ -1,15 +1,22 @@
 //! The training loop: one trial = one network trained with one loss. SGD with momentum and
-//! weight decay, a step learning-rate schedule, data order from the trial's seed, telemetry every
-//! `log_every` steps, and the held-out evaluation every `eval.every_epochs` and at the end.
+//! weight decay, a step learning-rate schedule, data order from the trial's seed (batches read,
+//! decoded and augmented ahead of the step by `data::loader`), mixed precision on request,
+//! telemetry every `log_every` steps, and the held-out evaluation every `eval.every_epochs` and
+//! at the end.
 
 pub mod checkpoint;
+pub mod scaler;
 pub mod sgd;
 pub mod telemetry;
 
+use crate::data::loader::{self, Loader, LoaderOptions};
 use crate::data::noise::TrainSet;
+use crate::data::{self, Dataset};
 use crate::digest::short_hex;
 use crate::loss::{self, CosineBatch, LossContext};
+use crate::model::amp;
 use crate::model::Network;
+use crate::spec::Precision;
 use crate::spec::TrialConfig;
 use crate::store::schema::{self, AngleRow, EvalRow};
 use checkpoint::Rows;
@@ -40,6 +47,9 @@ pub struct TrialOutcome {
     pub diverged_step: Option<i64>,
     /// The step of the checkpoint training resumed from, if it did.
     pub resumed_from: Option<i64>,
+    /// Training images left out of their batch as unreadable (`data.on_bad_image = "skip"`),
+    /// counted over the whole trial (resumed attempts included).
+    pub skipped_images: u64,
 }
 
 /// Training stopped early because [`Checkpointing::stop`] was set: the checkpoint of `step` is
@@ -105,13 +115,13 @@ pub fn train_trial(
     on_step: &mut dyn FnMut(i64),
 ) -> anyhow::Result<TrialOutcome> {
     let images = &*train.images;
-    let ctx = LossContext { num_classes: images.num_classes as i64 };
+    let ctx = LossContext { num_classes: images.num_classes() as i64 };
     let mut loss_fn = loss::build(&cfg.loss, &ctx);
     let mut net = Network::new(
         &cfg.model,
-        images.channels,
-        images.size,
-        images.num_classes,
+        images.channels(),
+        images.size(),
+        images.num_classes(),
         loss_fn.uses_bias(),
         cfg.seed,
         device,
@@ -121,45 +131,77 @@ pub fn train_trial(
         net.use_channels_last();
     }
     let mut opt = Sgd::new(&net.vs, cfg.train.momentum, cfg.train.weight_decay, cfg.train.lr);
+    let trainable: Vec<Tensor> = opt.params.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let amp_on = cfg.train.precision == Precision::Amp;
+    // float16 (autocast on CUDA) needs loss scaling; bfloat16 (on the CPU) does not.
+    let mut scaler = (amp_on && device.is_cuda()).then(scaler::GradScaler::default);
     let backbone = net.backbone_params();
     let noisy_mask = (!train.is_clean()).then(|| Tensor::from_slice(&train.noisy));
-    let (mut step, mut rows, mut resumed_from) = (0i64, Rows::default(), None);
+    let (mut step, mut rows, mut resumed_from, mut skipped) = (0i64, Rows::default(), None, 0u64);
     if let Some(ck) = checkpoint {
         if let Some(restored) = checkpoint::load(ck.dir, &net.vs, &mut opt)? {
             step = restored.step;
             resumed_from = Some(step);
             rows = restored.rows;
+            skipped = restored.skipped_images;
             loss_fn.set_state(&restored.loss_state);
+            if let (Some(s), Some(saved)) = (scaler.as_mut(), restored.scaler) {
+                *s = saved;
+            }
         }
     }
     let per_epoch = steps_per_epoch(images.len(), cfg.train.batch_size) as i64;
     let resume_epoch = (step / per_epoch.max(1)) as usize;
     let mut non_finite = FirstNonFinite::new(device);
     let mut order_hash = Sha256::new();
-    let outcome = |rows, order_hash: Sha256, diverged_step| TrialOutcome {
+    let outcome = |rows, order_hash: Sha256, diverged_step, skipped_images| TrialOutcome {
         rows,
         init_checksum: init_checksum.clone(),
         data_order_checksum: short_hex(order_hash),
         diverged_step,
         resumed_from,
+        skipped_images,
     };
+    let loading = LoaderOptions::for_training(&cfg.data, cfg.seed);
+    let (channels, size) = (images.channels(), images.size());
     for epoch in 0..cfg.train.epochs {
         let lr = lr_at(cfg, epoch);
         opt.lr = lr;
         let order = epoch_order(images.len(), cfg.seed, epoch);
-        for (index, batch) in batches(&order, cfg.train.batch_size).enumerate() {
-            for &i in batch {
+        let epoch_batches: Vec<&[usize]> = batches(&order, cfg.train.batch_size).collect();
+        for batch in &epoch_batches {
+            for &i in *batch {
                 order_hash.update((i as u64).to_le_bytes());
             }
-            if epoch < resume_epoch || (epoch == resume_epoch && (index as i64) < step % per_epoch) {
-                continue;
+        }
+        let first = match epoch.cmp(&resume_epoch) {
+            std::cmp::Ordering::Less => epoch_batches.len(),
+            std::cmp::Ordering::Equal => (step % per_epoch) as usize,
+            std::cmp::Ordering::Greater => 0,
+        };
+        let todo: Vec<Vec<usize>> = epoch_batches[first..].iter().map(|b| b.to_vec()).collect();
+        let mut loader = Loader::start(train.images.clone(), todo, epoch, loading);
+        for _ in first..epoch_batches.len() {
+            let loaded = loader.next_batch().expect("the loader delivers every batch or an error")?;
+            skipped += loaded.skipped.len() as u64;
+            let batch = &loaded.indices;
+            if batch.len() < 2 {
+                anyhow::bail!(
+                    "step {step}: fewer than 2 readable images in the batch ({} skipped: {})",
+                    loaded.skipped.len(),
+                    loaded.skipped.join("; ")
+                );
             }
             let started = Instant::now();
             let log = step % cfg.train.log_every as i64 == 0;
-            let batch_images = images.images(batch, device);
-            let labels = images.labels(batch, device);
+            let batch_images = data::input_tensor(&loaded.pixels, batch.len(), channels, size, device);
+            let labels = train_labels(train, batch, device);
             loss_fn.on_step(step);
-            let x = net.embed(&batch_images, true);
+            let x = if amp_on {
+                amp::autocast(device, || net.embed(&batch_images, true)).to_kind(tch::Kind::Float)
+            } else {
+                net.embed(&batch_images, true)
+            };
             let feat_norm = x.norm_scalaropt_dim(2, [1], true);
             let w = &net.class_weights;
             let w_norm = w.norm_scalaropt_dim(2, [1], true);
@@ -177,7 +219,7 @@ pub fn train_trial(
             let mut row = None;
             if log {
                 if let Some(bad) = non_finite.read() {
-                    return Ok(outcome(rows, order_hash, Some(bad)));
+                    return Ok(outcome(rows, order_hash, Some(bad), skipped));
                 }
                 let grads = Tensor::run_backward(&[&out.loss], &[&cos, &x], true, false);
                 let batch_noisy = noisy_mask.as_ref().map(|m| {
@@ -194,7 +236,16 @@ pub fn train_trial(
                     noisy: batch_noisy.as_ref(),
                 }));
             }
-            out.loss.backward();
+            let take_step = match scaler.as_mut() {
+                Some(s) => {
+                    s.scale_loss(&out.loss).backward();
+                    s.unscale(&trainable)
+                }
+                None => {
+                    out.loss.backward();
+                    true
+                }
+            };
             if let Some(mut r) = row.take() {
                 r.step = step;
                 r.epoch = epoch as i64;
@@ -204,12 +255,14 @@ pub fn train_trial(
                 r.grad_norm_class_weights = telemetry::grad_norm(std::slice::from_ref(w));
                 r.grad_norm_backbone = telemetry::grad_norm(&backbone);
                 r.step_seconds = started.elapsed().as_secs_f64();
-                if !r.is_finite() {
-                    return Ok(outcome(rows, order_hash, Some(step)));
+                if !r.is_finite() && take_step {
+                    return Ok(outcome(rows, order_hash, Some(step), skipped));
                 }
                 rows.steps.push(r);
             }
-            opt.step();
+            if take_step {
+                opt.step();
+            }
             step += 1;
             on_step(step);
             let epoch_end = step % per_epoch == 0;
@@ -217,34 +270,43 @@ pub fn train_trial(
             let stop = checkpoint.is_some_and(|ck| ck.stop_requested());
             if let Some(ck) = checkpoint.filter(|_| (stop || every > 0 && step % every == 0) && !epoch_end) {
                 if let Some(bad) = non_finite.read() {
-                    return Ok(outcome(rows, order_hash, Some(bad)));
+                    return Ok(outcome(rows, order_hash, Some(bad), skipped));
                 }
-                checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &rows)?;
+                let state = checkpoint::State { step, loss_state: &loss_fn.state(), skipped, scaler };
+                checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, &state, &rows)?;
                 if stop {
                     return Err(Stopped { step }.into());
                 }
             }
         }
+        drop(loader);
         if epoch < resume_epoch {
             continue;
         }
         if let Some(bad) = non_finite.read() {
-            return Ok(outcome(rows, order_hash, Some(bad)));
+            return Ok(outcome(rows, order_hash, Some(bad), skipped));
         }
         let last = epoch + 1 == cfg.train.epochs;
         let every = cfg.eval.every_epochs;
         if last || (every > 0 && (epoch + 1) % every == 0) {
             rows.evals.extend(evaluator.evaluate(&net, device, step)?);
-            rows.angles.extend(target_angle_histograms(&net, train, device, step));
+            rows.angles.extend(target_angle_histograms(&net, train, device, step, loading)?);
         }
         if let Some(ck) = checkpoint {
-            checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, step, &loss_fn.state(), &rows)?;
+            let state = checkpoint::State { step, loss_state: &loss_fn.state(), skipped, scaler };
+            checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, &state, &rows)?;
             if ck.stop_requested() && !last {
                 return Err(Stopped { step }.into());
             }
         }
     }
-    Ok(outcome(rows, order_hash, None))
+    Ok(outcome(rows, order_hash, None, skipped))
+}
+
+/// The labels `train` trains `batch` with (noisy ones included), int64 [b], on `device`.
+fn train_labels(train: &TrainSet, batch: &[usize], device: Device) -> Tensor {
+    let labels: Vec<i64> = batch.iter().map(|&i| train.labels[i]).collect();
+    Tensor::from_slice(&labels).to_device(device)
 }
 
 /// The first step whose loss was not finite, kept on the device so that no step waits for the
@@ -274,31 +336,45 @@ impl FirstNonFinite {
 /// Training images whose θ_y the angle histograms are taken over: at most this many, evenly spaced.
 const ANGLE_SAMPLE: usize = 4096;
 
-/// θ_y histograms of an evenly spaced sample of the training images, embedded in eval mode:
-/// "all", and under label noise "clean" and "noisy" separately (angles against the label used).
-pub fn target_angle_histograms(net: &Network, train: &TrainSet, device: Device, step: i64) -> Vec<AngleRow> {
+/// θ_y histograms of an evenly spaced sample of the training images (not augmented), embedded
+/// in eval mode: "all", and under label noise "clean" and "noisy" separately (angles against the
+/// label trained on). Images are read as `loading` says (an unreadable one under `skip` is left
+/// out of the sample).
+pub fn target_angle_histograms(
+    net: &Network,
+    train: &TrainSet,
+    device: Device,
+    step: i64,
+    loading: LoaderOptions,
+) -> anyhow::Result<Vec<AngleRow>> {
     let _guard = tch::no_grad_guard();
-    let images = &*train.images;
+    let images: &dyn Dataset = &*train.images;
     let stride = images.len().div_ceil(ANGLE_SAMPLE).max(1);
     let sample: Vec<usize> = (0..images.len()).step_by(stride).collect();
-    let mut theta = Vec::with_capacity(sample.len());
+    let (mut theta, mut taken) = (Vec::with_capacity(sample.len()), Vec::with_capacity(sample.len()));
     let w = net.class_weights.shallow_clone();
     let w_hat = &w / w.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
     for chunk in sample.chunks(256) {
-        let x = net.embed(&images.images(chunk, device), false);
+        let loaded = loader::load_batch(images, chunk, 0, &loading.plain())?;
+        if loaded.indices.is_empty() {
+            continue;
+        }
+        let input = data::input_tensor(&loaded.pixels, loaded.indices.len(), images.channels(), images.size(), device);
+        let x = net.embed(&input, false);
         let x_hat = &x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12);
-        let labels = images.labels(chunk, device).unsqueeze(1);
+        let labels = train_labels(train, &loaded.indices, device).unsqueeze(1);
         let cos_y = x_hat.matmul(&w_hat.tr()).gather(1, &labels, false).clamp(-1.0, 1.0);
         let degrees = (cos_y.acos() * (180.0 / std::f64::consts::PI)).to_kind(tch::Kind::Double).flatten(0, -1);
         theta.extend(Vec::<f64>::try_from(&degrees.to_device(Device::Cpu)).expect("angles are doubles"));
+        taken.extend(loaded.indices);
     }
     let mut rows = schema::angle_histogram(step, "all", &theta);
     if !train.is_clean() {
         let pick = |noisy: bool| -> Vec<f64> {
-            sample.iter().zip(&theta).filter(|(&i, _)| train.noisy[i] == noisy).map(|(_, &t)| t).collect()
+            taken.iter().zip(&theta).filter(|(&i, _)| train.noisy[i] == noisy).map(|(_, &t)| t).collect()
         };
         rows.extend(schema::angle_histogram(step, "clean", &pick(false)));
         rows.extend(schema::angle_histogram(step, "noisy", &pick(true)));
     }
-    rows
+    Ok(rows)
 }

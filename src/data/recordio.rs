@@ -1,0 +1,332 @@
+//! insightface's training packs: MXNet RecordIO (`train.rec`), its index (`train.idx`) and
+//! `property` (`classes,height,width`), read with the standard library alone.
+//!
+//! Framing (dmlc-core's RecordIO): each record is a little-endian u32 magic 0xced7230a, a u32
+//! whose upper 3 bits are a continuation flag and lower 29 bits a length, then that many bytes,
+//! padded with zeros to a multiple of 4. Flag 0 is a whole record; a record whose data held the
+//! magic at an aligned position was split there into parts flagged 1 (first), 2 (middle) and
+//! 3 (last), the magic itself dropped, so reading joins the parts with the magic between them.
+//! `train.idx` has one `key<TAB>byte offset` line per record.
+//!
+//! Payload (MXNet's `recordio.pack`): an IRHeader — flag u32, label f32, id u64, id2 u64 — then,
+//! when flag > 0, `flag` more f32 labels, then the encoded image. insightface's packs begin with
+//! record 0, whose labels (flag > 0) are [first identity record, end of identity records]: the
+//! images are records 1 .. that first value, and identity record k (from there on) holds the
+//! [start, end) image-record range of identity k. An image's class is its label (the first of
+//! its labels when flag > 0). Without that header (flag 0) every indexed record is an image and
+//! the identities are found from the labels themselves.
+//!
+//! A [`RecordSet`] is identities `first..first + count` (at most `images_per_identity` images
+//! each), relabelled from 0: it keeps one offset and one label per image and reads each image
+//! from disk when a batch needs it. Errors name `train.rec` with the record (its key) and byte
+//! offset, or `train.idx` with the line.
+
+use super::{folder, Dataset};
+use crate::error::InputError;
+use crate::spec::DataSpec;
+use std::borrow::Cow;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The RecordIO record magic.
+pub const MAGIC: u32 = 0xced7_230a;
+/// Bytes of MXNet's IRHeader (flag u32, label f32, id u64, id2 u64).
+pub const IR_HEADER: usize = 24;
+/// Bytes read ahead at a record's offset: most 112×112 JPEG records fit in one read.
+const READ_AHEAD: usize = 16 << 10;
+
+/// A `train.rec` file opened for reads at any offset (from any thread).
+pub struct RecordFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl RecordFile {
+    pub fn open(path: &Path) -> Result<RecordFile, InputError> {
+        let file = File::open(path).map_err(|e| InputError::file(path, format!("cannot open: {e}")))?;
+        let len = file.metadata().map_err(|e| InputError::file(path, format!("cannot read its size: {e}")))?.len();
+        Ok(RecordFile { path: path.to_path_buf(), file, len })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads `len` bytes at `pos`; `Err` says where the file ended.
+    fn bytes(&self, pos: u64, len: usize, what: &str) -> Result<Vec<u8>, String> {
+        if pos + len as u64 > self.len {
+            return Err(format!(
+                "truncated: {what} needs {len} bytes from byte {pos}, but the file ends at byte {}",
+                self.len
+            ));
+        }
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, pos).map_err(|e| format!("cannot read byte {pos}: {e}"))?;
+        Ok(buf)
+    }
+
+    /// The data of the record at byte `offset`, its parts joined; `Err` says what is wrong and where.
+    pub fn record_at(&self, offset: u64) -> Result<Vec<u8>, String> {
+        let ahead = (READ_AHEAD as u64).min(self.len.saturating_sub(offset)) as usize;
+        let window = self.bytes(offset, ahead, "the record")?;
+        // `n` bytes at `pos`: from the window read ahead where it holds them, else from the file.
+        let read = |pos: u64, n: usize, what: &str| -> Result<Cow<[u8]>, String> {
+            let at = (pos - offset) as usize;
+            match window.get(at..at + n) {
+                Some(bytes) => Ok(Cow::Borrowed(bytes)),
+                None => self.bytes(pos, n, what).map(Cow::Owned),
+            }
+        };
+        let (mut data, mut pos, mut part) = (Vec::new(), offset, 0usize);
+        loop {
+            let head = read(pos, 8, "the record header")?;
+            let magic = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes"));
+            if magic != MAGIC {
+                return Err(format!("no RecordIO record at byte {pos} (found 0x{magic:08x}, expected 0x{MAGIC:08x})"));
+            }
+            let word = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+            let (flag, len) = (word >> 29, (word & ((1 << 29) - 1)) as usize);
+            match (part, flag) {
+                (0, 0 | 1) | (1.., 2 | 3) => {}
+                _ => return Err(format!("record part at byte {pos} has continuation flag {flag} out of sequence")),
+            }
+            if part > 0 {
+                data.extend_from_slice(&MAGIC.to_le_bytes());
+            }
+            data.extend_from_slice(&read(pos + 8, len, "the record")?);
+            if flag == 0 || flag == 3 {
+                return Ok(data);
+            }
+            pos += 8 + len.next_multiple_of(4) as u64;
+            part += 1;
+        }
+    }
+}
+
+/// An unpacked record: its labels (the header label, or the `flag` extra labels) and the image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<'a> {
+    pub flag: u32,
+    pub labels: Vec<f32>,
+    pub image: &'a [u8],
+}
+
+/// Splits a record's data into IRHeader labels and image bytes.
+pub fn unpack(data: &[u8]) -> Result<Record<'_>, String> {
+    if data.len() < IR_HEADER {
+        return Err(format!("{} bytes: shorter than an IRHeader ({IR_HEADER} bytes)", data.len()));
+    }
+    let flag = u32::from_le_bytes(data[0..4].try_into().expect("4 bytes"));
+    let label = f32::from_le_bytes(data[4..8].try_into().expect("4 bytes"));
+    if flag == 0 {
+        return Ok(Record { flag, labels: vec![label], image: &data[IR_HEADER..] });
+    }
+    let end = IR_HEADER + 4 * flag as usize;
+    if data.len() < end {
+        return Err(format!("IRHeader says {flag} labels, but the record has {} bytes", data.len()));
+    }
+    let labels = data[IR_HEADER..end].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4"))).collect();
+    Ok(Record { flag, labels, image: &data[end..] })
+}
+
+/// `train.idx`: the byte offset of every record key (`None` where a key is not listed).
+pub fn read_index(path: &Path) -> Result<Vec<Option<u64>>, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
+    let mut pairs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let parsed = match (fields.next(), fields.next(), fields.next()) {
+            (Some(k), Some(o), None) => k.parse::<u64>().ok().zip(o.parse::<u64>().ok()),
+            _ => None,
+        };
+        let Some(pair) = parsed else {
+            return Err(InputError::line(path, n + 1, format!("expected `key<TAB>offset`, found {line:?}")));
+        };
+        pairs.push(pair);
+    }
+    let max = pairs.iter().map(|p| p.0).max().unwrap_or(0);
+    if max as usize > 4 * pairs.len() + 1024 {
+        return Err(InputError::file(
+            path,
+            format!("keys up to {max} for {} records: not a RecordIO index", pairs.len()),
+        ));
+    }
+    let mut offsets = vec![None; max as usize + 1];
+    for (k, o) in pairs {
+        offsets[k as usize] = Some(o);
+    }
+    Ok(offsets)
+}
+
+/// `property`: (classes, height, width).
+pub fn read_property(path: &Path) -> Result<(usize, usize, usize), InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
+    let values: Vec<usize> =
+        text.trim().split(',').map(|v| v.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|_| {
+            InputError::line(path, 1, format!("expected `classes,height,width`, found {:?}", text.trim()))
+        })?;
+    match values.as_slice() {
+        &[c, h, w] => Ok((c, h, w)),
+        _ => Err(InputError::line(path, 1, format!("expected `classes,height,width`, found {:?}", text.trim()))),
+    }
+}
+
+/// Identities `first..first + count` of a pack (at most `images_per_identity` images each), read
+/// from disk image by image.
+pub struct RecordSet {
+    rec: RecordFile,
+    /// Per image: record key and byte offset.
+    keys: Vec<u32>,
+    offsets: Vec<u64>,
+    labels: Vec<i64>,
+    /// The pack's label of class 0 here (`first`).
+    first: usize,
+    num_classes: usize,
+    channels: usize,
+    size: usize,
+}
+
+impl RecordSet {
+    /// Opens `<dir>/train.rec` and `train.idx` and selects the images of identities
+    /// `first..first + count`.
+    pub fn open(spec: &DataSpec, dir: &Path, first: usize, count: usize) -> Result<RecordSet, InputError> {
+        let (rec_path, idx_path) = (dir.join("train.rec"), dir.join("train.idx"));
+        let rec = RecordFile::open(&rec_path)?;
+        let index = read_index(&idx_path)?;
+        let property = dir.join("property");
+        if property.is_file() {
+            let (classes, _, _) = read_property(&property)?;
+            if classes < first + count {
+                return Err(InputError::file(
+                    &property,
+                    format!(
+                        "the pack has {classes} identities; data.identities + data.heldout_identities needs {}",
+                        spec.identities + spec.heldout_identities
+                    ),
+                ));
+            }
+        }
+        let at = |key: usize| -> Result<u64, InputError> {
+            index.get(key).copied().flatten().ok_or_else(|| {
+                InputError::file(&idx_path, format!("has no record {key}, which {} refers to", rec_path.display()))
+            })
+        };
+        let record = |key: usize| -> Result<Vec<u8>, InputError> {
+            let offset = at(key)?;
+            rec.record_at(offset).map_err(|m| InputError::record(&rec_path, key, m))
+        };
+        let header = record(0)?;
+        let head = unpack(&header).map_err(|m| InputError::record(&rec_path, 0, m))?;
+        let per_identity = spec.images_per_identity;
+        let mut chosen: Vec<(u32, u64, i64)> = Vec::new();
+        if head.flag > 0 && head.labels.len() >= 2 {
+            let (identities_start, identities_end) = (head.labels[0] as usize, head.labels[1] as usize);
+            let available = identities_end.saturating_sub(identities_start);
+            if available < first + count {
+                return Err(InputError::record(
+                    &rec_path,
+                    0,
+                    format!(
+                        "the pack has {available} identities; data.identities + data.heldout_identities needs {}",
+                        spec.identities + spec.heldout_identities
+                    ),
+                ));
+            }
+            for k in 0..count {
+                let key = identities_start + first + k;
+                let data = record(key)?;
+                let range = unpack(&data).map_err(|m| InputError::record(&rec_path, key, m))?;
+                let &[start, end, ..] = range.labels.as_slice() else {
+                    return Err(InputError::record(&rec_path, key, "an identity record needs [start, end) labels"));
+                };
+                let (start, end) = (start as usize, end as usize);
+                if !(1 <= start && start <= end && end <= identities_start) {
+                    return Err(InputError::record(
+                        &rec_path,
+                        key,
+                        format!("identity range [{start}, {end}) is outside the image records 1..{identities_start}"),
+                    ));
+                }
+                for image in (start..end).take(per_identity) {
+                    chosen.push((image as u32, at(image)?, k as i64));
+                }
+            }
+        } else {
+            // No identity records: every indexed record is an image; classes from the labels.
+            for (key, offset) in index.iter().enumerate() {
+                let Some(offset) = *offset else { continue };
+                let data = rec.record_at(offset).map_err(|m| InputError::record(&rec_path, key, m))?;
+                let r = unpack(&data).map_err(|m| InputError::record(&rec_path, key, m))?;
+                let label = r.labels[0] as usize;
+                if (first..first + count).contains(&label) {
+                    chosen.push((key as u32, offset, (label - first) as i64));
+                }
+            }
+            chosen.sort_by_key(|&(key, _, label)| (label, key));
+            let mut taken = vec![0usize; count];
+            chosen.retain(|&(_, _, label)| {
+                taken[label as usize] += 1;
+                taken[label as usize] <= per_identity
+            });
+            if let Some(empty) = taken.iter().position(|&n| n == 0) {
+                return Err(InputError::file(
+                    &rec_path,
+                    format!(
+                        "has no image of identity {}; data.identities + data.heldout_identities needs it",
+                        first + empty
+                    ),
+                ));
+            }
+        }
+        Ok(RecordSet {
+            keys: chosen.iter().map(|c| c.0).collect(),
+            offsets: chosen.iter().map(|c| c.1).collect(),
+            labels: chosen.iter().map(|c| c.2).collect(),
+            rec,
+            first,
+            num_classes: count,
+            channels: spec.channels,
+            size: spec.image_size,
+        })
+    }
+
+    /// (record key, byte offset) of image `i`.
+    pub fn record_of(&self, i: usize) -> (usize, u64) {
+        (self.keys[i] as usize, self.offsets[i])
+    }
+}
+
+impl Dataset for RecordSet {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+    fn channels(&self) -> usize {
+        self.channels
+    }
+    fn size(&self) -> usize {
+        self.size
+    }
+    fn class_labels(&self) -> &[i64] {
+        &self.labels
+    }
+    fn read(&self, i: usize, out: &mut [u8]) -> Result<(), InputError> {
+        let (key, offset) = self.record_of(i);
+        let fail = |m: String| InputError::record(self.rec.path(), key, format!("(byte {offset}) {m}"));
+        let data = self.rec.record_at(offset).map_err(fail)?;
+        let record = unpack(&data).map_err(fail)?;
+        let label = record.labels[0];
+        let expected = (self.labels[i] as usize + self.first) as f32;
+        if label != expected {
+            return Err(fail(format!("label {label}, but its identity record says {expected}")));
+        }
+        folder::decode_into(record.image, self.channels, self.size, out).map_err(fail)
+    }
+}

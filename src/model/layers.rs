@@ -1,0 +1,120 @@
+//! Building blocks of the IResNet and MobileFaceNet backbones: a convolution unit (conv without
+//! bias → BatchNorm2d → PReLU unless linear), PReLU, and the embedding's last BatchNorm1d whose
+//! scale stays at 1. Initialisation is PyTorch's module defaults (see [`super::TORCH_DEFAULT`]):
+//! PReLU slopes 0.25, BatchNorm γ = 1 and β = 0.
+
+use super::{batch_norm, TORCH_DEFAULT};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// A convolution without bias, PyTorch's default init.
+pub fn conv(vs: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64, groups: i64) -> nn::Conv2D {
+    let cfg = nn::ConvConfig { stride, padding, groups, bias: false, ws_init: TORCH_DEFAULT, ..Default::default() };
+    nn::conv2d(vs, cin, cout, kernel, cfg)
+}
+
+/// A convolution without bias whose weights are drawn from N(0, `stdev`²) (insightface's
+/// IResNet initialises every convolution with N(0, 0.1²)); padding keeps the size at stride 1.
+pub fn conv_normal(vs: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, stdev: f64) -> nn::Conv2D {
+    let ws_init = nn::Init::Randn { mean: 0.0, stdev };
+    let cfg = nn::ConvConfig { stride, padding: kernel / 2, bias: false, ws_init, ..Default::default() };
+    nn::conv2d(vs, cin, cout, kernel, cfg)
+}
+
+pub fn bn2d(vs: nn::Path, channels: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(vs, channels, batch_norm())
+}
+
+/// PReLU with one slope per channel (`nn.PReLU(channels)`), 0.25 at init.
+#[derive(Debug)]
+pub struct Prelu {
+    weight: Tensor,
+}
+
+impl Prelu {
+    pub fn new(vs: nn::Path, channels: i64) -> Prelu {
+        Prelu { weight: vs.var("weight", &[channels], nn::Init::Const(0.25)) }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        // Under autocast the activations may be half or bfloat16 while the slopes stay float.
+        if x.kind() == self.weight.kind() {
+            x.prelu(&self.weight)
+        } else {
+            x.prelu(&self.weight.to_kind(x.kind()))
+        }
+    }
+}
+
+/// conv → BN (→ PReLU unless `linear`): the unit MobileFaceNet is made of.
+#[derive(Debug)]
+pub struct ConvUnit {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
+    prelu: Option<Prelu>,
+}
+
+impl ConvUnit {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        vs: nn::Path,
+        cin: i64,
+        cout: i64,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+        groups: i64,
+        linear: bool,
+    ) -> ConvUnit {
+        ConvUnit {
+            conv: conv(&vs / "conv", cin, cout, kernel, stride, padding, groups),
+            bn: bn2d(&vs / "bn", cout),
+            prelu: (!linear).then(|| Prelu::new(&vs / "prelu", cout)),
+        }
+    }
+}
+
+impl ModuleT for ConvUnit {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = self.bn.forward_t(&x.apply(&self.conv), train);
+        match &self.prelu {
+            Some(p) => p.forward(&x),
+            None => x,
+        }
+    }
+}
+
+/// The embedding output of insightface's backbones: Linear (with bias) → BatchNorm1d whose
+/// scale γ is fixed at 1 (not trained; insightface sets `requires_grad = False`), β trained.
+#[derive(Debug)]
+pub struct EmbeddingHead {
+    fc: nn::Linear,
+    features: nn::BatchNorm,
+}
+
+impl EmbeddingHead {
+    pub fn new(vs: &nn::Path, inputs: i64, embedding: i64) -> EmbeddingHead {
+        let fc = nn::linear(
+            vs / "fc",
+            inputs,
+            embedding,
+            nn::LinearConfig { ws_init: TORCH_DEFAULT, bs_init: None, bias: true },
+        );
+        let features = nn::batch_norm1d(vs / "features", embedding, batch_norm());
+        if let Some(gamma) = &features.ws {
+            let _ = gamma.set_requires_grad(false);
+        }
+        EmbeddingHead { fc, features }
+    }
+}
+
+impl ModuleT for EmbeddingHead {
+    /// In float32 also under autocast, as insightface's `fp16` backbones run their last layers
+    /// (`self.fc(x.float())`): the embedding the losses see is never rounded to 16 bits.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        super::amp::full_precision(x.device(), || {
+            let x = x.flatten(1, -1).to_kind(tch::Kind::Float);
+            self.features.forward_t(&x.apply(&self.fc), train)
+        })
+    }
+}

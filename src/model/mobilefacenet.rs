@@ -1,0 +1,92 @@
+//! MobileFaceNet as Table 1 of Chen et al. 2018 ("MobileFaceNets: Efficient CNNs for Accurate
+//! Real-Time Face Verification on Mobile Devices", arXiv:1804.07573): conv3×3 at stride 2 (64),
+//! depthwise conv3×3 (64), the bottleneck rows (t, c, n, s) = (2, 64, 5, 2), (4, 128, 1, 2),
+//! (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1), conv1×1 (512), a linear global depthwise
+//! convolution over the whole remaining map (7×7 at 112×112), and the linear 1×1 convolution to
+//! the embedding, which on a 1×1 map is a Linear layer, followed by BatchNorm1d with γ fixed at 1
+//! as insightface's heads. Every convolution is followed by BN, and by PReLU unless linear. A
+//! bottleneck is MobileNetV2's inverted residual: expand 1×1 (t × input channels), depthwise
+//! 3×3 (the row's stride in its first unit), linear project 1×1, with a residual connection
+//! where the shape is kept.
+
+use super::layers::{ConvUnit, EmbeddingHead};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// (expansion t, channels c, repeats n, stride s) of the bottleneck rows.
+pub const BOTTLENECKS: [(i64, i64, usize, i64); 5] =
+    [(2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1)];
+
+#[derive(Debug)]
+struct Bottleneck {
+    expand: ConvUnit,
+    depthwise: ConvUnit,
+    project: ConvUnit,
+    residual: bool,
+}
+
+impl Bottleneck {
+    fn new(vs: nn::Path, cin: i64, cout: i64, t: i64, stride: i64) -> Bottleneck {
+        let hidden = cin * t;
+        Bottleneck {
+            expand: ConvUnit::new(&vs / "expand", cin, hidden, 1, 1, 0, 1, false),
+            depthwise: ConvUnit::new(&vs / "depthwise", hidden, hidden, 3, stride, 1, hidden, false),
+            project: ConvUnit::new(&vs / "project", hidden, cout, 1, 1, 0, 1, true),
+            residual: stride == 1 && cin == cout,
+        }
+    }
+}
+
+impl ModuleT for Bottleneck {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let out = self.project.forward_t(&self.depthwise.forward_t(&self.expand.forward_t(x, train), train), train);
+        if self.residual {
+            x + out
+        } else {
+            out
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MobileFaceNet {
+    conv1: ConvUnit,
+    dw_conv1: ConvUnit,
+    blocks: Vec<Bottleneck>,
+    conv2: ConvUnit,
+    gdconv: ConvUnit,
+    head: EmbeddingHead,
+}
+
+impl MobileFaceNet {
+    pub fn new(vs: &nn::Path, channels: i64, size: i64, embedding: i64) -> MobileFaceNet {
+        let conv1 = ConvUnit::new(vs / "conv1", channels, 64, 3, 2, 1, 1, false);
+        let dw_conv1 = ConvUnit::new(vs / "dw_conv1", 64, 64, 3, 1, 1, 64, false);
+        let (mut blocks, mut cin, mut side) = (Vec::new(), 64, (size + 1) / 2);
+        let path = vs / "blocks";
+        for (t, c, n, s) in BOTTLENECKS {
+            for i in 0..n {
+                blocks.push(Bottleneck::new(&path / blocks.len().to_string(), cin, c, t, if i == 0 { s } else { 1 }));
+                cin = c;
+            }
+            if s == 2 {
+                side = (side + 1) / 2;
+            }
+        }
+        let conv2 = ConvUnit::new(vs / "conv2", 128, 512, 1, 1, 0, 1, false);
+        let gdconv = ConvUnit::new(vs / "gdconv", 512, 512, side, 1, 0, 512, true);
+        let head = EmbeddingHead::new(vs, 512, embedding);
+        MobileFaceNet { conv1, dw_conv1, blocks, conv2, gdconv, head }
+    }
+}
+
+impl ModuleT for MobileFaceNet {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut x = self.dw_conv1.forward_t(&self.conv1.forward_t(x, train), train);
+        for b in &self.blocks {
+            x = b.forward_t(&x, train);
+        }
+        let x = self.gdconv.forward_t(&self.conv2.forward_t(&x, train), train);
+        self.head.forward_t(&x, train)
+    }
+}
