@@ -283,6 +283,20 @@ impl RecordSet {
                 ));
             }
         }
+        // A pack cut short (an interrupted copy) is found here, before anything is written:
+        // every image must start inside the file, and the last one must be whole.
+        for &(key, offset, _) in &chosen {
+            if offset + 8 > rec.len {
+                return Err(InputError::record(
+                    &rec_path,
+                    key as usize,
+                    format!("truncated: the record starts at byte {offset}, but the file ends at byte {}", rec.len),
+                ));
+            }
+        }
+        if let Some(&(key, offset, _)) = chosen.iter().max_by_key(|c| c.1) {
+            rec.record_at(offset).map_err(|m| InputError::record(&rec_path, key as usize, format!("(byte {offset}) {m}")))?;
+        }
         Ok(RecordSet {
             keys: chosen.iter().map(|c| c.0).collect(),
             offsets: chosen.iter().map(|c| c.1).collect(),

@@ -84,3 +84,4 @@ pub fn npy_bytes(major: u8, dict: &str, data: &[f32]) -> Vec<u8> {
     out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
     out
 }
+pub mod recordio;

@@ -1,0 +1,192 @@
+//! insightface RecordIO packs: reading (identity records, split records, labels, exact pixels),
+//! training on one with the same results as the same images in memory, augmentation that is a
+//! pure function of (seed, epoch, image) whatever the number of decoding threads and across a
+//! resume, and clear errors for truncated or corrupt packs.
+
+mod common;
+
+use common::recordio as pack;
+use p2sbench::data::recordio::RecordFile;
+use p2sbench::data::{self, synthetic};
+use p2sbench::runner::{self, RunOptions};
+use p2sbench::store::{ExperimentDir, State, TrialStatus};
+use p2sbench::train::{self, Checkpointing};
+use std::path::Path;
+use std::process::Command;
+
+/// Packs the identities of `common::TINY` (training, then held-out) as PNG images into `dir`;
+/// returns the experiment text reading them from there, and the byte offset of every record.
+fn tiny_pack(dir: &Path) -> (String, Vec<u64>) {
+    let spec = common::experiment(common::TINY).trials[0].data.clone();
+    let identities: Vec<Vec<Vec<u8>>> = (0..spec.identities + spec.heldout_identities)
+        .map(|k| {
+            (0..spec.images_per_identity)
+                .map(|j| pack::png(&synthetic::render_one(&spec, k, j), spec.image_size))
+                .collect()
+        })
+        .collect();
+    let offsets = pack::write_pack(dir, &identities, spec.image_size);
+    let text = common::TINY.replace(
+        "identities = 12\n",
+        &format!("kind = \"recordio\"\npath = \"{}\"\nidentities = 12\n", dir.display()),
+    );
+    (text, offsets)
+}
+
+fn run_binary(args: &[&str], file: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(args).arg("--out").arg(out).arg(file).output().unwrap()
+}
+
+#[test]
+fn records_split_at_the_magic_are_joined_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = b"head".to_vec();
+    data.extend(pack::MAGIC.to_le_bytes());
+    data.extend(b"middle!!");
+    data.extend(pack::MAGIC.to_le_bytes());
+    data.extend(b"tail, not aligned");
+    let framed = pack::frame(&data);
+    assert!(framed.len() > data.len() + 8, "the writer split the record");
+    let path = dir.path().join("train.rec");
+    std::fs::write(&path, [pack::frame(b"first"), framed].concat()).unwrap();
+    let rec = RecordFile::open(&path).unwrap();
+    assert_eq!(rec.record_at(0).unwrap(), b"first");
+    assert_eq!(rec.record_at(16).unwrap(), data);
+    let e = rec.record_at(4).unwrap_err();
+    assert!(e.contains("no RecordIO record at byte 4"), "{e}");
+}
+
+#[test]
+fn a_pack_reads_identities_in_order_and_trains_as_the_same_images_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, _) = tiny_pack(&dir.path().join("pack"));
+    let exp = common::experiment(&text);
+    let spec = &exp.trials[0].data;
+    let synthetic_spec = &common::experiment(common::TINY).trials[0].data;
+    let train = data::training_set(spec).unwrap();
+    assert!(train.in_memory().is_none(), "a pack is read as batches need it");
+    let in_memory = synthetic::training_set(synthetic_spec);
+    assert_eq!((train.len(), train.num_classes()), (in_memory.len(), in_memory.num_classes));
+    assert_eq!(train.class_labels(), in_memory.labels.as_slice());
+    let mut image = vec![0u8; 16 * 16];
+    train.read(13, &mut image).unwrap();
+    assert_eq!(image, in_memory.pixels[13 * 256..14 * 256]);
+    let heldout = data::heldout_set(spec).unwrap();
+    assert_eq!(heldout.pixels, synthetic::heldout_set(synthetic_spec).pixels);
+
+    // Same pixels, labels, seeds: the same parquet content as the synthetic run, trial ids aside.
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let only = |e: &p2sbench::spec::Experiment| -> Vec<_> {
+        e.trials.iter().filter(|t| ["p2sgrad", "arcface"].contains(&t.loss.name.as_str())).cloned().collect()
+    };
+    let memory_exp = common::experiment(common::TINY);
+    runner::run_selected(&exp, &only(&exp), &RunOptions::new(&a)).unwrap();
+    runner::run_selected(&memory_exp, &only(&memory_exp), &RunOptions::new(&b)).unwrap();
+    let frames = |root: &Path, e: &p2sbench::spec::Experiment| {
+        let e = p2sbench::spec::Experiment { trials: only(e), ..e.clone() };
+        common::trial_frames(&ExperimentDir::new(root, &e.name), &e)
+            .into_iter()
+            .map(|df| df.drop("trial").unwrap_or(df))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(frames(&a, &exp), frames(&b, &memory_exp));
+}
+
+#[test]
+fn augmentation_is_the_same_for_any_worker_count_and_across_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, _) = tiny_pack(&dir.path().join("pack"));
+    let augmented = |workers: usize| {
+        text.replace(
+            "seed = 3\n",
+            &format!("seed = 3\nworkers = {workers}\nprefetch = 1\n[data.augment]\nflip = true\ncrop = [0.75, 1.0]\n"),
+        )
+    };
+    let (one, two) = (common::experiment(&augmented(1)), common::experiment(&augmented(2)));
+    let trial = |e: &p2sbench::spec::Experiment| e.trials.iter().find(|t| t.loss.name == "cosface").unwrap().clone();
+    assert_eq!(trial(&one).id(), trial(&two).id(), "workers and prefetch are execution settings");
+    let plain = common::experiment(&text);
+    let cpu = tch::Device::Cpu;
+    let untimed = |rows: Vec<p2sbench::store::schema::StepRow>| {
+        rows.into_iter().map(|r| p2sbench::store::schema::StepRow { step_seconds: 0.0, ..r }).collect::<Vec<_>>()
+    };
+    let train = |cfg: &p2sbench::spec::TrialConfig, ck: Option<&Checkpointing>, stop_at: Option<i64>| {
+        let data = runner::shared_data(cfg).unwrap();
+        let set = p2sbench::data::noise::apply(&data.train, &cfg.data, &cfg.noise);
+        let evaluation = runner::HeldoutEvaluation { cfg, data: &data };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            train::train_trial(cfg, &set, &evaluation, cpu, ck, &mut |step| {
+                assert!(stop_at.is_none_or(|s| step < s), "interrupt")
+            })
+            .unwrap()
+        }))
+        .ok()
+        .map(|o| untimed(o.rows.steps))
+    };
+    let reference = train(&trial(&one), None, None).unwrap();
+    assert_eq!(train(&trial(&two), None, None).unwrap(), reference, "2 decoding threads, same batches");
+    assert_ne!(train(&trial(&plain), None, None).unwrap(), reference, "the augmentation changed the batches");
+    let mut resumable = trial(&two);
+    resumable.train.checkpoint_every = 2;
+    let ck_dir = tempfile::tempdir().unwrap();
+    let id = resumable.id();
+    let ck = Checkpointing { dir: ck_dir.path(), trial: &id, stop: None };
+    assert!(train(&resumable, Some(&ck), Some(3)).is_none(), "interrupted after step 3");
+    assert_eq!(train(&resumable, Some(&ck), None).unwrap(), reference, "resumed from step 2: the same draws");
+}
+
+#[test]
+fn a_truncated_or_corrupt_pack_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pack");
+    let (text, offsets) = tiny_pack(&root);
+    let file = dir.path().join("rec.toml");
+    std::fs::write(&file, &text).unwrap();
+    let rec_path = root.join("train.rec");
+    let original = std::fs::read(&rec_path).unwrap();
+
+    // Cut inside the last image record (12 + 8 identities of 8 images: key 160).
+    std::fs::write(&rec_path, &original[..offsets[160] as usize + 30]).unwrap();
+    let out = dir.path().join("results");
+    let run = run_binary(&["run"], &file, &out);
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("train.rec: record 1") && stderr.contains("truncated"), "{stderr}");
+    assert!(!out.exists(), "nothing is written for a truncated pack");
+
+    // A malformed index line.
+    std::fs::write(&rec_path, &original).unwrap();
+    let idx = std::fs::read_to_string(root.join("train.idx")).unwrap();
+    std::fs::write(root.join("train.idx"), idx.replacen("3\t", "3 x\t", 1)).unwrap();
+    let run = run_binary(&["run"], &file, &out);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("train.idx:4: expected `key<TAB>offset`"));
+    assert!(!out.exists());
+    std::fs::write(root.join("train.idx"), idx).unwrap();
+
+    // A corrupt training image (record 10): its trial stops naming the record and byte offset.
+    let mut corrupt = original.clone();
+    let at = offsets[10] as usize + 8 + 24 + 8;
+    corrupt[at..at + 8].copy_from_slice(b"garbage!");
+    std::fs::write(&rec_path, &corrupt).unwrap();
+    let run = run_binary(&["run", "--only", "loss=cosface"], &file, &out);
+    assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stderr));
+    let trial = std::fs::read_dir(out.join("tiny/trials")).unwrap().next().unwrap().unwrap().path();
+    let status = TrialStatus::read(&trial).unwrap();
+    assert_eq!(status.state, State::Failed);
+    let error = status.error.unwrap();
+    assert!(error.contains(&format!("train.rec: record 10: (byte {})", offsets[10])), "{error}");
+
+    // Skipped instead: left out of its batch in each of the 2 epochs, and counted.
+    std::fs::write(&file, text.replace("seed = 3\n", "seed = 3\non_bad_image = \"skip\"\n")).unwrap();
+    let skipped = dir.path().join("skipped");
+    let run = run_binary(&["run", "--only", "loss=cosface"], &file, &skipped);
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    let trial = std::fs::read_dir(skipped.join("tiny/trials")).unwrap().next().unwrap().unwrap().path();
+    let status = TrialStatus::read(&trial).unwrap();
+    assert_eq!((status.state, status.skipped_images), (State::Done, 2));
+    let table = p2sbench::store::read_parquet(&skipped.join("tiny/trials.parquet")).unwrap();
+    let row = common::strings(&table, "trial").iter().position(|t| trial.ends_with(t)).unwrap();
+    assert_eq!(table.column("skipped_images").unwrap().u64().unwrap().get(row), Some(2));
+    assert_eq!(common::strings(&table, "device")[row], "cpu");
+}
