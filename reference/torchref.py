@@ -10,6 +10,7 @@ default (what p2sbench also uses); tests load p2sbench's initial values anyway.
 Tensors travel as safetensors files, read and written here with the standard library and torch
 alone (8-byte little-endian header length, a JSON header, raw little-endian data).
 """
+import ctypes
 import json
 import math
 import struct
@@ -44,7 +45,8 @@ def write_safetensors(path, tensors):
     names = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.uint8: "U8"}
     header, chunks, offset = {}, [], 0
     for name, t in tensors.items():
-        raw = bytes(t.detach().cpu().contiguous().clone().untyped_storage())
+        t = t.detach().cpu().contiguous()
+        raw = ctypes.string_at(t.data_ptr(), t.numel() * t.element_size())
         header[name] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
         offset += len(raw)

@@ -13,7 +13,7 @@ use p2sbench::model::{weights, Network};
 use p2sbench::runner::{self, RunOptions};
 use p2sbench::store::{self, ExperimentDir};
 use p2sbench::train;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
 
@@ -62,19 +62,6 @@ pairs_per_fold = 4
 /// The agreement asked for: relative error of every step's loss and of every final variable.
 const TOLERANCE: f64 = 1e-5;
 
-/// The Python of the set-up's virtual environment (the one that holds the torch wheel libtorch
-/// comes from): `P2SBENCH_PYTHON`, else found from `LIBTORCH` (…/venv/lib/pythonX/site-packages/torch).
-pub fn reference_python() -> PathBuf {
-    if let Ok(p) = std::env::var("P2SBENCH_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let libtorch = std::env::var("LIBTORCH").expect("LIBTORCH is set (run the tests with `make test`)");
-    let venv = Path::new(&libtorch).ancestors().nth(4).expect("LIBTORCH is <venv>/lib/pythonX/site-packages/torch");
-    let python = venv.join("bin/python");
-    assert!(python.exists(), "no Python at {} (LIBTORCH={libtorch}); run `make test`", python.display());
-    python
-}
-
 /// ‖a − b‖ / max(‖b‖, tiny), in double precision.
 fn relative(a: &Tensor, b: &Tensor) -> f64 {
     let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
@@ -92,7 +79,7 @@ fn check_against_pytorch(memory_format: &str) -> Vec<Vec<f64>> {
     let data = runner::shared_data(&exp.trials[0]).unwrap();
     let n = data.train.len();
     let all: Vec<usize> = (0..n).collect();
-    let python = reference_python();
+    let python = common::reference_python();
     let (mut report, mut losses) = (Vec::new(), Vec::new());
     for cfg in &exp.trials {
         let id = cfg.id();

@@ -26,10 +26,8 @@ fn tiny_pack(dir: &Path) -> (String, Vec<u64>) {
         })
         .collect();
     let offsets = pack::write_pack(dir, &identities, spec.image_size);
-    let text = common::TINY.replace(
-        "identities = 12\n",
-        &format!("kind = \"recordio\"\npath = \"{}\"\nidentities = 12\n", dir.display()),
-    );
+    let text = common::TINY
+        .replace("identities = 12\n", &format!("kind = \"recordio\"\npath = \"{}\"\nidentities = 12\n", dir.display()));
     (text, offsets)
 }
 

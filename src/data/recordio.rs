@@ -295,7 +295,8 @@ impl RecordSet {
             }
         }
         if let Some(&(key, offset, _)) = chosen.iter().max_by_key(|c| c.1) {
-            rec.record_at(offset).map_err(|m| InputError::record(&rec_path, key as usize, format!("(byte {offset}) {m}")))?;
+            rec.record_at(offset)
+                .map_err(|m| InputError::record(&rec_path, key as usize, format!("(byte {offset}) {m}")))?;
         }
         Ok(RecordSet {
             keys: chosen.iter().map(|c| c.0).collect(),

@@ -17,18 +17,7 @@ use super::layers::{bn2d, conv_normal, EmbeddingHead, Prelu};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-/// Units per stage.
-pub fn layers(depth: usize) -> [usize; 4] {
-    match depth {
-        18 => [2, 2, 2, 2],
-        34 => [3, 4, 6, 3],
-        50 => [3, 4, 14, 3],
-        100 => [3, 13, 30, 3],
-        other => panic!("no IResNet-{other}"),
-    }
-}
-
-const WIDTHS: [i64; 4] = [64, 128, 256, 512];
+use crate::spec::shard::{iresnet_layers as layers, IRESNET_WIDTHS as WIDTHS};
 
 /// The standard deviation of insightface's convolution init.
 const CONV_STDEV: f64 = 0.1;

@@ -129,11 +129,8 @@ impl Network {
         let (c, size) = (channels as i64, image_size as i64);
         let backbone: Box<dyn ModuleT> = match spec.backbone {
             Backbone::Cnn => Box::new(cnn(&bb, spec, channels, image_size)),
-            Backbone::Iresnet18 => Box::new(iresnet::IResNet::new(&bb, 18, c, size, emb)),
-            Backbone::Iresnet34 => Box::new(iresnet::IResNet::new(&bb, 34, c, size, emb)),
-            Backbone::Iresnet50 => Box::new(iresnet::IResNet::new(&bb, 50, c, size, emb)),
-            Backbone::Iresnet100 => Box::new(iresnet::IResNet::new(&bb, 100, c, size, emb)),
             Backbone::Mobilefacenet => Box::new(mobilefacenet::MobileFaceNet::new(&bb, c, size, emb)),
+            iresnet => Box::new(iresnet::IResNet::new(&bb, iresnet.iresnet_depth().expect("an IResNet"), c, size, emb)),
         };
         let head = root.sub("head");
         let stdev = 1.0 / (emb as f64).sqrt();

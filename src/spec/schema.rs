@@ -138,6 +138,17 @@ impl Backbone {
         *self == Backbone::Cnn
     }
 
+    /// 18, 34, 50 or 100 for an IResNet.
+    pub fn iresnet_depth(self) -> Option<usize> {
+        match self {
+            Backbone::Iresnet18 => Some(18),
+            Backbone::Iresnet34 => Some(34),
+            Backbone::Iresnet50 => Some(50),
+            Backbone::Iresnet100 => Some(100),
+            Backbone::Cnn | Backbone::Mobilefacenet => None,
+        }
+    }
+
     /// The name the experiment file uses.
     pub fn name(self) -> &'static str {
         match self {

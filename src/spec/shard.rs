@@ -4,7 +4,7 @@
 //! order): the shards are balanced, and every process that reads the same file with the same
 //! filters computes the same split.
 
-use super::TrialConfig;
+use super::{Backbone, ModelSpec, TrialConfig};
 use crate::error::InputError;
 
 /// One shard of N.
@@ -61,15 +61,76 @@ pub fn assign(trials: &[TrialConfig], shards: usize) -> Vec<usize> {
 }
 
 /// A trial's expected training cost in arbitrary units: epochs × training images × the
-/// multiply-adds of the backbone's convolutions per image (each stage a 3×3 convolution at its
-/// resolution, which then halves). Real-file evaluation and data loading are not counted.
+/// backbone's multiply-adds per image ([`multiply_adds`]). Real-file evaluation and data loading
+/// are not counted.
 pub fn expected_cost(t: &TrialConfig) -> f64 {
-    let (mut per_image, mut side, mut channels) = (0.0, t.data.image_size as f64, t.data.channels as f64);
-    for &w in &t.model.widths {
-        per_image += side * side * channels * w as f64 * 9.0;
-        channels = w as f64;
-        side = (side / 2.0).floor().max(1.0);
-    }
     let images = (t.data.identities * t.data.images_per_identity) as f64;
-    t.train.epochs as f64 * images * per_image.max(1.0)
+    t.train.epochs as f64 * images * multiply_adds(&t.model, t.data.channels, t.data.image_size).max(1.0)
+}
+
+/// IResNet's stage widths (insightface's `iresnet.py`; used by `model::iresnet` and the cost).
+pub const IRESNET_WIDTHS: [i64; 4] = [64, 128, 256, 512];
+
+/// IResNet-`depth`'s units per stage.
+pub fn iresnet_layers(depth: usize) -> [usize; 4] {
+    match depth {
+        18 => [2, 2, 2, 2],
+        34 => [3, 4, 6, 3],
+        50 => [3, 4, 14, 3],
+        100 => [3, 13, 30, 3],
+        other => panic!("no IResNet-{other}"),
+    }
+}
+
+/// MobileFaceNet's bottleneck rows (expansion t, channels c, repeats n, stride s), Table 1 of
+/// Chen et al. 2018 (used by `model::mobilefacenet` and the cost).
+pub const MOBILEFACENET_BOTTLENECKS: [(i64, i64, usize, i64); 5] =
+    [(2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1)];
+
+/// Multiply-adds of one forward pass of `model`'s backbone (embedding layer included) on a
+/// `channels` × `size`² image: its convolutions and Linear layers, not normalisation or
+/// activations, as `torch.utils.flop_counter` and the published figures count them.
+pub fn multiply_adds(model: &ModelSpec, channels: usize, size: usize) -> f64 {
+    let (c, s, e) = (channels as f64, size as f64, model.embedding as f64);
+    match model.backbone {
+        Backbone::Cnn => {
+            let (mut macs, mut side, mut cin) = (0.0, s, c);
+            for &w in &model.widths {
+                macs += side * side * cin * w as f64 * 9.0;
+                cin = w as f64;
+                side = (side / 2.0).floor().max(1.0);
+            }
+            macs + side * side * cin * e
+        }
+        Backbone::Mobilefacenet => mobilefacenet_multiply_adds(c, s, e),
+        iresnet => iresnet_multiply_adds(iresnet.iresnet_depth().expect("an IResNet"), c, s, e),
+    }
+}
+
+fn iresnet_multiply_adds(depth: usize, channels: f64, size: f64, embedding: f64) -> f64 {
+    let mut side = size;
+    let mut macs = side * side * channels * 64.0 * 9.0;
+    let mut cin = 64.0;
+    for (&width, &count) in IRESNET_WIDTHS.iter().zip(&iresnet_layers(depth)) {
+        let (w, out) = (width as f64, (side / 2.0).ceil());
+        macs += side * side * cin * w * 9.0 + out * out * w * w * 9.0 + out * out * cin * w;
+        macs += (count - 1) as f64 * 2.0 * out * out * w * w * 9.0;
+        (side, cin) = (out, w);
+    }
+    macs + 512.0 * side * side * embedding
+}
+
+fn mobilefacenet_multiply_adds(channels: f64, size: f64, embedding: f64) -> f64 {
+    let mut side = (size / 2.0).ceil();
+    let mut macs = side * side * (channels * 64.0 * 9.0 + 64.0 * 9.0);
+    let mut cin = 64.0;
+    for (t, c, n, s) in MOBILEFACENET_BOTTLENECKS {
+        for i in 0..n {
+            let hidden = cin * t as f64;
+            let out = if i == 0 && s == 2 { (side / 2.0).ceil() } else { side };
+            macs += side * side * cin * hidden + out * out * (hidden * 9.0 + hidden * c as f64);
+            (side, cin) = (out, c as f64);
+        }
+    }
+    macs + side * side * (128.0 * 512.0 + 512.0) + 512.0 * embedding
 }

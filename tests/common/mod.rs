@@ -60,6 +60,19 @@ pub fn trial_frames(root: &p2sbench::store::ExperimentDir, exp: &spec::Experimen
     frames
 }
 
+/// The Python of the set-up's virtual environment (the one that holds the torch wheel libtorch
+/// comes from): `P2SBENCH_PYTHON`, else found from `LIBTORCH` (…/venv/lib/pythonX/site-packages/torch).
+pub fn reference_python() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("P2SBENCH_PYTHON") {
+        return std::path::PathBuf::from(p);
+    }
+    let libtorch = std::env::var("LIBTORCH").expect("LIBTORCH is set (run the tests with `make test`)");
+    let venv = Path::new(&libtorch).ancestors().nth(4).expect("LIBTORCH is <venv>/lib/pythonX/site-packages/torch");
+    let python = venv.join("bin/python");
+    assert!(python.exists(), "no Python at {} (LIBTORCH={libtorch}); run `make test`", python.display());
+    python
+}
+
 pub fn experiment(text: &str) -> spec::Experiment {
     spec::parse(Path::new("tiny.toml"), text).expect("the test experiment is valid")
 }
