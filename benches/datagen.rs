@@ -6,17 +6,12 @@ use p2sbench::spec::{DataKind, DataSpec};
 use std::time::Instant;
 
 fn spec(identities: usize, images: usize, channels: usize) -> DataSpec {
-    DataSpec {
-        kind: DataKind::Synthetic,
-        path: None,
-        identities,
-        heldout_identities: 2,
-        images_per_identity: images,
-        image_size: 32,
-        channels,
-        difficulty: 0.5,
-        seed: 1,
-    }
+    let text = format!(
+        "identities = {identities}\nheldout_identities = 2\nimages_per_identity = {images}\nimage_size = 32\nchannels = {channels}\ndifficulty = 0.5\nseed = 1\n"
+    );
+    let spec: DataSpec = toml::from_str(&text).expect("a data table");
+    assert_eq!(spec.kind, DataKind::Synthetic);
+    spec
 }
 
 fn main() {

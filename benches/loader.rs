@@ -55,18 +55,20 @@ fn jpegs(identities: usize) -> Vec<Vec<Vec<u8>>> {
         .collect()
 }
 
-fn options(workers: usize) -> LoaderOptions {
-    let augment = AugmentSpec { flip: true, crop: Some([0.85, 1.0]) };
+/// The loader's options: random flip (insightface's augmentation), and a random crop of 85–100 %
+/// of the side resized back when `crop`.
+fn options(workers: usize, crop: bool) -> LoaderOptions {
+    let augment = AugmentSpec { flip: true, crop: crop.then_some([0.85, 1.0]) };
     LoaderOptions { workers, prefetch: 4, policy: BadImagePolicy::Stop, augment: Augment::new(Some(augment), 1) }
 }
 
 /// Images/s of one epoch of `set` through the loader; `on_batch` sees the progress (0..1).
-fn loader_rate(set: &Arc<dyn Dataset>, workers: usize, batch: usize, mut on_batch: impl FnMut(f64)) -> f64 {
+fn loader_rate(set: &Arc<dyn Dataset>, opts: LoaderOptions, batch: usize, mut on_batch: impl FnMut(f64)) -> f64 {
     let order: Vec<usize> = (0..set.len()).collect();
     let batches: Vec<Vec<usize>> = order.chunks(batch).map(|b| b.to_vec()).collect();
     let total = batches.len();
     let started = Instant::now();
-    let mut loader = Loader::start(set.clone(), batches, 0, options(workers));
+    let mut loader = Loader::start(set.clone(), batches, 0, opts);
     let (mut images, mut done) = (0, 0);
     while let Some(batch) = loader.next_batch() {
         images += batch.expect("readable images").indices.len();
@@ -133,49 +135,51 @@ fn main() {
     );
     let pool = rayon::ThreadPoolBuilder::new().num_threads(workers).build().expect("threads");
     println!(
-        "{} JPEGs of {SIZE}×{SIZE} (mean {:.1} kB), {workers} decoding threads, batches of {BATCH}, flip + crop; {rounds} interleaved rounds",
+        "{} JPEGs of {SIZE}×{SIZE} (mean {:.1} kB), {workers} decoding threads, batches of {BATCH}; {rounds} interleaved rounds",
         training.len(),
         bytes as f64 / (encoded.len() * PER_IDENTITY) as f64 / 1e3
     );
-    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+    // Memory first, on a fresh heap: one epoch over the pack in batches of 32, queue = prefetch × 32 images.
+    let small = 32;
+    let queue = options(workers, true).prefetch * small;
+    let before = rss();
+    let mut samples = Vec::new();
+    loader_rate(&recordio, options(workers, true), small, |progress| samples.push((progress, rss())));
+    let peak =
+        |from: f64, to: f64| samples.iter().filter(|(p, _)| *p > from && *p <= to).map(|s| s.1).fold(0.0, f64::max);
+    let mb = |b: f64| (b - before) / 1e6;
+    println!(
+        "  streaming epoch of {} images = {:.1}× the prefetch queue ({queue} images, {:.1} MB of pixels): resident memory above the start, peak over the first 10 % {:+.1} MB, 10–50 % {:+.1} MB, 50–100 % {:+.1} MB (flat: the last two no higher than the first)",
+        recordio.len(),
+        recordio.len() as f64 / queue as f64,
+        (queue * 3 * SIZE * SIZE) as f64 / 1e6,
+        mb(peak(0.0, 0.1)),
+        mb(peak(0.1, 0.5)),
+        mb(peak(0.5, 1.0)),
+    );
+    let mut rates = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..rounds {
         rates[0].push(decoder_rate(&training, &pool));
-        rates[1].push(loader_rate(&recordio, workers, BATCH, |_| {}));
-        rates[2].push(loader_rate(&folder, workers, BATCH, |_| {}));
+        rates[1].push(loader_rate(&recordio, options(workers, false), BATCH, |_| {}));
+        rates[2].push(loader_rate(&folder, options(workers, false), BATCH, |_| {}));
+        rates[3].push(loader_rate(&recordio, options(workers, true), BATCH, |_| {}));
     }
     let names = [
         "decoder alone (bytes in memory)",
-        "loader from RecordIO (decode + augment)",
-        "loader from a folder (decode + augment)",
+        "loader from RecordIO (decode + flip)",
+        "loader from a folder (decode + flip)",
+        "loader from RecordIO (decode + flip + crop)",
     ];
     let medians: Vec<f64> = rates.iter().map(|r| summary(r).0).collect();
     for (name, r) in names.iter().zip(&rates) {
         let (m, lo, hi) = summary(r);
         println!("  {name:<42} {m:7.0} images/s [{lo:.0}–{hi:.0}]");
     }
-    for (k, source) in [(1, "RecordIO"), (2, "folder")] {
+    for (k, source) in [(1, "RecordIO, flip"), (2, "folder, flip"), (3, "RecordIO, flip + crop")] {
         println!(
             "  {source}: {:.0} images/s (target ≥ 1,500), {:.0} % of the decoder alone (target ≥ 90 %)",
             medians[k],
             medians[k] / medians[0] * 100.0
         );
     }
-
-    // Memory: one epoch over the pack in batches of 32, queue = prefetch × 32 images.
-    let small = 32;
-    let queue = options(workers).prefetch * small;
-    let before = rss();
-    let mut samples = Vec::new();
-    loader_rate(&recordio, workers, small, |progress| samples.push((progress, rss())));
-    let peak =
-        |from: f64, to: f64| samples.iter().filter(|(p, _)| *p > from && *p <= to).map(|s| s.1).fold(0.0, f64::max);
-    let mb = |b: f64| (b - before) / 1e6;
-    println!(
-        "  streaming epoch of {} images = {:.1}× the prefetch queue ({queue} images): resident memory above the start, peak over the first 10 % {:+.1} MB, 10–50 % {:+.1} MB, 50–100 % {:+.1} MB (flat: the last two no higher than the first)",
-        recordio.len(),
-        recordio.len() as f64 / queue as f64,
-        mb(peak(0.0, 0.1)),
-        mb(peak(0.1, 0.5)),
-        mb(peak(0.5, 1.0)),
-    );
 }

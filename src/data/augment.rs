@@ -61,35 +61,63 @@ impl Augment {
     }
 }
 
-/// Source coordinate, lower neighbour and its weight for each output coordinate of a crop of
-/// `side` pixels from `start` resized to `size` (pixel centres aligned, as bilinear resizing
-/// with `align_corners = false`).
-fn taps(size: usize, side: f32, start: f32) -> Vec<(usize, usize, f32)> {
+/// Lower and upper source neighbour and the upper one's weight (in 1/256) for each output
+/// coordinate of a crop of `side` pixels from `start` resized to `size` (pixel centres aligned,
+/// as bilinear resizing with `align_corners = false`).
+fn taps(size: usize, side: f32, start: f32) -> Vec<(usize, usize, u32)> {
     let scale = side / size as f32;
     (0..size)
         .map(|u| {
             let x = (start + (u as f32 + 0.5) * scale - 0.5).clamp(0.0, (size - 1) as f32);
             let lo = x.floor() as usize;
-            (lo, (lo + 1).min(size - 1), x - lo as f32)
+            (lo, (lo + 1).min(size - 1), ((x - lo as f32) * 256.0).round() as u32)
         })
         .collect()
 }
 
-/// Replaces `image` by its square crop (`side` pixels at (`x0`, `y0`)) resized back to `size`.
+/// Replaces `image` by its square crop (`side` pixels at (`x0`, `y0`)) resized back to `size`:
+/// bilinear in 8-bit fixed point, rows first, then columns (a few integer operations per pixel,
+/// so that augmenting costs little beside decoding).
 fn crop_resize(image: &mut [u8], channels: usize, size: usize, side: f32, x0: f32, y0: f32) {
     let (xs, ys) = (taps(size, side, x0), taps(size, side, y0));
     let plane = size * size;
-    let mut source = vec![0u8; plane];
+    let mut rows = vec![0u32; plane];
     for c in 0..channels {
         let out = &mut image[c * plane..(c + 1) * plane];
-        source.copy_from_slice(out);
-        for (v, &(y_lo, y_hi, wy)) in ys.iter().enumerate() {
-            let (top, bottom) = (&source[y_lo * size..(y_lo + 1) * size], &source[y_hi * size..(y_hi + 1) * size]);
-            for (u, &(x_lo, x_hi, wx)) in xs.iter().enumerate() {
-                let t = top[x_lo] as f32 + (top[x_hi] as f32 - top[x_lo] as f32) * wx;
-                let b = bottom[x_lo] as f32 + (bottom[x_hi] as f32 - bottom[x_lo] as f32) * wx;
-                out[v * size + u] = (t + (b - t) * wy).round().clamp(0.0, 255.0) as u8;
+        for (source, row) in out.chunks_exact(size).zip(rows.chunks_exact_mut(size)) {
+            for (r, &(lo, hi, w)) in row.iter_mut().zip(&xs) {
+                *r = source[lo] as u32 * (256 - w) + source[hi] as u32 * w;
             }
         }
+        for (target, &(lo, hi, w)) in out.chunks_exact_mut(size).zip(&ys) {
+            let (top, bottom) = (&rows[lo * size..(lo + 1) * size], &rows[hi * size..(hi + 1) * size]);
+            for ((o, &t), &b) in target.iter_mut().zip(top).zip(bottom) {
+                *o = ((t * (256 - w) + b * w + (1 << 15)) >> 16) as u8;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_image_crop_is_the_identity_and_a_flip_mirrors_rows() {
+        let image: Vec<u8> = (0..2 * 4 * 4).map(|v| (v * 7) as u8).collect();
+        let mut same = image.clone();
+        crop_resize(&mut same, 2, 4, 4.0, 0.0, 0.0);
+        assert_eq!(same, image);
+        let mut half = vec![0, 100, 0, 0, 100, 200, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        crop_resize(&mut half, 1, 4, 2.0, 0.0, 0.0);
+        // The top-left 2×2 block stretched to 4×4: the first row samples 0, 100, 0 at
+        // x = 0, 0.25, 0.75, 1.25.
+        assert_eq!(half[..4], [0, 25, 75, 75]);
+        let aug = Augment::new(Some(AugmentSpec { flip: true, crop: None }), 9).unwrap();
+        let flipped = (0..64).find(|&i| aug.draw(0, i, 4).flip).unwrap();
+        let mut mirrored = image.clone();
+        aug.apply(0, flipped, &mut mirrored, 2, 4);
+        assert_eq!(mirrored[..4], [21, 14, 7, 0]);
+        assert!((0..64).any(|i| aug.draw(0, i, 4) != aug.draw(1, i, 4)), "each epoch draws anew");
     }
 }

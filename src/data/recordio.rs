@@ -69,8 +69,19 @@ impl RecordFile {
 
     /// The data of the record at byte `offset`, its parts joined; `Err` says what is wrong and where.
     pub fn record_at(&self, offset: u64) -> Result<Vec<u8>, String> {
-        let ahead = (READ_AHEAD as u64).min(self.len.saturating_sub(offset)) as usize;
-        let window = self.bytes(offset, ahead, "the record")?;
+        self.record_within(offset, READ_AHEAD)
+    }
+
+    /// [`RecordFile::record_at`], reading `span` bytes at once first (the distance to the next
+    /// record, when the index tells it: then a whole record takes one read and no copy).
+    pub fn record_within(&self, offset: u64, span: usize) -> Result<Vec<u8>, String> {
+        let ahead = (span as u64).min(self.len.saturating_sub(offset)) as usize;
+        let mut window = self.bytes(offset, ahead, "the record")?;
+        if let Some(len) = whole_record_len(&window) {
+            window.copy_within(8..8 + len, 0);
+            window.truncate(len);
+            return Ok(window);
+        }
         // `n` bytes at `pos`: from the window read ahead where it holds them, else from the file.
         let read = |pos: u64, n: usize, what: &str| -> Result<Cow<[u8]>, String> {
             let at = (pos - offset) as usize;
@@ -103,6 +114,22 @@ impl RecordFile {
             part += 1;
         }
     }
+}
+
+/// Bytes from `offset` to the next record's offset in `sorted` (or to `file_len`), at most
+/// 16 MiB and at least the 8 bytes of a header.
+fn span_to_next(sorted: &[u64], file_len: u64, offset: u64) -> u32 {
+    let next = sorted.get(sorted.partition_point(|&o| o <= offset)).copied().unwrap_or(file_len);
+    (next.max(offset) - offset).clamp(8, 16 << 20) as u32
+}
+
+/// The data length of a record held whole (not split) in `window`, which starts at its header.
+fn whole_record_len(window: &[u8]) -> Option<usize> {
+    let head = window.get(..8)?;
+    let word = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+    let len = (word & ((1 << 29) - 1)) as usize;
+    let whole = head[..4] == MAGIC.to_le_bytes() && word >> 29 == 0 && window.len() >= 8 + len;
+    whole.then_some(len)
 }
 
 /// An unpacked record: its labels (the header label, or the `flag` extra labels) and the image.
@@ -183,6 +210,8 @@ pub struct RecordSet {
     /// Per image: record key and byte offset.
     keys: Vec<u32>,
     offsets: Vec<u64>,
+    /// Per image: bytes from its offset to the next record's (the file's end for the last).
+    spans: Vec<u32>,
     labels: Vec<i64>,
     /// The pack's label of class 0 here (`first`).
     first: usize,
@@ -283,6 +312,8 @@ impl RecordSet {
                 ));
             }
         }
+        let mut sorted_offsets: Vec<u64> = index.iter().flatten().copied().collect();
+        sorted_offsets.sort_unstable();
         // A pack cut short (an interrupted copy) is found here, before anything is written:
         // every image must start inside the file, and the last one must be whole.
         for &(key, offset, _) in &chosen {
@@ -301,6 +332,7 @@ impl RecordSet {
         Ok(RecordSet {
             keys: chosen.iter().map(|c| c.0).collect(),
             offsets: chosen.iter().map(|c| c.1).collect(),
+            spans: chosen.iter().map(|c| span_to_next(&sorted_offsets, rec.len, c.1)).collect(),
             labels: chosen.iter().map(|c| c.2).collect(),
             rec,
             first,
@@ -335,7 +367,7 @@ impl Dataset for RecordSet {
     fn read(&self, i: usize, out: &mut [u8]) -> Result<(), InputError> {
         let (key, offset) = self.record_of(i);
         let fail = |m: String| InputError::record(self.rec.path(), key, format!("(byte {offset}) {m}"));
-        let data = self.rec.record_at(offset).map_err(fail)?;
+        let data = self.rec.record_within(offset, self.spans[i] as usize).map_err(fail)?;
         let record = unpack(&data).map_err(fail)?;
         let label = record.labels[0];
         let expected = (self.labels[i] as usize + self.first) as f32;

@@ -1,0 +1,148 @@
+//! Forward + backward images/s of each backbone at 3 × 112 × 112 (512-d output) on the CPU, in
+//! training mode and channels-last memory (p2sbench's default), beside the same network in
+//! PyTorch (bench/torch_backbone.py, with the torch the set-up installed) at the same batch and
+//! thread count. The two run interleaved (p2sbench, PyTorch, p2sbench, …) for several rounds; the
+//! figures are medians with min–max, the ratio is of medians.
+//!
+//! `make bench` runs it. `P2SBENCH_BENCH_BACKBONES` (comma-separated, default all),
+//! `P2SBENCH_BENCH_BATCH` (default 8), `P2SBENCH_BENCH_SECONDS` (the length of one measurement,
+//! default 3 s: as many steps as fit, at least one) and `P2SBENCH_BENCH_ROUNDS` (default 5) size it.
+
+use p2sbench::model::Network;
+use p2sbench::spec::{Backbone, ModelSpec};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn summary(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let mid = s.len() / 2;
+    let median = if s.len() % 2 == 1 { s[mid] } else { (s[mid - 1] + s[mid]) / 2.0 };
+    (median, s[0], s[s.len() - 1])
+}
+
+/// PyTorch's side: a process that times `steps` steps per request.
+struct Torch {
+    child: std::process::Child,
+    replies: BufReader<std::process::ChildStdout>,
+}
+
+impl Torch {
+    fn start(name: &str, batch: usize, threads: usize) -> Result<Torch, String> {
+        let cache = std::env::var("P2SBENCH_CACHE")
+            .unwrap_or_else(|_| format!("{}/.cache/p2sbench", std::env::var("HOME").unwrap_or_default()));
+        let python = format!("{cache}/venv/bin/python");
+        let mut child = Command::new(&python)
+            .args(["bench/torch_backbone.py", name, &batch.to_string(), &threads.to_string()])
+            .env("PYTHONWARNINGS", "ignore")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {python}: {e}"))?;
+        let mut replies = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        replies.read_line(&mut line).map_err(|e| e.to_string())?;
+        if line.trim() != "ready" {
+            return Err("bench/torch_backbone.py did not start".into());
+        }
+        Ok(Torch { child, replies })
+    }
+
+    fn seconds_per_step(&mut self, steps: usize) -> f64 {
+        writeln!(self.child.stdin.as_mut().expect("piped"), "{steps}").expect("the PyTorch process reads");
+        let mut line = String::new();
+        self.replies.read_line(&mut line).expect("the PyTorch process answers");
+        line.trim().parse().expect("seconds")
+    }
+}
+
+impl Drop for Torch {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn main() {
+    let batch: usize = env_or("P2SBENCH_BENCH_BATCH", 8);
+    let seconds: f64 = env_or("P2SBENCH_BENCH_SECONDS", 3.0);
+    let rounds: usize = env_or("P2SBENCH_BENCH_ROUNDS", 5);
+    let wanted: String =
+        env_or("P2SBENCH_BENCH_BACKBONES", "mobilefacenet,iresnet18,iresnet34,iresnet50,iresnet100".to_string());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tch::set_num_threads(threads as i32);
+    println!(
+        "forward + backward at 3×112×112, 512-d, batch {batch}, {threads} threads, channels-last; {rounds} interleaved rounds of about {seconds} s each"
+    );
+    for name in wanted.split(',') {
+        let Some(backbone) = [
+            Backbone::Mobilefacenet,
+            Backbone::Iresnet18,
+            Backbone::Iresnet34,
+            Backbone::Iresnet50,
+            Backbone::Iresnet100,
+        ]
+        .into_iter()
+        .find(|b| b.name() == name.trim()) else {
+            println!("  {name}: not a backbone");
+            continue;
+        };
+        let spec = ModelSpec { backbone, embedding: 512, ..ModelSpec::default() };
+        let mut net = Network::new(&spec, 3, 112, 10, false, 1, Device::Cpu);
+        net.use_channels_last();
+        tch::manual_seed(1);
+        let x = Tensor::randn([batch as i64, 3, 112, 112], (Kind::Float, Device::Cpu));
+        let probe = Tensor::randn([batch as i64, 512], (Kind::Float, Device::Cpu));
+        let params: Vec<Tensor> = net.vs.trainable_variables();
+        let step = || {
+            for p in &params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.zero_();
+                }
+            }
+            (net.embed(&x, true) * &probe).sum(Kind::Float).backward();
+        };
+        let started = Instant::now();
+        step();
+        let steps = ((seconds / started.elapsed().as_secs_f64()).round() as usize).max(1);
+        let mut torch = match Torch::start(name, batch, threads) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                println!("  {name}: PyTorch not measured: {e}");
+                None
+            }
+        };
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let started = Instant::now();
+            for _ in 0..steps {
+                step();
+            }
+            ours.push(started.elapsed().as_secs_f64() / steps as f64);
+            if let Some(t) = torch.as_mut() {
+                theirs.push(t.seconds_per_step(steps));
+            }
+        }
+        let (m, lo, hi) = summary(&ours);
+        let rate = |s: f64| batch as f64 / s;
+        print!("  {name:<14} p2sbench {:6.1} images/s [{:.1}–{:.1}]", rate(m), rate(hi), rate(lo));
+        if !theirs.is_empty() {
+            let (tm, tlo, thi) = summary(&theirs);
+            print!(
+                "   PyTorch {:6.1} images/s [{:.1}–{:.1}]   ratio {:.2} (target ≥ 0.95)",
+                rate(tm),
+                rate(thi),
+                rate(tlo),
+                tm / m
+            );
+        }
+        println!();
+    }
+}
