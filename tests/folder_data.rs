@@ -130,14 +130,27 @@ fn unreadable_folder_data_is_a_clear_error() {
 #[test]
 fn the_shipped_experiments_validate() {
     let exp = spec::load_with(Path::new("experiments/paper.toml"), false).unwrap();
-    assert_eq!(exp.trials.len(), 6);
-    assert!(exp.trials.iter().all(|t| t.model.embedding == 512 && t.data.image_size == 112));
+    assert_eq!(exp.trials.len(), 8);
+    let losses: Vec<&str> = exp.trials.iter().map(|t| t.loss.name.as_str()).collect();
+    assert_eq!(losses, ["p2sgrad", "softmax", "l2softmax", "normface", "sphereface", "cosface", "arcface", "adacos"]);
+    for t in &exp.trials {
+        assert_eq!((t.data.kind, t.data.image_size, t.data.channels), (spec::DataKind::Recordio, 112, 3));
+        assert_eq!((t.model.backbone, t.model.embedding), (spec::Backbone::Iresnet50, 512));
+        assert_eq!((t.train.batch_size, t.train.epochs, t.train.lr_milestones.as_slice()), (512, 34, &[21, 29][..]));
+        assert_eq!(t.train.precision, spec::Precision::Amp);
+        assert!(t.data.augment.is_some_and(|a| a.flip));
+        assert_eq!(t.eval.protocols, ["lfw", "ijbc", "megaface"]);
+        assert!(t.eval.lfw.bin.is_some() && t.eval.ijbc.meta.is_some() && t.eval.megaface.distractors.len() == 6);
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
         .args(["run", "--dry-run", "experiments/paper.toml"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("6 trials"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("8 trials"));
+    let run = Command::new(env!("CARGO_BIN_EXE_p2sbench")).args(["run", "experiments/paper.toml"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(2), "without the data, a real run stops before writing anything");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("data.path: /data/faces_webface_112x112 has no train.rec"));
     let trials = |study: &str| spec::load(Path::new("experiments").join(study).as_path()).unwrap().trials.len();
     for (study, count) in [
         ("quickstart.toml", 5),
