@@ -159,7 +159,7 @@ fn every_backbone_trains_in_the_runner_and_mixed_precision_is_deterministic() {
     };
     for backbone in ["iresnet18", "mobilefacenet"] {
         let exp = tiny_with(backbone, "");
-        let summary = &runner::run_experiment(&exp, &RunOptions::new(&dir.path().join(backbone))).unwrap()[0];
+        let summary = &runner::run_experiment(&exp, &RunOptions::new(dir.path().join(backbone))).unwrap()[0];
         assert_eq!(summary.state, p2sbench::store::State::Done, "{backbone}");
         assert!(summary.lfw_accuracy.is_some(), "{backbone}");
     }
