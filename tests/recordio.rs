@@ -26,8 +26,10 @@ fn tiny_pack(dir: &Path) -> (String, Vec<u64>) {
         })
         .collect();
     let offsets = pack::write_pack(dir, &identities, spec.image_size);
-    let text = common::TINY
-        .replace("identities = 12\n", &format!("kind = \"recordio\"\npath = \"{}\"\nidentities = 12\n", dir.display()));
+    let text = common::TINY.replace(
+        "identities = 12\n",
+        &format!("kind = \"recordio\"\npath = \"{}\"\nchannels = 1\nidentities = 12\n", dir.display()),
+    );
     (text, offsets)
 }
 
@@ -187,4 +189,22 @@ fn a_truncated_or_corrupt_pack_is_a_clear_error() {
     let row = common::strings(&table, "trial").iter().position(|t| trial.ends_with(t)).unwrap();
     assert_eq!(table.column("skipped_images").unwrap().u64().unwrap().get(row), Some(2));
     assert_eq!(common::strings(&table, "device")[row], "cpu");
+}
+
+#[test]
+fn real_data_defaults_to_112_pixel_rgb_and_a_pack_directory_needs_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |extra: &str| {
+        format!(
+            "name = \"r\"\n[data]\nkind = \"recordio\"\npath = \"{}\"\nidentities = 4\nheldout_identities = 2\nimages_per_identity = 5\n{extra}[train]\nepochs = 1\nbatch_size = 4\n[[loss]]\nname = \"p2sgrad\"\n",
+            dir.path().display()
+        )
+    };
+    let data = |extra: &str| {
+        p2sbench::spec::parse_with(Path::new("r.toml"), &text(extra), false).unwrap().trials[0].data.clone()
+    };
+    assert_eq!((data("").image_size, data("").channels), (112, 3));
+    assert_eq!((data("image_size = 96\nchannels = 1\n").image_size, data("channels = 1\n").channels), (96, 1));
+    let e = p2sbench::spec::parse_with(Path::new("r.toml"), &text(""), true).unwrap_err().to_string();
+    assert!(e.contains(&format!("r.toml:4:8: data.path: {} has no train.rec", dir.path().display())), "{e}");
 }

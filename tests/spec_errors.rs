@@ -265,3 +265,39 @@ fn sweeps_overrides_and_select_expand_in_a_dry_run() {
     // Groups: cosface × 2 identity counts, p2sgrad × 2; each final on 2 seeds.
     assert!(stdout.contains("each of the 4 loss/condition groups") && stdout.contains("8 final trials"), "{stdout}");
 }
+
+#[test]
+fn paper_scale_keys_are_checked() {
+    expect_error(&replace("widths = [4]", "backbone = \"resnet50\""), 8, "unknown variant `resnet50`");
+    expect_error(
+        &replace("widths = [4]", "backbone = \"iresnet18\"\nwidths = [4]"),
+        9,
+        "model.widths: only for backbone = \"cnn\"",
+    );
+    expect_error(&replace("batch_size = 8", "batch_size = 8\nprecision = \"fp16\""), 13, "unknown variant `fp16`");
+    expect_error(
+        &replace("image_size = 16", "image_size = 16\non_bad_image = \"ignore\""),
+        7,
+        "unknown variant `ignore`",
+    );
+    expect_error(
+        &replace("image_size = 16", "image_size = 16\n[data.augment]\nflip = true\ncrop = [0.9, 0.5]"),
+        9,
+        "data.augment.crop: [0.9, 0.5]; expected [lo, hi] with 0 < lo <= hi <= 1",
+    );
+    expect_error(
+        &replace("image_size = 16", "image_size = 16\n[data.augment]\nmirror = true"),
+        8,
+        "unknown field `mirror`",
+    );
+    expect_error(
+        &replace("image_size = 16", "image_size = 16\nprefetch = 0"),
+        7,
+        "data.prefetch: expected at least 1 batch",
+    );
+    expect_error(
+        &replace("[data]\nidentities = 4", "[data]\nkind = \"recordio\"\nidentities = 4"),
+        3,
+        "data.path: kind = \"recordio\" needs path",
+    );
+}

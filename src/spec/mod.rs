@@ -174,6 +174,10 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
             None => loc.at(&[], message),
         }
     })?;
+    let mut base: toml::Table = toml::from_str(source).map_err(|e| loc.at(&[], e.to_string()))?;
+    if schema::real_data_defaults(&mut base) {
+        raw = base.clone().try_into().map_err(|e: toml::de::Error| loc.at(&[], e.message().trim().to_string()))?;
+    }
     let file_dir = std::path::absolute(path).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
     raw.anchor_paths(&file_dir);
     if let Some((keys, message)) = schema::check_values(&raw, files) {
@@ -182,7 +186,6 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
     if raw.losses.is_empty() {
         return Err(loc.at(&[], "no [[loss]] blocks: expected at least one, e.g.\n[[loss]]\nname = \"p2sgrad\""));
     }
-    let mut base: toml::Table = toml::from_str(source).map_err(|e| loc.at(&[], e.to_string()))?;
     for key in ["loss", "sweep", "select"] {
         base.remove(key);
     }

@@ -9,6 +9,24 @@ fn default_image_size() -> usize {
 fn default_channels() -> usize {
     1
 }
+
+/// Real face data (`kind = "folder"` or `"recordio"`) defaults to insightface's 112×112 RGB
+/// crops rather than the synthetic 32×32 grey: fills `data.image_size` and `data.channels` into
+/// the experiment's table where it leaves them out; `true` when it did.
+pub fn real_data_defaults(experiment: &mut toml::Table) -> bool {
+    let Some(data) = experiment.get_mut("data").and_then(toml::Value::as_table_mut) else { return false };
+    if !matches!(data.get("kind").and_then(toml::Value::as_str), Some("folder" | "recordio")) {
+        return false;
+    }
+    let mut filled = false;
+    for (key, value) in [("image_size", 112), ("channels", 3)] {
+        if !data.contains_key(key) {
+            data.insert(key.into(), toml::Value::Integer(value));
+            filled = true;
+        }
+    }
+    filled
+}
 fn default_difficulty() -> f64 {
     0.5
 }
@@ -753,7 +771,11 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
     }
     match (d.kind, &d.path) {
         (DataKind::Synthetic, Some(_)) => {
-            return at("data", "path", "data.path: only for kind = \"folder\"; synthetic data needs no files")
+            return at(
+                "data",
+                "path",
+                "data.path: only for kind = \"folder\" or \"recordio\"; synthetic data needs no files",
+            )
         }
         (DataKind::Folder, None) => {
             return at(
