@@ -148,11 +148,11 @@ fn main() {
     let peak =
         |from: f64, to: f64| samples.iter().filter(|(p, _)| *p > from && *p <= to).map(|s| s.1).fold(0.0, f64::max);
     let mb = |b: f64| (b - before) / 1e6;
+    let bound = ((options(workers, true).prefetch + 2) * small * 3 * SIZE * SIZE) as f64 / 1e6;
     println!(
-        "  streaming epoch of {} images = {:.1}× the prefetch queue ({queue} images, {:.1} MB of pixels): resident memory above the start, peak over the first 10 % {:+.1} MB, 10–50 % {:+.1} MB, 50–100 % {:+.1} MB (flat: the last two no higher than the first)",
+        "  streaming epoch of {} images = {:.1}× the prefetch queue ({queue} images): resident memory above the start, peak over the first 10 % {:+.1} MB, 10–50 % {:+.1} MB, 50–100 % {:+.1} MB (flat: every part within the loader's bound of prefetch + 2 batches = {bound:.1} MB)",
         recordio.len(),
         recordio.len() as f64 / queue as f64,
-        (queue * 3 * SIZE * SIZE) as f64 / 1e6,
         mb(peak(0.0, 0.1)),
         mb(peak(0.1, 0.5)),
         mb(peak(0.5, 1.0)),

@@ -76,23 +76,26 @@ fn taps(size: usize, side: f32, start: f32) -> Vec<(usize, usize, u32)> {
 }
 
 /// Replaces `image` by its square crop (`side` pixels at (`x0`, `y0`)) resized back to `size`:
-/// bilinear in 8-bit fixed point, rows first, then columns (a few integer operations per pixel,
-/// so that augmenting costs little beside decoding).
+/// bilinear in 8-bit fixed point, rows first (only the source rows the crop reaches), then
+/// columns (a few integer operations per pixel, so that augmenting costs little beside decoding).
 fn crop_resize(image: &mut [u8], channels: usize, size: usize, side: f32, x0: f32, y0: f32) {
     let (xs, ys) = (taps(size, side, x0), taps(size, side, y0));
+    let (first, last) = (ys[0].0, ys[size - 1].1);
     let plane = size * size;
-    let mut rows = vec![0u32; plane];
+    // Source rows first..=last resampled along x, scaled by 256 (at most 255 · 256: fits u16).
+    let mut rows = vec![0u16; (last - first + 1) * size];
     for c in 0..channels {
         let out = &mut image[c * plane..(c + 1) * plane];
-        for (source, row) in out.chunks_exact(size).zip(rows.chunks_exact_mut(size)) {
+        for (source, row) in out.chunks_exact(size).skip(first).zip(rows.chunks_exact_mut(size)) {
             for (r, &(lo, hi, w)) in row.iter_mut().zip(&xs) {
-                *r = source[lo] as u32 * (256 - w) + source[hi] as u32 * w;
+                *r = (source[lo] as u32 * (256 - w) + source[hi] as u32 * w) as u16;
             }
         }
         for (target, &(lo, hi, w)) in out.chunks_exact_mut(size).zip(&ys) {
-            let (top, bottom) = (&rows[lo * size..(lo + 1) * size], &rows[hi * size..(hi + 1) * size]);
+            let top = &rows[(lo - first) * size..(lo - first + 1) * size];
+            let bottom = &rows[(hi - first) * size..(hi - first + 1) * size];
             for ((o, &t), &b) in target.iter_mut().zip(top).zip(bottom) {
-                *o = ((t * (256 - w) + b * w + (1 << 15)) >> 16) as u8;
+                *o = ((t as u32 * (256 - w) + b as u32 * w + (1 << 15)) >> 16) as u8;
             }
         }
     }
