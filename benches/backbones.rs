@@ -8,24 +8,15 @@
 //! `P2SBENCH_BENCH_BATCH` (default 8), `P2SBENCH_BENCH_SECONDS` (the length of one measurement,
 //! default 3 s: as many steps as fit, at least one) and `P2SBENCH_BENCH_ROUNDS` (default 5) size it.
 
+mod common;
+
+use common::{env_or, summary};
 use p2sbench::model::Network;
 use p2sbench::spec::{Backbone, ModelSpec};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn summary(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let mid = s.len() / 2;
-    let median = if s.len() % 2 == 1 { s[mid] } else { (s[mid - 1] + s[mid]) / 2.0 };
-    (median, s[0], s[s.len() - 1])
-}
 
 /// PyTorch's side: a process that times `steps` steps per request.
 struct Torch {

@@ -8,9 +8,12 @@
 //! `make bench` runs it; `P2SBENCH_BENCH_IMAGES` (default 2048) and `P2SBENCH_BENCH_ROUNDS`
 //! (default 5) size it.
 
+mod common;
+
 #[path = "../tests/common/recordio.rs"]
 mod pack;
 
+use common::{env_or, summary};
 use p2sbench::data::augment::Augment;
 use p2sbench::data::folder::{self, FolderSet};
 use p2sbench::data::loader::{Loader, LoaderOptions};
@@ -24,10 +27,6 @@ use std::time::Instant;
 const SIZE: usize = 112;
 const PER_IDENTITY: usize = 32;
 const BATCH: usize = 128;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn data_spec(kind: DataKind, path: Option<&std::path::Path>, identities: usize) -> DataSpec {
     let text = format!("identities = {identities}\nheldout_identities = 2\nimages_per_identity = {PER_IDENTITY}\nimage_size = {SIZE}\nchannels = 3\n");
@@ -90,14 +89,6 @@ fn decoder_rate(encoded: &[Vec<u8>], pool: &rayon::ThreadPool) -> f64 {
     encoded.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-fn summary(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let mid = s.len() / 2;
-    let median = if s.len() % 2 == 1 { s[mid] } else { (s[mid - 1] + s[mid]) / 2.0 };
-    (median, s[0], s[s.len() - 1])
-}
-
 /// Resident set size of this process, bytes.
 fn rss() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -109,8 +100,8 @@ fn rss() -> f64 {
 }
 
 fn main() {
-    let images = env_or("P2SBENCH_BENCH_IMAGES", 2048);
-    let rounds = env_or("P2SBENCH_BENCH_ROUNDS", 5);
+    let images: usize = env_or("P2SBENCH_BENCH_IMAGES", 2048);
+    let rounds: usize = env_or("P2SBENCH_BENCH_ROUNDS", 5);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let identities = images.div_ceil(PER_IDENTITY);
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -11,6 +11,9 @@
 //! timed steps per measurement (default 40), `P2SBENCH_BENCH_ROUNDS` the rounds (default 7),
 //! `P2SBENCH_BENCH_LOSS` the loss (default cosface).
 
+mod common;
+
+use common::{env_or, summary};
 use p2sbench::data::noise;
 use p2sbench::runner;
 use p2sbench::spec::{self, MemoryFormat, TrialConfig};
@@ -20,10 +23,6 @@ use std::process::Command;
 use std::time::Instant;
 
 const WARMUP: usize = 5;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Seconds per step of `cfg` over `steps` steps after the warm-up.
 fn p2sbench_step(cfg: &TrialConfig, data: &runner::TrialData, steps: usize) -> f64 {
@@ -69,15 +68,6 @@ fn torch_step(cfg: &TrialConfig, threads: usize, steps: usize, channels_last: bo
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("torch_step.py printed no number: {e}"))
-}
-
-/// (median, min, max) of `v`.
-fn summary(v: &[f64]) -> (f64, f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let mid = s.len() / 2;
-    let median = if s.len() % 2 == 1 { s[mid] } else { (s[mid - 1] + s[mid]) / 2.0 };
-    (median, s[0], s[s.len() - 1])
 }
 
 fn main() {

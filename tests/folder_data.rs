@@ -27,7 +27,7 @@ fn make_folder(root: &Path, identities: usize, images: usize) -> String {
         .replace(
             "identities = 12\nheldout_identities = 8",
             &format!(
-                "kind = \"folder\"\npath = \"{}\"\nidentities = 4\nheldout_identities = {}",
+                "kind = \"folder\"\npath = \"{}\"\nchannels = 1\nidentities = 4\nheldout_identities = {}",
                 root.display(),
                 identities - 4
             ),

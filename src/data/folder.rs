@@ -6,7 +6,7 @@
 //! not grow with the dataset. This module also holds the one image decoder. Errors name the
 //! directory or file.
 
-use super::{Dataset, ImageSet};
+use super::{Dataset, ImageSet, Layout};
 use crate::error::InputError;
 use crate::spec::DataSpec;
 use image::imageops::FilterType;
@@ -144,20 +144,8 @@ impl FolderSet {
 }
 
 impl Dataset for FolderSet {
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-    fn channels(&self) -> usize {
-        self.channels
-    }
-    fn size(&self) -> usize {
-        self.size
-    }
-    fn class_labels(&self) -> &[i64] {
-        &self.labels
+    fn layout(&self) -> Layout<'_> {
+        Layout { labels: &self.labels, num_classes: self.num_classes, channels: self.channels, size: self.size }
     }
     fn read(&self, i: usize, out: &mut [u8]) -> Result<(), InputError> {
         let path = &self.paths[i];

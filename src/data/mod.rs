@@ -19,19 +19,41 @@ use rayon::prelude::*;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
+/// What a dataset knows without reading pixels: one label per image, the class count, and the
+/// shape every image is read in.
+pub struct Layout<'a> {
+    /// Class index of each image (0..num_classes).
+    pub labels: &'a [i64],
+    pub num_classes: usize,
+    pub channels: usize,
+    /// Images are `size` × `size`.
+    pub size: usize,
+}
+
 /// A labelled set of images of one shape that training reads by index.
 pub trait Dataset: Send + Sync {
-    fn len(&self) -> usize;
+    fn layout(&self) -> Layout<'_>;
+    fn len(&self) -> usize {
+        self.layout().labels.len()
+    }
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Classes: labels are `0..num_classes()`.
-    fn num_classes(&self) -> usize;
-    fn channels(&self) -> usize;
+    fn num_classes(&self) -> usize {
+        self.layout().num_classes
+    }
+    fn channels(&self) -> usize {
+        self.layout().channels
+    }
     /// Images are `size` × `size`.
-    fn size(&self) -> usize;
+    fn size(&self) -> usize {
+        self.layout().size
+    }
     /// One label per image.
-    fn class_labels(&self) -> &[i64];
+    fn class_labels(&self) -> &[i64] {
+        self.layout().labels
+    }
     /// Writes image `i` (u8, channels × size × size, CHW) into `out`; `Err` names the file and
     /// the record or byte offset that could not be read or decoded.
     fn read(&self, i: usize, out: &mut [u8]) -> Result<(), InputError>;
@@ -157,20 +179,8 @@ impl ImageSet {
 }
 
 impl Dataset for ImageSet {
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-    fn channels(&self) -> usize {
-        self.channels
-    }
-    fn size(&self) -> usize {
-        self.size
-    }
-    fn class_labels(&self) -> &[i64] {
-        &self.labels
+    fn layout(&self) -> Layout<'_> {
+        Layout { labels: &self.labels, num_classes: self.num_classes, channels: self.channels, size: self.size }
     }
     fn read(&self, i: usize, out: &mut [u8]) -> Result<(), InputError> {
         let len = self.image_len();

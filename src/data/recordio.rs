@@ -21,7 +21,7 @@
 //! from disk when a batch needs it. Errors name `train.rec` with the record (its key) and byte
 //! offset, or `train.idx` with the line.
 
-use super::{folder, Dataset};
+use super::{folder, Dataset, Layout};
 use crate::error::InputError;
 use crate::spec::DataSpec;
 use std::borrow::Cow;
@@ -349,20 +349,8 @@ impl RecordSet {
 }
 
 impl Dataset for RecordSet {
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-    fn channels(&self) -> usize {
-        self.channels
-    }
-    fn size(&self) -> usize {
-        self.size
-    }
-    fn class_labels(&self) -> &[i64] {
-        &self.labels
+    fn layout(&self) -> Layout<'_> {
+        Layout { labels: &self.labels, num_classes: self.num_classes, channels: self.channels, size: self.size }
     }
     fn read(&self, i: usize, out: &mut [u8]) -> Result<(), InputError> {
         let (key, offset) = self.record_of(i);
