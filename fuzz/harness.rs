@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ijbc_landmarks", ijbc_landmarks),
     ("ijbc_1n", ijbc_1n),
     ("image_decode", image_decode),
+    ("recordio", recordio),
 ];
 
 /// The file name every error must carry.
@@ -191,6 +192,38 @@ pub fn image_decode(data: &[u8]) -> bool {
     let decoded = images::load_encoded(Path::new(FILE), &[encoded.to_vec()], channels, size);
     let Some(set) = accepted(decoded) else { return false };
     assert_eq!(set.pixels.len(), channels * size * size);
+    true
+}
+
+/// insightface RecordIO packs (`data::recordio`): the input as `train.idx` text, and as
+/// `train.rec` with the index its record headers imply (so that the fuzzer explores records
+/// rather than index mismatches), opened as identity 0 of 8×8 grey images with every image read.
+/// It is accepted when the pack opens.
+pub fn recordio(data: &[u8]) -> bool {
+    use p2sbench::data::recordio::{self as rio, RecordFile, RecordSet};
+    use p2sbench::data::Dataset;
+    if let Some(index) = accepted(rio::parse_index(Path::new(FILE), data)) {
+        assert!(index.len() <= 4 * data.len() + 1025, "an index larger than its text allows");
+    }
+    // The index dmlc-core's writer would have made: the offset of each record's first part.
+    let (mut index, mut pos) = (Vec::new(), 0usize);
+    while pos + 8 <= data.len() && data[pos..pos + 4] == rio::MAGIC.to_le_bytes() && index.len() < 4096 {
+        let word = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().expect("4 bytes"));
+        if word >> 29 <= 1 {
+            index.push(Some(pos as u64));
+        }
+        pos += 8 + ((word & ((1 << 29) - 1)) as usize).next_multiple_of(4);
+    }
+    let spec: p2sbench::spec::DataSpec =
+        toml::from_str("identities = 1\nheldout_identities = 2\nimages_per_identity = 16\nimage_size = 8\n")
+            .expect("a data table");
+    let rec = RecordFile::in_memory(Path::new(FILE), data.to_vec());
+    let Some(set) = accepted(RecordSet::select(&spec, rec, Path::new(FILE), &index, 0, 1)) else { return false };
+    assert!(set.len() <= 16 && set.class_labels().iter().all(|&l| l == 0));
+    for i in 0..set.len() {
+        let mut out = vec![0u8; 64];
+        let _ = accepted(set.read(i, &mut out));
+    }
     true
 }
 

@@ -146,6 +146,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for (file, bytes) in npys() {
         add("npy", &file, bytes);
     }
+    for (file, bytes) in recordio_packs() {
+        add("recordio", &file, bytes);
+    }
     for (file, text) in MEGAFACE_LISTS {
         add("megaface_list", file, text.as_bytes().to_vec());
     }
@@ -328,6 +331,24 @@ fn bin_packs() -> Vec<(String, Vec<u8>)> {
         ("proto1-two-pairs-two-images.bin".into(), proto1),
         ("truncated.bin".into(), truncated),
         ("global.bin".into(), global),
+    ]
+}
+
+/// `train.rec` bytes: two identities of two 8×8 grey PNGs (one record split at the magic), the
+/// same cut inside its last image, and bytes with no record.
+fn recordio_packs() -> Vec<(String, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let image = |v: u8| common::recordio::png(&[v; 64], 8);
+    let mut split = image(9);
+    split.resize(split.len().next_multiple_of(4), 0); // after IEND: the magic lands aligned
+    split.extend(common::recordio::MAGIC.to_le_bytes().repeat(2));
+    common::recordio::write_pack(dir.path(), &[vec![image(1), split], vec![image(3), image(4)]], 8);
+    let pack = std::fs::read(dir.path().join("train.rec")).unwrap();
+    let cut = pack[..pack.len() * 3 / 5].to_vec();
+    vec![
+        ("valid-pack.rec".into(), pack),
+        ("truncated.rec".into(), cut),
+        ("no-record.rec".into(), b"0\t0\n1\t36\n".to_vec()),
     ]
 }
 

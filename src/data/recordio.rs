@@ -36,18 +36,28 @@ pub const IR_HEADER: usize = 24;
 /// Bytes read ahead at a record's offset: most 112×112 JPEG records fit in one read.
 const READ_AHEAD: usize = 16 << 10;
 
-/// A `train.rec` file opened for reads at any offset (from any thread).
+/// A `train.rec` file opened for reads at any offset (from any thread), or its bytes in memory.
 pub struct RecordFile {
     path: PathBuf,
-    file: File,
+    source: Source,
     len: u64,
+}
+
+enum Source {
+    File(File),
+    Memory(Vec<u8>),
 }
 
 impl RecordFile {
     pub fn open(path: &Path) -> Result<RecordFile, InputError> {
         let file = File::open(path).map_err(|e| InputError::file(path, format!("cannot open: {e}")))?;
         let len = file.metadata().map_err(|e| InputError::file(path, format!("cannot read its size: {e}")))?.len();
-        Ok(RecordFile { path: path.to_path_buf(), file, len })
+        Ok(RecordFile { path: path.to_path_buf(), source: Source::File(file), len })
+    }
+
+    /// The bytes of a `train.rec` already in memory, errors naming `path`.
+    pub fn in_memory(path: &Path, bytes: Vec<u8>) -> RecordFile {
+        RecordFile { path: path.to_path_buf(), len: bytes.len() as u64, source: Source::Memory(bytes) }
     }
 
     pub fn path(&self) -> &Path {
@@ -56,15 +66,20 @@ impl RecordFile {
 
     /// Reads `len` bytes at `pos`; `Err` says where the file ended.
     fn bytes(&self, pos: u64, len: usize, what: &str) -> Result<Vec<u8>, String> {
-        if pos + len as u64 > self.len {
+        if pos.checked_add(len as u64).is_none_or(|end| end > self.len) {
             return Err(format!(
                 "truncated: {what} needs {len} bytes from byte {pos}, but the file ends at byte {}",
                 self.len
             ));
         }
-        let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, pos).map_err(|e| format!("cannot read byte {pos}: {e}"))?;
-        Ok(buf)
+        match &self.source {
+            Source::File(file) => {
+                let mut buf = vec![0u8; len];
+                file.read_exact_at(&mut buf, pos).map_err(|e| format!("cannot read byte {pos}: {e}"))?;
+                Ok(buf)
+            }
+            Source::Memory(bytes) => Ok(bytes[pos as usize..pos as usize + len].to_vec()),
+        }
     }
 
     /// The data of the record at byte `offset`, its parts joined; `Err` says what is wrong and where.
@@ -160,7 +175,13 @@ pub fn unpack(data: &[u8]) -> Result<Record<'_>, String> {
 
 /// `train.idx`: the byte offset of every record key (`None` where a key is not listed).
 pub fn read_index(path: &Path) -> Result<Vec<Option<u64>>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
+    parse_index(path, &bytes)
+}
+
+/// [`read_index`] on the file's bytes; errors name `path` and the line.
+pub fn parse_index(path: &Path, bytes: &[u8]) -> Result<Vec<Option<u64>>, InputError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| InputError::file(path, format!("not UTF-8 text: {e}")))?;
     let mut pairs = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -240,9 +261,23 @@ impl RecordSet {
                 ));
             }
         }
+        RecordSet::select(spec, rec, &idx_path, &index, first, count)
+    }
+
+    /// Identities `first..first + count` of the pack `rec` with its index `index` (read from
+    /// `idx_path`, which errors about missing records name).
+    pub fn select(
+        spec: &DataSpec,
+        rec: RecordFile,
+        idx_path: &Path,
+        index: &[Option<u64>],
+        first: usize,
+        count: usize,
+    ) -> Result<RecordSet, InputError> {
+        let rec_path = rec.path.clone();
         let at = |key: usize| -> Result<u64, InputError> {
             index.get(key).copied().flatten().ok_or_else(|| {
-                InputError::file(&idx_path, format!("has no record {key}, which {} refers to", rec_path.display()))
+                InputError::file(idx_path, format!("has no record {key}, which {} refers to", rec_path.display()))
             })
         };
         let record = |key: usize| -> Result<Vec<u8>, InputError> {
@@ -317,7 +352,7 @@ impl RecordSet {
         // A pack cut short (an interrupted copy) is found here, before anything is written:
         // every image must start inside the file, and the last one must be whole.
         for &(key, offset, _) in &chosen {
-            if offset + 8 > rec.len {
+            if offset.saturating_add(8) > rec.len {
                 return Err(InputError::record(
                     &rec_path,
                     key as usize,
