@@ -6,7 +6,7 @@
 //!
 //! Interleaved rounds (decoder, pack, folder, decoder, …); figures are medians with min–max.
 //! `make bench` runs it; `P2SBENCH_BENCH_IMAGES` (default 2048) and `P2SBENCH_BENCH_ROUNDS`
-//! (default 5) size it.
+//! (default 9) size it.
 
 mod common;
 
@@ -101,7 +101,7 @@ fn rss() -> f64 {
 
 fn main() {
     let images: usize = env_or("P2SBENCH_BENCH_IMAGES", 2048);
-    let rounds: usize = env_or("P2SBENCH_BENCH_ROUNDS", 5);
+    let rounds: usize = env_or("P2SBENCH_BENCH_ROUNDS", 9);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let identities = images.div_ceil(PER_IDENTITY);
     let dir = tempfile::tempdir().expect("a temporary directory");
