@@ -182,6 +182,8 @@ pub fn train_trial(
         let todo: Vec<Vec<usize>> = epoch_batches[first..].iter().map(|b| b.to_vec()).collect();
         let mut loader = Loader::start(train.images.clone(), todo, epoch, loading);
         for _ in first..epoch_batches.len() {
+            // Step time includes any wait for the loader: a starved step shows up in telemetry.
+            let started = Instant::now();
             let loaded = loader.next_batch().expect("the loader delivers every batch or an error")?;
             skipped += loaded.skipped.len() as u64;
             let batch = &loaded.indices;
@@ -192,7 +194,6 @@ pub fn train_trial(
                     loaded.skipped.join("; ")
                 );
             }
-            let started = Instant::now();
             let log = step % cfg.train.log_every as i64 == 0;
             let batch_images = data::input_tensor(&loaded.pixels, batch.len(), channels, size, device);
             let labels = train_labels(train, batch, device);
