@@ -88,11 +88,3 @@ impl Drop for Region {
         }
     }
 }
-
-/// The reduced precision autocast uses on `device`.
-pub fn autocast_kind(device: Device) -> tch::Kind {
-    match device {
-        Device::Cuda(_) => tch::Kind::Half,
-        _ => tch::Kind::BFloat16,
-    }
-}

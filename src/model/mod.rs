@@ -171,19 +171,6 @@ impl Network {
         names.into_iter().map(|k| vars[k].shallow_clone()).collect()
     }
 
-    /// Parameters of the backbone (the embedding layers included) as PyTorch counts them
-    /// (`sum(p.numel() for p in model.parameters())`): every weight, trained or not, but no
-    /// batch-norm running statistics.
-    pub fn backbone_parameter_count(&self) -> i64 {
-        let stat = |k: &str| k.ends_with(".running_mean") || k.ends_with(".running_var");
-        self.vs
-            .variables()
-            .iter()
-            .filter(|(k, _)| k.starts_with("backbone.") && !stat(k))
-            .map(|(_, v)| v.numel() as i64)
-            .sum()
-    }
-
     /// SHA-256 (first 16 hex digits) of the backbone and class-weight values, in name order.
     /// The class bias, which only some losses have, is left out so all trials compare.
     pub fn init_checksum(&self) -> String {

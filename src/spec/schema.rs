@@ -178,16 +178,6 @@ impl Backbone {
             Backbone::Mobilefacenet => "mobilefacenet",
         }
     }
-
-    /// Every backbone, in the order the docs list them.
-    pub const ALL: [Backbone; 6] = [
-        Backbone::Cnn,
-        Backbone::Iresnet18,
-        Backbone::Iresnet34,
-        Backbone::Iresnet50,
-        Backbone::Iresnet100,
-        Backbone::Mobilefacenet,
-    ];
 }
 
 /// `[model]`: the backbone and the embedding layer.
