@@ -3,6 +3,11 @@
 
 use std::path::PathBuf;
 
+/// The text a panic carried (`panic!` with a literal or a formatted message), if any.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
 /// Bad user input outside the experiment spec (data files, protocol files, features).
 /// `location` is `path`, `path:line` or `path: record N`, whatever pins the problem down.
 #[derive(Debug, thiserror::Error)]

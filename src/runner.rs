@@ -445,11 +445,7 @@ fn run_trial(
 /// the others go on.
 fn behind_boundary<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("a panic without a message");
+        let message = crate::error::panic_message(&*payload).unwrap_or("a panic without a message");
         Err(anyhow::anyhow!("{}", panic_text(message)))
     })
 }

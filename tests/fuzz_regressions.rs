@@ -54,11 +54,7 @@ fn replay(dir: &Path) -> (usize, Vec<String>) {
         for (file, bytes) in files {
             count += 1;
             if let Err(panic) = std::panic::catch_unwind(|| run(&bytes)) {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let msg = p2sbench::error::panic_message(&*panic).unwrap_or_default();
                 failures.push(format!("{}/{name}/{file}: {msg}", dir.display()));
             }
         }

@@ -63,11 +63,7 @@ pub fn read_guarded(set: &dyn Dataset, i: usize, out: &mut [u8]) -> Result<(), I
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| set.read(i, out))) {
         Ok(result) => result,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let what = crate::error::panic_message(&*panic).unwrap_or_default();
             Err(InputError { location: format!("image {i}"), message: format!("the decoder failed: {what}") })
         }
     }

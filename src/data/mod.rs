@@ -15,7 +15,6 @@ pub mod synthetic;
 
 use crate::error::InputError;
 use crate::spec::{BadImagePolicy, DataKind, DataSpec};
-use rayon::prelude::*;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
@@ -87,29 +86,20 @@ pub fn heldout_set(spec: &DataSpec) -> Result<ImageSet, InputError> {
     }
 }
 
-/// Every image of `set` decoded into memory (in parallel); under `Skip` unreadable images are
-/// left out, under `Stop` the first one is the error.
+/// Every image of `set` decoded into memory (in parallel, as a batch of [`loader`]); under
+/// `Skip` unreadable images are left out, under `Stop` the first one is the error.
 pub fn load_all(set: &dyn Dataset, policy: BadImagePolicy) -> Result<ImageSet, InputError> {
-    let len = set.channels() * set.size() * set.size();
-    let decoded: Vec<Result<Vec<u8>, InputError>> = (0..set.len())
-        .into_par_iter()
-        .map(|i| {
-            let mut out = vec![0u8; len];
-            loader::read_guarded(set, i, &mut out).map(|()| out)
-        })
-        .collect();
-    let (mut pixels, mut labels) = (Vec::with_capacity(set.len() * len), Vec::with_capacity(set.len()));
-    for (i, image) in decoded.into_iter().enumerate() {
-        match (image, policy) {
-            (Ok(p), _) => {
-                pixels.extend_from_slice(&p);
-                labels.push(set.class_labels()[i]);
-            }
-            (Err(e), BadImagePolicy::Stop) => return Err(e),
-            (Err(_), BadImagePolicy::Skip) => {}
-        }
-    }
-    Ok(ImageSet { pixels, labels, num_classes: set.num_classes(), channels: set.channels(), size: set.size() })
+    let all: Vec<usize> = (0..set.len()).collect();
+    let options = loader::LoaderOptions { workers: 1, prefetch: 1, policy, augment: None };
+    let read = loader::load_batch(set, &all, 0, &options)?;
+    let labels = read.indices.iter().map(|&i| set.class_labels()[i]).collect();
+    Ok(ImageSet {
+        pixels: read.pixels,
+        labels,
+        num_classes: set.num_classes(),
+        channels: set.channels(),
+        size: set.size(),
+    })
 }
 
 /// u8 images (`n` × channels × size², CHW each) as the network's input: floats in [−1, 1],

@@ -224,6 +224,14 @@ pub fn read_property(path: &Path) -> Result<(usize, usize, usize), InputError> {
     }
 }
 
+/// The message for a pack with `available` identities where the spec needs more.
+fn too_few_identities(available: usize, spec: &DataSpec) -> String {
+    format!(
+        "the pack has {available} identities; data.identities + data.heldout_identities needs {}",
+        spec.identities + spec.heldout_identities
+    )
+}
+
 /// Identities `first..first + count` of a pack (at most `images_per_identity` images each), read
 /// from disk image by image.
 pub struct RecordSet {
@@ -252,13 +260,7 @@ impl RecordSet {
         if property.is_file() {
             let (classes, _, _) = read_property(&property)?;
             if classes < first + count {
-                return Err(InputError::file(
-                    &property,
-                    format!(
-                        "the pack has {classes} identities; data.identities + data.heldout_identities needs {}",
-                        spec.identities + spec.heldout_identities
-                    ),
-                ));
+                return Err(InputError::file(&property, too_few_identities(classes, spec)));
             }
         }
         RecordSet::select(spec, rec, &idx_path, &index, first, count)
@@ -292,14 +294,7 @@ impl RecordSet {
             let (identities_start, identities_end) = (head.labels[0] as usize, head.labels[1] as usize);
             let available = identities_end.saturating_sub(identities_start);
             if available < first + count {
-                return Err(InputError::record(
-                    &rec_path,
-                    0,
-                    format!(
-                        "the pack has {available} identities; data.identities + data.heldout_identities needs {}",
-                        spec.identities + spec.heldout_identities
-                    ),
-                ));
+                return Err(InputError::record(&rec_path, 0, too_few_identities(available, spec)));
             }
             for k in 0..count {
                 let key = identities_start + first + k;
