@@ -256,10 +256,14 @@ pub fn train_trial(
                 r.grad_norm_class_weights = telemetry::grad_norm(std::slice::from_ref(w));
                 r.grad_norm_backbone = telemetry::grad_norm(&backbone);
                 r.step_seconds = started.elapsed().as_secs_f64();
-                if !r.is_finite() && take_step {
-                    return Ok(outcome(rows, order_hash, Some(step), skipped));
+                // A step the loss scaler skips (float16 overflow) logs no row: its gradients
+                // are not finite by design, not a divergence.
+                if take_step {
+                    if !r.is_finite() {
+                        return Ok(outcome(rows, order_hash, Some(step), skipped));
+                    }
+                    rows.steps.push(r);
                 }
-                rows.steps.push(r);
             }
             if take_step {
                 opt.step();
