@@ -407,6 +407,7 @@ fn run_trial(
                 (trial_files::STEPS, schema::steps_frame(&id, &rows.steps)?),
                 (trial_files::EVALS, schema::evals_frame(&id, &rows.evals)?),
                 (trial_files::ANGLES, schema::angles_frame(&id, &rows.angles)?),
+                (trial_files::BOOTSTRAP, schema::bootstrap_frame(&id, &rows.evals)?),
             ] {
                 store::write_parquet(&trial_dir.join(file), &mut frame)?;
             }
@@ -514,8 +515,21 @@ impl train::Evaluate for HeldoutEvaluation<'_> {
         let results = self.data.protocols.run(&spec, &self.cfg.data, net, &self.data.heldout, device)?;
         let mut rows = Vec::new();
         for r in &results {
-            for (variant, metric, value) in r.rows() {
-                rows.push(schema::EvalRow { step, protocol: r.protocol.clone(), variant, metric, value });
+            for row in r.rows() {
+                let d = row.detail;
+                rows.push(schema::EvalRow {
+                    step,
+                    protocol: r.protocol.clone(),
+                    variant: row.variant,
+                    metric: row.metric,
+                    value: row.value,
+                    ci_lo: d.interval.map(|i| i.0),
+                    ci_hi: d.interval.map(|i| i.1),
+                    ci_unit: d.unit,
+                    comparisons: d.comparisons.map(|c| c as i64),
+                    resolvable: d.resolvable,
+                    replicates: d.replicates,
+                });
             }
         }
         Ok(rows)

@@ -253,7 +253,7 @@ fn ijbc_one_to_one_and_one_to_n_worked_example() {
     assert_eq!(r.get("g2/rank1"), None);
     assert_eq!(r.get("rank1"), None);
     let rows = r.rows();
-    assert!(rows.iter().any(|(v, m, x)| v.ends_with("; part=g1") && m == "rank1" && *x == 0.5));
+    assert!(rows.iter().any(|r| r.variant.ends_with("; part=g1") && r.metric == "rank1" && r.value == 0.5));
 }
 
 #[test]

@@ -8,6 +8,7 @@
 use super::features;
 use crate::data::{images, ImageSet};
 use crate::error::InputError;
+use crate::metrics::bootstrap::{self, IjbcUnits, Resampling};
 use crate::metrics::builtin::{self, IjbcStyleOptions, MegafaceStyle};
 use crate::metrics::ijbc::{self, IjbcProtocol, PoolOptions};
 use crate::metrics::lfw::{self, Distance, LfwOptions, ThresholdGrid};
@@ -33,9 +34,21 @@ pub struct Suite {
     real: Real,
 }
 
+/// A real LFW-style protocol: images, pairs, folds, source text, and the resampling units of
+/// each pair's images with their count and name.
+struct RealLfw {
+    set: ImageSet,
+    pairs: Vec<Pair>,
+    folds: usize,
+    source: String,
+    units: Vec<(u32, u32)>,
+    unit_count: usize,
+    unit: &'static str,
+}
+
 #[derive(Default)]
 struct Real {
-    lfw: Option<(ImageSet, Vec<Pair>, usize, String)>,
+    lfw: Option<RealLfw>,
     megaface: Option<MegafaceReal>,
     ijbc: Option<IjbcReal>,
 }
@@ -119,16 +132,26 @@ impl Suite {
             thresholds: spec.lfw.thresholds.parse::<ThresholdGrid>().unwrap_or_default(),
             folds: spec.lfw.folds,
         };
+        let resampling = Resampling { resamples: spec.bootstrap, seed: data.seed };
+        // Held-out identities as resampling units: the rank of each image's label.
+        let (identity, identities) = identity_units(&heldout.labels);
+        let lfw_run = |f: &Features, pairs: &[Pair], opts: &LfwOptions, units: &[(u32, u32)], n: usize, unit: &str| {
+            let (_, mut r) = lfw::evaluate(f, pairs, opts);
+            let dist = lfw::distances(f, pairs, opts.distance);
+            bootstrap::lfw(&mut r, pairs, &dist, &opts.thresholds.values(), opts.folds, units, n, unit, resampling);
+            r
+        };
         if let (Some(f), false) = (&held, self.lfw_pairs.is_empty()) {
-            let (_, mut r) = lfw::evaluate(f, &self.lfw_pairs, &lfw_opts);
+            let units: Vec<(u32, u32)> = self.lfw_pairs.iter().map(|p| (identity[p.a], identity[p.b])).collect();
+            let mut r = lfw_run(f, &self.lfw_pairs, &lfw_opts, &units, identities, "identity");
             r.variant.insert(0, ("source".into(), "builtin heldout".into()));
             r.set("flip", flip_name.clone());
             out.push(r);
         }
-        if let Some((set, pairs, folds, source)) = &real.lfw {
-            let opts = LfwOptions { folds: *folds, ..lfw_opts };
-            let (_, mut r) = lfw::evaluate(&embed(set), pairs, &opts);
-            r.variant.insert(0, ("source".into(), source.clone().into()));
+        if let Some(l) = &real.lfw {
+            let opts = LfwOptions { folds: l.folds, ..lfw_opts };
+            let mut r = lfw_run(&embed(&l.set), &l.pairs, &opts, &l.units, l.unit_count, l.unit);
+            r.variant.insert(0, ("source".into(), l.source.clone().into()));
             r.set("flip", flip_name.clone());
             out.push(r);
         }
@@ -141,16 +164,26 @@ impl Suite {
             let sets = DistractorSets::prefixes(&m.sizes, m.distractors.len());
             let outcomes = megaface::evaluate(&probes, &m.probe_ids, &source, &sets, &mf_opts)?;
             let mut r = megaface::result(&outcomes, &mf_opts, "builtin heldout", "raw");
+            megaface_intervals(&mut r, &outcomes, &mf_opts, &m.probe_ids, resampling);
             r.set("flip", flip_name.clone());
             out.push(r);
         }
         if let Some(m) = &real.megaface {
-            out.push(run_megaface_real(m, &mf_opts, &embed, data, &flip_name)?);
+            out.push(run_megaface_real(m, &mf_opts, &embed, data, &flip_name, resampling)?);
         }
         let ij_readout = readout(&spec.ijbc.far_readout);
         if let (Some(f), Some(p)) = (&held, &self.ijbc) {
             let pool = PoolOptions { detector_scores: None, keep_norm: spec.ijbc.keep_norm };
-            let mut r = ijbc::evaluate(p, f, &pool, ij_readout);
+            let (mut r, parts) = ijbc::evaluate_parts(p, f, &pool, ij_readout);
+            let owner: HashMap<u32, u32> = p.templates.iter().zip(&identity).map(|(&t, &u)| (t, u)).collect();
+            let probe: Vec<u32> = p.one_to_n.as_ref().map_or(Vec::new(), |n| n.probes.subjects.clone());
+            let units = IjbcUnits {
+                template: &|t| owner[&t],
+                probe: &probe,
+                count: identities,
+                names: ("identity", "probe identity"),
+            };
+            bootstrap::ijbc(&mut r, p, &parts, ij_readout, &units, resampling);
             r.variant.insert(0, ("source".into(), "builtin heldout".into()));
             r.set("flip", flip_name.clone());
             out.push(r);
@@ -181,13 +214,50 @@ impl Suite {
             };
             let f = embed_chunks(j.images.len(), set_of, &embed)?;
             let pool = PoolOptions { detector_scores: j.scores.clone(), keep_norm: spec.ijbc.keep_norm };
-            let mut r = ijbc::evaluate(&j.protocol, &f, &pool, ij_readout);
+            let (mut r, parts) = ijbc::evaluate_parts(&j.protocol, &f, &pool, ij_readout);
+            // The meta files tie no subject to a 1:1 template: each template is its own unit.
+            let mut rank: HashMap<u32, u32> = HashMap::new();
+            for &t in &j.protocol.templates {
+                let next = rank.len() as u32;
+                rank.entry(t).or_insert(next);
+            }
+            let probe: Vec<u32> = j
+                .protocol
+                .one_to_n
+                .as_ref()
+                .map_or(Vec::new(), |n| n.probes.templates.iter().map(|t| rank[t]).collect());
+            let units = IjbcUnits {
+                template: &|t| rank[&t],
+                probe: &probe,
+                count: rank.len(),
+                names: ("template", "template"),
+            };
+            bootstrap::ijbc(&mut r, &j.protocol, &parts, ij_readout, &units, resampling);
             r.variant.insert(0, ("source".into(), "meta files, loose crops aligned by 5 landmarks".into()));
             r.set("flip", flip_name.clone());
             out.push(r);
         }
         Ok(out)
     }
+}
+
+/// Each label's identity rank among the distinct labels (ascending), and how many there are.
+fn identity_units(labels: &[i64]) -> (Vec<u32>, usize) {
+    let distinct: std::collections::BTreeSet<i64> = labels.iter().copied().collect();
+    let rank: HashMap<i64, u32> = distinct.iter().enumerate().map(|(i, &l)| (l, i as u32)).collect();
+    (labels.iter().map(|l| rank[l]).collect(), distinct.len())
+}
+
+/// MegaFace's intervals over its probe identities.
+fn megaface_intervals(
+    r: &mut ProtocolResult,
+    outcomes: &[megaface::SetOutcome],
+    opts: &MegafaceOptions,
+    probe_ids: &[u32],
+    resampling: Resampling,
+) {
+    let identities = probe_ids.iter().map(|&i| i as usize + 1).max().unwrap_or(0);
+    bootstrap::megaface(r, outcomes, opts.far, opts.readout, probe_ids, identities, resampling);
 }
 
 /// Rows `rows` of `f`, in order.
@@ -217,6 +287,7 @@ fn run_megaface_real(
     embed: &dyn Fn(&ImageSet) -> Features,
     data: &DataSpec,
     flip_name: &str,
+    resampling: Resampling,
 ) -> Result<ProtocolResult, InputError> {
     let mut probes = embed(&m.probes);
     let replaced = m.noisy.as_ref().map(|noisy| megaface::replace_noisy_probes(&mut probes, &m.probe_ids, noisy));
@@ -227,6 +298,7 @@ fn run_megaface_real(
     let source = InMemory { data: &distractors.data, dim: distractors.dim };
     let outcomes = megaface::evaluate(&probes, &m.probe_ids, &source, &m.sets, opts)?;
     let mut r = megaface::result(&outcomes, opts, "devkit lists of aligned images", &cleaning);
+    megaface_intervals(&mut r, &outcomes, opts, &m.probe_ids, resampling);
     r.set("flip", flip_name);
     Ok(r)
 }
@@ -239,13 +311,41 @@ fn prepare_real(spec: &EvalSpec, data: &DataSpec) -> Result<Real, InputError> {
         if let Some(bin) = &spec.lfw.bin {
             let pack = lfw::read_bin(bin)?;
             let set = images::load_encoded(bin, &pack.images, c, s)?;
-            real.lfw = Some((set, pack.pairs(), spec.lfw.folds, format!("bin pack {}", bin.display())));
+            let pairs = pack.pairs();
+            // A .bin pack holds no identities: each pair is its own unit.
+            let units = (0..pairs.len() as u32).map(|i| (i, i)).collect();
+            real.lfw = Some(RealLfw {
+                set,
+                unit_count: pairs.len(),
+                pairs,
+                folds: spec.lfw.folds,
+                source: format!("bin pack {}", bin.display()),
+                units,
+                unit: "pair",
+            });
         } else if let (Some(pairs_path), Some(dir)) = (&spec.lfw.pairs, &spec.lfw.images) {
             let pairs = lfw::read_pairs(pairs_path)?;
             let (names, indexed) = lfw::unique_images(&pairs);
             let set = images::load_files(dir, &names, c, s)?;
             let source = format!("pairs {} + images {}", pairs_path.display(), dir.display());
-            real.lfw = Some((set, indexed, pairs.folds, source));
+            // Identities are the images' directories (`<name>/<name>_0001.jpg`).
+            let person = |path: &str| path.split('/').next().unwrap_or(path).to_string();
+            let mut rank: HashMap<String, u32> = HashMap::new();
+            for n in &names {
+                let next = rank.len() as u32;
+                rank.entry(person(n)).or_insert(next);
+            }
+            let unit_of = |i: usize| rank[&person(&names[i])];
+            let units = indexed.iter().map(|p| (unit_of(p.a), unit_of(p.b))).collect();
+            real.lfw = Some(RealLfw {
+                set,
+                pairs: indexed,
+                folds: pairs.folds,
+                source,
+                units,
+                unit_count: rank.len(),
+                unit: "identity",
+            });
         }
     }
     let m = &spec.megaface;

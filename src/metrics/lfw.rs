@@ -328,18 +328,23 @@ impl Default for LfwOptions {
 }
 
 /// k-fold accuracy of `pairs` over the rows of `features`.
+/// The distance of every pair.
+pub fn distances(features: &Features, pairs: &[Pair], distance: Distance) -> Vec<f64> {
+    pairs
+        .iter()
+        .map(|p| match distance {
+            Distance::SquaredL2 => verification::squared_l2_normalised(&features.data, features.dim, p.a, p.b),
+            Distance::Cosine => verification::cosine_distance(&features.data, features.dim, p.a, p.b),
+        })
+        .collect()
+}
+
 pub fn evaluate(
     features: &Features,
     pairs: &[Pair],
     opts: &LfwOptions,
 ) -> (verification::FoldAccuracy, ProtocolResult) {
-    let dist: Vec<f64> = pairs
-        .iter()
-        .map(|p| match opts.distance {
-            Distance::SquaredL2 => verification::squared_l2_normalised(&features.data, features.dim, p.a, p.b),
-            Distance::Cosine => verification::cosine_distance(&features.data, features.dim, p.a, p.b),
-        })
-        .collect();
+    let dist = distances(features, pairs, opts.distance);
     let same: Vec<bool> = pairs.iter().map(|p| p.same).collect();
     let acc = verification::kfold_accuracy(&dist, &same, opts.folds, &opts.thresholds.values());
     let mut result = ProtocolResult::new("lfw");

@@ -12,11 +12,14 @@
 //! - [`builtin`]: the same protocols constructed from held-out identities, from a seed;
 //!   [`align`]: five-landmark alignment of IJB-C's loose crops (pixels in, pixels out).
 //! - [`textfile`]: line-numbered parsing of the protocols' text files.
+//! - [`bootstrap`]: each metric's 95 % interval by resampling the held-out identities, and the
+//!   resolution of rates at a false-positive rate (the comparisons behind them).
 //!
 //! Nothing here knows about losses, networks or tensors: turning a network into features is
 //! [`crate::extract`]'s job.
 
 pub mod align;
+pub mod bootstrap;
 pub mod builtin;
 pub mod gemm;
 pub mod ijbc;
@@ -72,17 +75,63 @@ pub fn normalise_rows(data: &mut [f32], dim: usize) {
     });
 }
 
-/// One protocol's outcome: the settings that produced it and its metrics, both in a fixed order.
+/// What a metric's number rests on, beside its value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricDetail {
+    /// Impostor comparisons (TAR@FAR) or non-mated searches (TPIR@FPIR) behind a rate read at a
+    /// false-positive rate.
+    pub comparisons: Option<u64>,
+    /// Whether those comparisons resolve the rate: at least 1/rate of them. An unresolvable
+    /// point is the rate at the protocol's highest threshold, not a measurement at that rate.
+    pub resolvable: Option<bool>,
+    /// The 95 % percentile interval of `replicates`.
+    pub interval: Option<(f64, f64)>,
+    /// The metric recomputed on each bootstrap resample (NaN where a resample cannot be scored).
+    pub replicates: Vec<f32>,
+    /// What was resampled (`identity`, `pair`, `template`, `probe identity`).
+    pub unit: Option<String>,
+}
+
+/// One row of a protocol's outcome as evals.parquet stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    pub variant: String,
+    pub metric: String,
+    pub value: f64,
+    pub detail: MetricDetail,
+}
+
+/// One protocol's outcome: the settings that produced it and its metrics, both in a fixed order,
+/// and per metric what it rests on (resolution, interval).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProtocolResult {
     pub protocol: String,
     pub variant: Vec<(String, Value)>,
     pub metrics: Vec<(String, f64)>,
+    pub details: std::collections::BTreeMap<String, MetricDetail>,
 }
 
 impl ProtocolResult {
     pub fn new(protocol: &str) -> ProtocolResult {
-        ProtocolResult { protocol: protocol.to_string(), variant: Vec::new(), metrics: Vec::new() }
+        ProtocolResult {
+            protocol: protocol.to_string(),
+            variant: Vec::new(),
+            metrics: Vec::new(),
+            details: Default::default(),
+        }
+    }
+
+    /// The detail record of metric `name`, created empty when absent.
+    pub fn detail_mut(&mut self, name: &str) -> &mut MetricDetail {
+        self.details.entry(name.to_string()).or_default()
+    }
+
+    /// Records that metric `name`, a rate read at false-positive rate `rate`, rests on
+    /// `comparisons` impostor comparisons (or non-mated searches).
+    pub fn resolution(&mut self, name: &str, comparisons: u64, rate: f64) {
+        let d = self.detail_mut(name);
+        d.comparisons = Some(comparisons);
+        d.resolvable = Some(resolves(comparisons, rate));
     }
 
     /// Records a variant setting.
@@ -108,10 +157,36 @@ impl ProtocolResult {
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number)))
             .collect();
+        let number = |v: f64| serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
+        let mut intervals = Map::new();
+        let mut resolution = Map::new();
+        for (name, d) in &self.details {
+            if let Some((lo, hi)) = d.interval {
+                let mut i = Map::new();
+                i.insert("lo".into(), number(lo));
+                i.insert("hi".into(), number(hi));
+                i.insert("level".into(), number(0.95));
+                i.insert("resamples".into(), Value::from(d.replicates.iter().filter(|v| v.is_finite()).count()));
+                i.insert("unit".into(), d.unit.clone().map_or(Value::Null, Value::String));
+                intervals.insert(name.clone(), Value::Object(i));
+            }
+            if let (Some(c), Some(r)) = (d.comparisons, d.resolvable) {
+                let mut i = Map::new();
+                i.insert("comparisons".into(), Value::from(c));
+                i.insert("resolvable".into(), Value::Bool(r));
+                resolution.insert(name.clone(), Value::Object(i));
+            }
+        }
         let mut out = Map::new();
         out.insert("protocol".into(), Value::String(self.protocol.clone()));
         out.insert("variant".into(), Value::Object(variant));
         out.insert("metrics".into(), Value::Object(metrics));
+        if !intervals.is_empty() {
+            out.insert("intervals".into(), Value::Object(intervals));
+        }
+        if !resolution.is_empty() {
+            out.insert("resolution".into(), Value::Object(resolution));
+        }
         Value::Object(out)
     }
 
@@ -127,15 +202,19 @@ impl ProtocolResult {
             .join("; ")
     }
 
-    /// Rows for evals.parquet: (variant, metric, value). A metric `g1/rank1` (one part of a
-    /// protocol, here IJB-C's gallery G1) becomes metric `rank1` with `; part=g1` on the variant.
-    pub fn rows(&self) -> Vec<(String, String, f64)> {
+    /// Rows for evals.parquet. A metric `g1/rank1` (one part of a protocol, here IJB-C's
+    /// gallery G1) becomes metric `rank1` with `; part=g1` on the variant.
+    pub fn rows(&self) -> Vec<MetricRow> {
         let base = self.variant_text();
         self.metrics
             .iter()
-            .map(|(name, value)| match name.split_once('/') {
-                Some((part, metric)) => (format!("{base}; part={part}"), metric.to_string(), *value),
-                None => (base.clone(), name.clone(), *value),
+            .map(|(name, value)| {
+                let (variant, metric) = match name.split_once('/') {
+                    Some((part, metric)) => (format!("{base}; part={part}"), metric.to_string()),
+                    None => (base.clone(), name.clone()),
+                };
+                let detail = self.details.get(name).cloned().unwrap_or_default();
+                MetricRow { variant, metric, value: *value, detail }
             })
             .collect()
     }
@@ -144,10 +223,25 @@ impl ProtocolResult {
     pub fn to_text(&self) -> String {
         let mut out = format!("{}  ({})\n", self.protocol, self.variant_text());
         for (name, value) in &self.metrics {
-            out.push_str(&format!("  {name:<28} {value:.6}\n"));
+            let d = self.details.get(name);
+            let mut line = format!("  {name:<28} {value:.6}");
+            if let Some((lo, hi)) = d.and_then(|d| d.interval) {
+                line.push_str(&format!("  95% [{lo:.6}, {hi:.6}]"));
+            }
+            if let (Some(c), Some(false)) = (d.and_then(|d| d.comparisons), d.and_then(|d| d.resolvable)) {
+                line.push_str(&format!("  (not resolvable: {c} comparisons)"));
+            }
+            out.push_str(&line);
+            out.push('\n');
         }
         out
     }
+}
+
+/// Whether `comparisons` impostor comparisons (or non-mated searches) resolve a rate read at
+/// false-positive rate `rate`: at least 1/rate of them, so one false accept is at most `rate`.
+pub fn resolves(comparisons: u64, rate: f64) -> bool {
+    comparisons as f64 * rate >= 1.0 - 1e-9
 }
 
 /// `1e-6`-style text for a rate, as used in metric names.

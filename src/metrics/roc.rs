@@ -63,11 +63,21 @@ pub struct TarAtFar {
 impl Roc {
     /// The full curve of labelled scores (`true` = genuine pair).
     pub fn from_scores(scores: &[f32], genuine: &[bool], drop_intermediate: bool) -> Roc {
-        assert_eq!(scores.len(), genuine.len());
-        let mut order: Vec<(f32, bool)> = scores.iter().copied().zip(genuine.iter().copied()).collect();
-        order.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-        let positives = order.iter().filter(|p| p.1).count() as u64;
-        let negatives = order.len() as u64 - positives;
+        Roc::from_sorted(&sorted_scores(scores, genuine), |_| 1, drop_intermediate)
+    }
+
+    /// The curve of `order` (scores sorted highest first, see [`sorted_scores`]), item `i`
+    /// counted `weight(i)` times; items of weight 0 are left out, as scikit-learn's
+    /// `roc_curve(sample_weight=…)` leaves them out.
+    pub fn from_sorted(order: &[(f32, bool, u32)], weight: impl Fn(u32) -> u64, drop_intermediate: bool) -> Roc {
+        let (mut positives, mut negatives) = (0u64, 0u64);
+        for &(_, g, i) in order {
+            if g {
+                positives += weight(i);
+            } else {
+                negatives += weight(i);
+            }
+        }
         let mut roc = Roc {
             fps: vec![0],
             tps: vec![0],
@@ -87,15 +97,19 @@ impl Roc {
             roc.thresholds.push(p.2);
         };
         let (mut tp, mut fp) = (0u64, 0u64);
-        for (i, &(s, g)) in order.iter().enumerate() {
+        let mut pending = false;
+        for (k, &(s, g, i)) in order.iter().enumerate() {
+            let w = weight(i);
             if g {
-                tp += 1;
+                tp += w;
             } else {
-                fp += 1;
+                fp += w;
             }
-            if order.get(i + 1).is_some_and(|next| next.0.total_cmp(&s).is_eq()) {
+            pending |= w > 0;
+            if order.get(k + 1).is_some_and(|next| next.0.total_cmp(&s).is_eq()) || !pending {
                 continue;
             }
+            pending = false;
             let next = (fp, tp, s);
             if let Some(c) = cur {
                 let collinear = prev.is_some_and(|a| next.0 + a.0 == 2 * c.0 && next.1 + a.1 == 2 * c.1);
@@ -119,16 +133,30 @@ impl Roc {
         let genuine: Vec<bool> = std::iter::repeat_n(true, positive_scores.len())
             .chain(std::iter::repeat_n(false, top_negatives.len()))
             .collect();
-        let mut roc = Roc::from_scores(&scores, &genuine, false);
+        let order = sorted_scores(&scores, &genuine);
+        Roc::from_top_sorted(&order, |_| 1, negatives, (top_negatives.len() as u64) < negatives)
+    }
+
+    /// [`Roc::from_top`] on `order` (positives and kept negatives, highest first), weighted as
+    /// [`Roc::from_sorted`]; `negatives` is the weight of all negatives, kept or not, and
+    /// `partial` says whether some were not kept.
+    pub fn from_top_sorted(
+        order: &[(f32, bool, u32)],
+        weight: impl Fn(u32) -> u64,
+        negatives: u64,
+        partial: bool,
+    ) -> Roc {
+        let mut roc = Roc::from_sorted(order, &weight, false);
+        let kept = roc.negatives;
         roc.negatives = negatives;
-        if (top_negatives.len() as u64) < negatives {
+        if partial {
             // Below the lowest kept negative, unkept negatives (all ≤ it) would also be accepted.
-            let lowest = top_negatives.iter().copied().fold(f32::INFINITY, f32::min);
+            let lowest = order.iter().filter(|p| !p.1).map(|p| p.0).fold(f32::INFINITY, f32::min);
             let keep = roc.thresholds.iter().take_while(|&&t| t > lowest).count();
             roc.fps.truncate(keep);
             roc.tps.truncate(keep);
             roc.thresholds.truncate(keep);
-            roc.unknown_from_fps = Some(top_negatives.len() as u64);
+            roc.unknown_from_fps = Some(kept);
         }
         roc
     }
@@ -189,6 +217,16 @@ impl Roc {
     }
 }
 
+/// Labelled scores (`true` = genuine) sorted highest first, as [`Roc::from_sorted`] takes them;
+/// `.2` is the item's index in the input.
+pub fn sorted_scores(scores: &[f32], genuine: &[bool]) -> Vec<(f32, bool, u32)> {
+    assert_eq!(scores.len(), genuine.len());
+    let mut order: Vec<(f32, bool, u32)> =
+        scores.iter().zip(genuine).enumerate().map(|(i, (&s, &g))| (s, g, i as u32)).collect();
+    order.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    order
+}
+
 /// How many of the highest negatives [`Roc::from_top`] needs to read TAR at `far` exactly with
 /// either read-out, out of `negatives` in all.
 pub fn negatives_needed(far: f64, negatives: u64) -> usize {
@@ -210,12 +248,13 @@ impl Ord for Total {
     }
 }
 
-/// The `k` highest of a stream of scores (a bounded min-heap). Merging two is exact, so
-/// per-thread instances combine into the same result in any order.
+/// The `k` highest of a stream of scores (a bounded min-heap), each with a tag (MegaFace: the
+/// probe it came from). Merging two is exact, so per-thread instances combine into the same
+/// result in any order.
 #[derive(Debug, Clone)]
 pub struct TopScores {
     k: usize,
-    heap: BinaryHeap<Reverse<Total>>,
+    heap: BinaryHeap<Reverse<(Total, u32)>>,
 }
 
 impl TopScores {
@@ -229,38 +268,49 @@ impl TopScores {
         if self.heap.len() < self.k {
             f32::NEG_INFINITY
         } else {
-            self.heap.peek().map_or(f32::INFINITY, |r| r.0 .0)
+            self.heap.peek().map_or(f32::INFINITY, |r| r.0 .0 .0)
         }
     }
 
     #[inline]
     pub fn push(&mut self, score: f32) {
+        self.push_tagged(score, 0);
+    }
+
+    #[inline]
+    pub fn push_tagged(&mut self, score: f32, tag: u32) {
         if self.k == 0 {
             return;
         }
         if self.heap.len() < self.k {
-            self.heap.push(Reverse(Total(score)));
+            self.heap.push(Reverse((Total(score), tag)));
         } else if score > self.threshold() {
             self.heap.pop();
-            self.heap.push(Reverse(Total(score)));
+            self.heap.push(Reverse((Total(score), tag)));
         }
     }
 
     /// Offers every score of `scores` above the current threshold.
     #[inline]
     pub fn offer(&mut self, scores: &[f32]) {
+        self.offer_tagged(scores, 0);
+    }
+
+    /// [`TopScores::offer`], every score tagged `tag`.
+    #[inline]
+    pub fn offer_tagged(&mut self, scores: &[f32], tag: u32) {
         let mut t = self.threshold();
         for &s in scores {
             if s > t {
-                self.push(s);
+                self.push_tagged(s, tag);
                 t = self.threshold();
             }
         }
     }
 
     pub fn merge(&mut self, other: TopScores) {
-        for Reverse(Total(s)) in other.heap {
-            self.push(s);
+        for Reverse((Total(s), tag)) in other.heap {
+            self.push_tagged(s, tag);
         }
     }
 
@@ -274,8 +324,13 @@ impl TopScores {
 
     /// The held scores, highest first.
     pub fn into_sorted(self) -> Vec<f32> {
-        let mut v: Vec<f32> = self.heap.into_iter().map(|Reverse(Total(s))| s).collect();
-        v.sort_unstable_by(|a, b| b.total_cmp(a));
+        self.into_sorted_tagged().into_iter().map(|(s, _)| s).collect()
+    }
+
+    /// The held scores with their tags, highest first.
+    pub fn into_sorted_tagged(self) -> Vec<(f32, u32)> {
+        let mut v: Vec<(f32, u32)> = self.heap.into_iter().map(|Reverse((Total(s), tag))| (s, tag)).collect();
+        v.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         v
     }
 }

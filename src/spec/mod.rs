@@ -137,6 +137,9 @@ impl TrialConfig {
                 data.remove(key);
             }
         }
+        if let Some(eval) = value.get_mut("eval").and_then(|t| t.as_object_mut()) {
+            eval.remove("bootstrap");
+        }
         let canonical = serde_json::to_string(&value).expect("json values serialise");
         crate::digest::sha256_hex(canonical.as_bytes())
     }

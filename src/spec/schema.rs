@@ -586,6 +586,10 @@ pub struct EvalSpec {
     pub every_epochs: usize,
     #[serde(default = "default_flip")]
     pub flip: FlipMode,
+    /// Bootstrap resamples of the held-out identities behind each metric's 95 % interval
+    /// (0: no intervals). Not part of a trial's id.
+    #[serde(default = "default_bootstrap")]
+    pub bootstrap: usize,
     #[serde(default)]
     pub lfw: LfwSpec,
     #[serde(default)]
@@ -600,11 +604,16 @@ impl Default for EvalSpec {
             protocols: default_protocols(),
             every_epochs: 0,
             flip: default_flip(),
+            bootstrap: default_bootstrap(),
             lfw: LfwSpec::default(),
             megaface: MegafaceSpec::default(),
             ijbc: IjbcSpec::default(),
         }
     }
+}
+
+fn default_bootstrap() -> usize {
+    1000
 }
 
 /// Protocols `[eval] protocols` may name.

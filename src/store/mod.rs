@@ -49,6 +49,8 @@ pub mod trial_files {
     pub const STEPS: &str = "steps.parquet";
     pub const EVALS: &str = "evals.parquet";
     pub const ANGLES: &str = "angles.parquet";
+    /// The last evaluation's bootstrap replicates (see `schema::bootstrap_frame`).
+    pub const BOOTSTRAP: &str = "bootstrap.parquet";
     pub const CHECKSUMS: &str = "checksums.json";
     pub const CHECKPOINT: &str = "checkpoint";
     /// The file inside `CHECKPOINT` that holds the tensors (and, by existing, marks a checkpoint).

@@ -126,14 +126,24 @@ pub fn steps_from_frame(df: &DataFrame) -> PolarsResult<Vec<StepRow>> {
     Ok(rows)
 }
 
-/// One row of evals.parquet.
-#[derive(Debug, Clone, PartialEq)]
+/// One row of evals.parquet: a metric's value at a step, with what it rests on.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct EvalRow {
     pub step: i64,
     pub protocol: String,
     pub variant: String,
     pub metric: String,
     pub value: f64,
+    /// The 95 % bootstrap interval (`ci_lo`, `ci_hi`) and what was resampled (`ci_unit`).
+    pub ci_lo: Option<f64>,
+    pub ci_hi: Option<f64>,
+    pub ci_unit: Option<String>,
+    /// Impostor comparisons (or non-mated searches) behind a rate at a false-positive rate, and
+    /// whether they resolve it (at least 1/rate of them).
+    pub comparisons: Option<i64>,
+    pub resolvable: Option<bool>,
+    /// The bootstrap replicates: kept in bootstrap.parquet for the last evaluated step only.
+    pub replicates: Vec<f32>,
 }
 
 /// The evals.parquet frame for one trial.
@@ -146,27 +156,96 @@ pub fn evals_frame(trial: &str, rows: &[EvalRow]) -> PolarsResult<DataFrame> {
         Column::new("variant".into(), rows.iter().map(|r| r.variant.as_str()).collect::<Vec<&str>>()),
         Column::new("metric".into(), rows.iter().map(|r| r.metric.as_str()).collect::<Vec<&str>>()),
         Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<f64>>()),
+        Column::new("ci_lo".into(), rows.iter().map(|r| r.ci_lo).collect::<Vec<Option<f64>>>()),
+        Column::new("ci_hi".into(), rows.iter().map(|r| r.ci_hi).collect::<Vec<Option<f64>>>()),
+        Column::new("ci_unit".into(), rows.iter().map(|r| r.ci_unit.as_deref()).collect::<Vec<Option<&str>>>()),
+        Column::new("comparisons".into(), rows.iter().map(|r| r.comparisons).collect::<Vec<Option<i64>>>()),
+        Column::new("resolvable".into(), rows.iter().map(|r| r.resolvable).collect::<Vec<Option<bool>>>()),
     ])
 }
 
-/// Reads rows back from an evals frame written by [`evals_frame`] (for resuming a trial).
+/// Reads rows back from an evals frame written by [`evals_frame`] (for resuming a trial); the
+/// uncertainty columns are optional (frames written before they existed). Replicates come from
+/// bootstrap.parquet ([`attach_replicates`]).
 pub fn evals_from_frame(df: &DataFrame) -> PolarsResult<Vec<EvalRow>> {
-    let text = |name: &str| -> PolarsResult<Vec<String>> {
+    let text = |name: &str| -> PolarsResult<Vec<Option<String>>> {
         let c = df.column(name)?.str()?;
-        Ok((0..c.len()).map(|i| c.get(i).unwrap_or_default().to_string()).collect())
+        Ok((0..c.len()).map(|i| c.get(i).map(str::to_string)).collect())
+    };
+    let has = |name: &str| df.get_column_names().iter().any(|c| c.as_str() == name);
+    let floats = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
+        if !has(name) {
+            return Ok(vec![None; df.height()]);
+        }
+        Ok(df.column(name)?.f64()?.into_iter().collect())
     };
     let step: Vec<i64> = df.column("step")?.i64()?.into_no_null_iter().collect();
     let value: Vec<f64> = df.column("value")?.f64()?.into_no_null_iter().collect();
     let (protocol, variant, metric) = (text("protocol")?, text("variant")?, text("metric")?);
+    let (lo, hi) = (floats("ci_lo")?, floats("ci_hi")?);
+    let unit = if has("ci_unit") { text("ci_unit")? } else { vec![None; df.height()] };
+    let comparisons: Vec<Option<i64>> = if has("comparisons") {
+        df.column("comparisons")?.i64()?.into_iter().collect()
+    } else {
+        vec![None; df.height()]
+    };
+    let resolvable: Vec<Option<bool>> = if has("resolvable") {
+        df.column("resolvable")?.bool()?.into_iter().collect()
+    } else {
+        vec![None; df.height()]
+    };
     Ok((0..df.height())
         .map(|k| EvalRow {
             step: step[k],
-            protocol: protocol[k].clone(),
-            variant: variant[k].clone(),
-            metric: metric[k].clone(),
+            protocol: protocol[k].clone().unwrap_or_default(),
+            variant: variant[k].clone().unwrap_or_default(),
+            metric: metric[k].clone().unwrap_or_default(),
             value: value[k],
+            ci_lo: lo[k],
+            ci_hi: hi[k],
+            ci_unit: unit[k].clone(),
+            comparisons: comparisons[k],
+            resolvable: resolvable[k],
+            replicates: Vec::new(),
         })
         .collect())
+}
+
+/// The bootstrap.parquet frame for one trial: the replicates of the rows of the last step that
+/// has any (`trial`, `step`, `protocol`, `variant`, `metric`, `replicates` as a list of f32).
+pub fn bootstrap_frame(trial: &str, rows: &[EvalRow]) -> PolarsResult<DataFrame> {
+    let last = rows.iter().filter(|r| !r.replicates.is_empty()).map(|r| r.step).max();
+    let kept: Vec<&EvalRow> = rows.iter().filter(|r| Some(r.step) == last && !r.replicates.is_empty()).collect();
+    let n = kept.len();
+    let lists: Vec<Series> = kept.iter().map(|r| Series::new("".into(), r.replicates.as_slice())).collect();
+    DataFrame::new(vec![
+        Column::new("trial".into(), vec![trial; n]),
+        Column::new("step".into(), kept.iter().map(|r| r.step).collect::<Vec<i64>>()),
+        Column::new("protocol".into(), kept.iter().map(|r| r.protocol.as_str()).collect::<Vec<&str>>()),
+        Column::new("variant".into(), kept.iter().map(|r| r.variant.as_str()).collect::<Vec<&str>>()),
+        Column::new("metric".into(), kept.iter().map(|r| r.metric.as_str()).collect::<Vec<&str>>()),
+        Series::new("replicates".into(), lists).into(),
+    ])
+}
+
+/// Puts the replicates of a frame written by [`bootstrap_frame`] back on their rows.
+pub fn attach_replicates(rows: &mut [EvalRow], df: &DataFrame) -> PolarsResult<()> {
+    let step = df.column("step")?.i64()?;
+    let (protocol, variant, metric) =
+        (df.column("protocol")?.str()?, df.column("variant")?.str()?, df.column("metric")?.str()?);
+    let lists = df.column("replicates")?.list()?;
+    for k in 0..df.height() {
+        let key = (step.get(k), protocol.get(k), variant.get(k), metric.get(k));
+        let Some(row) = rows.iter_mut().find(|r| {
+            (Some(r.step), Some(r.protocol.as_str()), Some(r.variant.as_str()), Some(r.metric.as_str())) == key
+        }) else {
+            continue;
+        };
+        if let Some(list) = lists.get_as_series(k) {
+            row.replicates = list.f32()?.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect();
+        }
+    }
+    Ok(())
 }
 
 /// Width of the θ_y histogram bins in angles.parquet, degrees.

@@ -18,6 +18,7 @@ const STATE: &str = store::trial_files::CHECKPOINT_STATE;
 const STEPS: &str = "steps.parquet";
 const EVALS: &str = "evals.parquet";
 const ANGLES: &str = "angles.parquet";
+const BOOTSTRAP: &str = store::trial_files::BOOTSTRAP;
 
 /// The rows a trial has logged so far.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +59,7 @@ pub fn save(dir: &Path, trial: &str, vs: &VarStore, sgd: &Sgd, state: &State, ro
     store::write_parquet(&dir.join(STEPS), &mut schema::steps_frame(trial, &rows.steps)?)?;
     store::write_parquet(&dir.join(EVALS), &mut schema::evals_frame(trial, &rows.evals)?)?;
     store::write_parquet(&dir.join(ANGLES), &mut schema::angles_frame(trial, &rows.angles)?)?;
+    store::write_parquet(&dir.join(BOOTSTRAP), &mut schema::bootstrap_frame(trial, &rows.evals)?)?;
     let mut named = weights::named_variables(vs);
     for ((name, _), buf) in sgd.params.iter().zip(&sgd.buffers) {
         if let Some(b) = buf {
@@ -94,7 +96,7 @@ pub fn verify(dir: &Path) -> Result<()> {
     read_rows(dir).map(|_| ())
 }
 
-/// The rows files of a checkpoint (or of a finished trial: the same three files).
+/// The rows files of a checkpoint (or of a finished trial: the same files).
 pub fn read_rows(dir: &Path) -> Result<Rows> {
     let frame = |file: &str| {
         let path = dir.join(file);
@@ -103,7 +105,13 @@ pub fn read_rows(dir: &Path) -> Result<Rows> {
     let (path, steps) = frame(STEPS)?;
     let steps = schema::steps_from_frame(&steps).with_context(|| format!("{}: not step telemetry", path.display()))?;
     let (path, evals) = frame(EVALS)?;
-    let evals = schema::evals_from_frame(&evals).with_context(|| format!("{}: not evaluations", path.display()))?;
+    let mut evals = schema::evals_from_frame(&evals).with_context(|| format!("{}: not evaluations", path.display()))?;
+    // Checkpoints written before intervals existed have no replicates.
+    if dir.join(BOOTSTRAP).is_file() {
+        let (path, boot) = frame(BOOTSTRAP)?;
+        schema::attach_replicates(&mut evals, &boot)
+            .with_context(|| format!("{}: not bootstrap replicates", path.display()))?;
+    }
     let (path, angles) = frame(ANGLES)?;
     let angles =
         schema::angles_from_frame(&angles).with_context(|| format!("{}: not angle histograms", path.display()))?;

@@ -181,12 +181,24 @@ pub fn one_to_one(scores: &[f32], genuine: &[bool], readout: FarReadout) -> Vec<
     out
 }
 
-/// 1:N metrics of one gallery: `rank1`, `rank5`, `rank10`, `tpir@fpir=<fpir>`.
-pub fn one_to_n_gallery(
-    templates: &Templates,
-    gallery: &TemplateSubjects,
-    probes: &TemplateSubjects,
-) -> Vec<(String, f64)> {
+/// One 1:N search: the probe's subject, and either its mate's rank and score (mated) or its
+/// highest score (non-mated).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Search {
+    Mated { subject: u32, rank: usize, mate_score: f32 },
+    NonMated { subject: u32, top_score: f32 },
+}
+
+impl Search {
+    pub fn subject(&self) -> u32 {
+        match *self {
+            Search::Mated { subject, .. } | Search::NonMated { subject, .. } => subject,
+        }
+    }
+}
+
+/// Every probe's search of one gallery, in probe order.
+pub fn searches(templates: &Templates, gallery: &TemplateSubjects, probes: &TemplateSubjects) -> Vec<Search> {
     let d = templates.features.dim;
     let gather = |ts: &TemplateSubjects| -> Vec<f32> {
         ts.templates
@@ -197,38 +209,100 @@ pub fn one_to_n_gallery(
     let (g, q) = (gather(gallery), gather(probes));
     let (ng, nq) = (gallery.templates.len(), probes.templates.len());
     let sim = gemm::scores(&q, nq, &g, ng, d);
-    let mut ranks = Vec::new();
-    let mut mated_top = Vec::new(); // (mate score, ranks first)
-    let mut nonmated_max = Vec::new();
-    for (p, &subject) in probes.subjects.iter().enumerate() {
-        let row = &sim[p * ng..(p + 1) * ng];
-        let mates: Vec<usize> = (0..ng).filter(|&j| gallery.subjects[j] == subject).collect();
-        if mates.is_empty() {
-            nonmated_max.push(row.iter().copied().fold(f32::NEG_INFINITY, f32::max));
-            continue;
+    probes
+        .subjects
+        .iter()
+        .enumerate()
+        .map(|(p, &subject)| {
+            let row = &sim[p * ng..(p + 1) * ng];
+            let mates: Vec<usize> = (0..ng).filter(|&j| gallery.subjects[j] == subject).collect();
+            if mates.is_empty() {
+                return Search::NonMated { subject, top_score: row.iter().copied().fold(f32::NEG_INFINITY, f32::max) };
+            }
+            let mate = mates.iter().map(|&j| row[j]).fold(f32::NEG_INFINITY, f32::max);
+            let above = (0..ng).filter(|&j| gallery.subjects[j] != subject && row[j] >= mate).count();
+            Search::Mated { subject, rank: above + 1, mate_score: mate }
+        })
+        .collect()
+}
+
+/// 1:N metrics of `searches`, search `i` counted `weight(i)` times: `rank1`, `rank5`, `rank10`,
+/// `tpir@fpir=<fpir>`. Empty without a (weighted) mated search.
+pub fn one_to_n_metrics(searches: &[Search], weight: impl Fn(usize) -> u64) -> Vec<(String, f64)> {
+    let mut mated = 0u64;
+    let mut by_rank = [0u64; RANKS.len()];
+    let mut nonmated: Vec<(f32, u64)> = Vec::new();
+    for (i, s) in searches.iter().enumerate() {
+        let w = weight(i);
+        match *s {
+            Search::Mated { rank, .. } => {
+                mated += w;
+                for (k, &r) in RANKS.iter().enumerate() {
+                    if rank <= r {
+                        by_rank[k] += w;
+                    }
+                }
+            }
+            Search::NonMated { top_score, .. } if w > 0 => nonmated.push((top_score, w)),
+            Search::NonMated { .. } => {}
         }
-        let mate = mates.iter().map(|&j| row[j]).fold(f32::NEG_INFINITY, f32::max);
-        let above = (0..ng).filter(|&j| gallery.subjects[j] != subject && row[j] >= mate).count();
-        ranks.push(above + 1);
-        mated_top.push((mate, above == 0));
     }
     let mut out = Vec::new();
-    if ranks.is_empty() {
+    if mated == 0 {
         return out;
     }
-    for k in RANKS {
-        out.push((format!("rank{k}"), ranks.iter().filter(|&&r| r <= k).count() as f64 / ranks.len() as f64));
+    for (k, &r) in RANKS.iter().enumerate() {
+        out.push((format!("rank{r}"), by_rank[k] as f64 / mated as f64));
     }
-    if !nonmated_max.is_empty() {
-        nonmated_max.sort_unstable_by(|a, b| b.total_cmp(a));
+    if !nonmated.is_empty() {
+        nonmated.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let total: u64 = nonmated.iter().map(|n| n.1).sum();
         for fpir in FPIRS {
-            let at = ((nonmated_max.len() as f64 * fpir) as usize).saturating_sub(1);
-            let threshold = nonmated_max[at];
-            let hits = mated_top.iter().filter(|&&(s, first)| first && s > threshold).count();
-            out.push((format!("tpir@fpir={}", rate_label(fpir)), hits as f64 / ranks.len() as f64));
+            // The ⌊FPIR·N⌋-th highest non-mated top score (at least the first).
+            let at = ((total as f64 * fpir) as u64).saturating_sub(1);
+            let mut seen = 0u64;
+            let threshold = nonmated
+                .iter()
+                .find(|n| {
+                    seen += n.1;
+                    seen > at
+                })
+                .map_or(f32::NEG_INFINITY, |n| n.0);
+            let hits: u64 = searches
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match *s {
+                    Search::Mated { rank: 1, mate_score, .. } if mate_score > threshold => Some(weight(i)),
+                    _ => None,
+                })
+                .sum();
+            out.push((format!("tpir@fpir={}", rate_label(fpir)), hits as f64 / mated as f64));
         }
     }
     out
+}
+
+/// 1:N metrics of one gallery: `rank1`, `rank5`, `rank10`, `tpir@fpir=<fpir>`.
+pub fn one_to_n_gallery(
+    templates: &Templates,
+    gallery: &TemplateSubjects,
+    probes: &TemplateSubjects,
+) -> Vec<(String, f64)> {
+    one_to_n_metrics(&searches(templates, gallery, probes), |_| 1)
+}
+
+/// What [`evaluate`] computed, for recomputing its metrics on resamples ([`super::bootstrap`]):
+/// the 1:1 scores in pair order and each gallery's searches.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parts {
+    pub scores: Vec<f32>,
+    pub searches: Option<[Vec<Search>; 2]>,
+}
+
+/// Non-mated searches of `probes` against `gallery`: probes whose subject is not enrolled.
+pub fn non_mated(gallery: &TemplateSubjects, probes: &TemplateSubjects) -> u64 {
+    let enrolled: std::collections::HashSet<u32> = gallery.subjects.iter().copied().collect();
+    probes.subjects.iter().filter(|s| !enrolled.contains(s)).count() as u64
 }
 
 /// Runs the protocol on `features` (rows in the protocol's image order).
@@ -238,8 +312,19 @@ pub fn evaluate(
     pool_opts: &PoolOptions,
     readout: FarReadout,
 ) -> ProtocolResult {
+    evaluate_parts(protocol, features, pool_opts, readout).0
+}
+
+/// [`evaluate`], and the parts its metrics were computed from.
+pub fn evaluate_parts(
+    protocol: &IjbcProtocol,
+    features: &Features,
+    pool_opts: &PoolOptions,
+    readout: FarReadout,
+) -> (ProtocolResult, Parts) {
     let templates = pool(features, &protocol.templates, &protocol.medias, pool_opts);
     let scores = pair_scores(&templates, &protocol.pairs);
+    let mut parts = Parts::default();
     let mut r = ProtocolResult::new("ijbc");
     r.set("image_norm", if pool_opts.keep_norm { "kept" } else { "l2-normalised" });
     r.set("detector_score_weighting", pool_opts.detector_scores.is_some());
@@ -249,16 +334,24 @@ pub fn evaluate(
     r.set("roc", "sklearn roc_curve points (drop_intermediate)");
     r.set("pairs", protocol.pairs.t1.len());
     r.set("templates", templates.ids.len());
+    let impostors = protocol.pairs.genuine.iter().filter(|&&g| !g).count() as u64;
     for (name, value) in one_to_one(&scores, &protocol.pairs.genuine, readout) {
         r.metric(name, value);
+    }
+    for far in FARS {
+        let name = format!("tar@far={}", rate_label(far));
+        if r.get(&name).is_some() {
+            r.resolution(&name, impostors, far);
+        }
     }
     if let Some(one_to_n) = &protocol.one_to_n {
         r.set(
             "one_to_n",
             "rank/tpir: mean of galleries G1 and G2 (g1/…, g2/…: each gallery); rank ties count against the mate",
         );
-        let per: Vec<Vec<(String, f64)>> =
-            one_to_n.galleries.iter().map(|g| one_to_n_gallery(&templates, g, &one_to_n.probes)).collect();
+        let found = [0, 1].map(|g| searches(&templates, &one_to_n.galleries[g], &one_to_n.probes));
+        let per: Vec<Vec<(String, f64)>> = found.iter().map(|s| one_to_n_metrics(s, |_| 1)).collect();
+        parts.searches = Some(found);
         for (name, v1) in &per[0] {
             if let Some((_, v2)) = per[1].iter().find(|(n, _)| n == name) {
                 r.metric(name.clone(), (v1 + v2) / 2.0);
@@ -269,8 +362,22 @@ pub fn evaluate(
                 r.metric(format!("g{}/{name}", gi + 1), *value);
             }
         }
+        let non_mated_counts = [0, 1].map(|g| non_mated(&one_to_n.galleries[g], &one_to_n.probes));
+        for fpir in FPIRS {
+            let name = format!("tpir@fpir={}", rate_label(fpir));
+            for (gi, &n) in non_mated_counts.iter().enumerate() {
+                let part = format!("g{}/{name}", gi + 1);
+                if r.get(&part).is_some() {
+                    r.resolution(&part, n, fpir);
+                }
+            }
+            if r.get(&name).is_some() {
+                r.resolution(&name, non_mated_counts[0].min(non_mated_counts[1]), fpir);
+            }
+        }
     }
-    r
+    parts.scores = scores;
+    (r, parts)
 }
 
 /// The meta files of a directory (looked up in `dir` and then `dir/meta`).

@@ -138,6 +138,22 @@ pub struct SetOutcome {
     /// `None` when there are no same-identity probe pairs.
     pub tar: Option<f64>,
     pub threshold: Option<f32>,
+    /// Impostor comparisons behind `tar`: every probe × distractor pair.
+    pub negatives: u64,
+    /// What the metrics are recomputed from when probe identities are resampled
+    /// ([`super::bootstrap`]).
+    pub parts: SetParts,
+}
+
+/// A distractor set's outcome taken apart by probe: per probe the rank-1 hits and trials; the
+/// positives with their identity; the highest negatives with their probe.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SetParts {
+    pub probe_hits: Vec<(u32, u32)>,
+    pub positives: Vec<(f32, u32)>,
+    pub top_negatives: Vec<(f32, u32)>,
+    /// Whether some negatives were not kept (they all score at or below the lowest kept one).
+    pub partial: bool,
 }
 
 /// Per-worker state: the running maxima and highest negatives.
@@ -195,7 +211,10 @@ pub fn evaluate(
     let mut probe_data = probes.data.clone();
     normalise_rows(&mut probe_data, d);
     let counts: Vec<usize> = (0..nsets).map(|s| sets.count(s, rows)).collect();
-    let caps: Vec<usize> = counts.iter().map(|&c| negatives_needed(opts.far, (p * c) as u64)).collect();
+    // Twice what the point estimate needs (and 64 more), so that a resample that weights the
+    // probes differently still reads TAR from kept negatives.
+    let caps: Vec<usize> =
+        counts.iter().map(|&c| (2 * negatives_needed(opts.far, (p * c) as u64) + 64).min(p * c)).collect();
     let block = opts.block.max(1);
     let blocks = rows.div_ceil(block);
     let next = AtomicUsize::new(0);
@@ -249,7 +268,7 @@ pub fn evaluate(
                             let m = max_of(row);
                             max[probe] = max[probe].max(m);
                             if m > top.threshold() {
-                                top.offer(row);
+                                top.offer_tagged(row, probe as u32);
                             }
                         } else {
                             let mut t = top.threshold();
@@ -258,7 +277,7 @@ pub fn evaluate(
                                 let v = row[c as usize];
                                 m = m.max(v);
                                 if v > t {
-                                    top.push(v);
+                                    top.push_tagged(v, probe as u32);
                                     t = top.threshold();
                                 }
                             }
@@ -285,29 +304,33 @@ pub fn evaluate(
         by_id.entry(id).or_default().push(i);
     }
     let mut positives = Vec::new();
-    for members in by_id.values() {
+    for (&id, members) in &by_id {
         for (x, &a) in members.iter().enumerate() {
             for &b in &members[x + 1..] {
-                positives.push(gram[a * p + b]);
+                positives.push((gram[a * p + b], id));
             }
         }
     }
+    let positive_scores: Vec<f32> = positives.iter().map(|p| p.0).collect();
     let mut out = Vec::with_capacity(nsets);
     for (set, top) in acc.top.into_iter().enumerate() {
         let max = &acc.max[set];
-        let (mut hits, mut trials) = (0u64, 0u64);
+        let mut probe_hits = vec![(0u32, 0u32); p];
         for members in by_id.values() {
             for &probe in members {
                 for &mate in members {
                     if mate != probe {
-                        trials += 1;
-                        hits += u64::from(gram[probe * p + mate] > max[probe]);
+                        probe_hits[probe].1 += 1;
+                        probe_hits[probe].0 += u32::from(gram[probe * p + mate] > max[probe]);
                     }
                 }
             }
         }
+        let (hits, trials) = probe_hits.iter().fold((0u64, 0u64), |(h, t), &(a, b)| (h + a as u64, t + b as u64));
         let negatives = (p * counts[set]) as u64;
-        let roc = Roc::from_top(&positives, &top.into_sorted(), negatives);
+        let top_negatives = top.into_sorted_tagged();
+        let kept: Vec<f32> = top_negatives.iter().map(|n| n.0).collect();
+        let roc = Roc::from_top(&positive_scores, &kept, negatives);
         let read = roc.tar_at_far(opts.far, opts.readout);
         out.push(SetOutcome {
             name: sets.names[set].clone(),
@@ -315,6 +338,13 @@ pub fn evaluate(
             rank1: if trials > 0 { hits as f64 / trials as f64 } else { f64::NAN },
             tar: read.map(|r| r.tar),
             threshold: read.map(|r| r.threshold),
+            negatives,
+            parts: SetParts {
+                probe_hits,
+                positives: positives.clone(),
+                partial: (top_negatives.len() as u64) < negatives,
+                top_negatives,
+            },
         });
     }
     Ok(out)
@@ -344,8 +374,12 @@ pub fn result(outcomes: &[SetOutcome], opts: &MegafaceOptions, source: &str, cle
     }
     // TAR @ FAR is the largest set's (MegaFace reports it at 10⁶ distractors).
     let largest = outcomes.iter().max_by_key(|o| (o.distractors, o.name.parse::<usize>().unwrap_or(0)));
-    if let Some(tar) = largest.and_then(|o| o.tar) {
-        r.metric(format!("tar@far={}", rate_label(opts.far)), tar);
+    if let Some(o) = largest {
+        if let Some(tar) = o.tar {
+            let name = format!("tar@far={}", rate_label(opts.far));
+            r.metric(name.clone(), tar);
+            r.resolution(&name, o.negatives, opts.far);
+        }
     }
     r
 }
