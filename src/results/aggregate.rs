@@ -6,6 +6,7 @@
 
 use super::names::{self as metrics, Metric};
 use super::{floats, strings, Results};
+use crate::stats;
 use anyhow::Result;
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -27,6 +28,39 @@ pub struct SettingMetric {
     pub std: Option<f64>,
     /// Number of seeds (done trials) behind the numbers.
     pub n: usize,
+    /// The 95 % interval of `mean` and how it was made ([`IntervalMethod`]).
+    pub interval: Option<(f64, f64)>,
+    pub method: Option<IntervalMethod>,
+    /// For a rate at a false-positive rate: whether every trial's protocol resolves it, and the
+    /// fewest impostor comparisons (or non-mated searches) behind it.
+    pub resolvable: Option<bool>,
+    pub comparisons: Option<i64>,
+}
+
+/// How a setting's 95 % interval was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IntervalMethod {
+    /// One seed: that trial's bootstrap over the held-out identities.
+    Identities,
+    /// 2 to [`SEED_BOOTSTRAP_FROM`] − 1 seeds: Student's t-interval over the seeds.
+    TOverSeeds,
+    /// [`SEED_BOOTSTRAP_FROM`] seeds or more: the percentile bootstrap of the mean over seeds.
+    BootstrapOverSeeds,
+}
+
+/// From this many seeds on, a setting's interval is the bootstrap over seeds rather than the
+/// t-interval (a percentile bootstrap of a mean needs about ten values to cover well).
+pub const SEED_BOOTSTRAP_FROM: usize = 10;
+
+impl IntervalMethod {
+    /// How the report describes it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            IntervalMethod::Identities => "one seed: the trial's bootstrap over the held-out identities",
+            IntervalMethod::TOverSeeds => "Student's t-interval over seeds",
+            IntervalMethod::BootstrapOverSeeds => "percentile bootstrap over seeds",
+        }
+    }
 }
 
 /// A table column: one metric of one protocol variant.
@@ -66,10 +100,13 @@ pub fn final_evals(r: &Results) -> Option<LazyFrame> {
             .clone()
             .lazy()
             .group_by([col("trial"), col("protocol"), col("variant"), col("metric")])
-            .agg([
-                col("value").sort_by([col("step")], SortMultipleOptions::default()).last().alias("value"),
-                col("step").max().alias("step"),
-            ])
+            .agg(
+                ["value", "ci_lo", "ci_hi", "resolvable", "comparisons"]
+                    .map(|c| col(c).sort_by([col("step")], SortMultipleOptions::default()).last().alias(c))
+                    .into_iter()
+                    .chain([col("step").max().alias("step")])
+                    .collect::<Vec<_>>(),
+            )
             .join(trial_keys(r), [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
             .filter(col("status").eq(lit("done"))),
     )
@@ -119,33 +156,72 @@ pub fn loss_order(r: &Results) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// [`by_setting_frame`] as rows, in trials.parquet order of settings, then noise ratio.
+/// Each setting's metrics reduced over seeds, in trials.parquet order of settings, then noise
+/// ratio: mean, std, n and the 95 % interval ([`IntervalMethod`]), with the resolution of rates
+/// at a false-positive rate.
 pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
-    let Some(lf) = by_setting_frame(r) else { return Ok(Vec::new()) };
+    let Some(lf) = final_evals(r) else { return Ok(Vec::new()) };
     let df = lf.collect()?;
     let text = |name: &str| strings(&df, name);
     let (loss, params, setting, protocol, variant, metric) =
         (text("loss")?, text("params")?, text("setting")?, text("protocol")?, text("variant")?, text("metric")?);
     let kind = text("noise_kind")?;
-    let (noise, mean, std, n) =
-        (floats(&df, "noise_ratio")?, floats(&df, "mean")?, floats(&df, "std")?, floats(&df, "n")?);
-    let mut rows: Vec<SettingMetric> = (0..df.height())
-        .filter_map(|i| {
-            Some(SettingMetric {
-                loss: loss[i].clone(),
-                params: params[i].clone(),
-                setting: setting[i].clone(),
-                noise_kind: kind[i].clone(),
-                noise_ratio: noise[i].unwrap_or(0.0),
-                protocol: protocol[i].clone(),
-                variant: variant[i].clone(),
-                metric: metric[i].clone(),
-                mean: mean[i].filter(|v| v.is_finite())?,
-                std: std[i].filter(|v| v.is_finite()),
-                n: n[i].unwrap_or(0.0) as usize,
-            })
-        })
-        .collect();
+    let (noise, value, lo, hi) = (floats(&df, "noise_ratio")?, floats(&df, "value")?, floats(&df, "ci_lo")?, floats(&df, "ci_hi")?);
+    let (resolvable, comparisons) = (floats(&df, "resolvable")?, floats(&df, "comparisons")?);
+    // (setting, kind, ratio bits, protocol, variant, metric) → row indices.
+    let mut groups: BTreeMap<(String, String, u64, String, String, String), Vec<usize>> = BTreeMap::new();
+    for i in 0..df.height() {
+        let key = (
+            setting[i].clone(),
+            kind[i].clone(),
+            noise[i].unwrap_or(0.0).to_bits(),
+            protocol[i].clone(),
+            variant[i].clone(),
+            metric[i].clone(),
+        );
+        groups.entry(key).or_default().push(i);
+    }
+    let mut rows = Vec::new();
+    for ((setting_name, noise_kind, ratio, protocol_name, variant_name, metric_name), idx) in groups {
+        let values: Vec<f64> = idx.iter().filter_map(|&i| value[i]).filter(|v| v.is_finite()).collect();
+        if values.is_empty() {
+            continue;
+        }
+        let n = values.len();
+        let (interval, method) = match n {
+            1 => {
+                let i = idx.iter().find(|&&i| value[i].is_some_and(f64::is_finite)).copied().unwrap_or(idx[0]);
+                (lo[i].zip(hi[i]), lo[i].zip(hi[i]).map(|_| IntervalMethod::Identities))
+            }
+            n if n < SEED_BOOTSTRAP_FROM => {
+                (stats::t_interval(&values, stats::LEVEL).map(|i| (i.lo, i.hi)), Some(IntervalMethod::TOverSeeds))
+            }
+            _ => {
+                let seed = SEED_BOOTSTRAP_SEED;
+                let i = stats::bootstrap_mean_interval(&values, SEED_RESAMPLES, seed, stats::LEVEL);
+                (i.map(|i| (i.lo, i.hi)), Some(IntervalMethod::BootstrapOverSeeds))
+            }
+        };
+        let flags: Vec<f64> = idx.iter().filter_map(|&i| resolvable[i]).collect();
+        let i0 = idx[0];
+        rows.push(SettingMetric {
+            loss: loss[i0].clone(),
+            params: params[i0].clone(),
+            setting: setting_name,
+            noise_kind,
+            noise_ratio: f64::from_bits(ratio),
+            protocol: protocol_name,
+            variant: variant_name,
+            metric: metric_name,
+            mean: stats::mean(&values),
+            std: stats::sample_std(&values),
+            n,
+            method: interval.and(method),
+            interval,
+            resolvable: (!flags.is_empty()).then(|| flags.iter().all(|&f| f != 0.0)),
+            comparisons: idx.iter().filter_map(|&i| comparisons[i]).map(|c| c as i64).min(),
+        });
+    }
     let order = setting_order(r)?;
     rows.sort_by(|a, b| {
         order
@@ -157,6 +233,10 @@ pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
     });
     Ok(rows)
 }
+
+/// Resamples and seed of the bootstrap over seeds (fixed: a report re-renders identically).
+pub const SEED_RESAMPLES: usize = 10_000;
+const SEED_BOOTSTRAP_SEED: u64 = 0x5eed;
 
 /// The paper-table columns present in `rows`: headline metrics (see [`metrics::is_headline`]) in
 /// protocol order, then metric order, then variant. Rows for one part of a protocol (a variant

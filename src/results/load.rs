@@ -213,7 +213,7 @@ impl Results {
             search,
             selection,
             steps: concat_diagonal(steps)?,
-            evals: concat_diagonal(evals)?,
+            evals: concat_diagonal(evals)?.map(with_uncertainty_columns).transpose()?,
             angles: concat_diagonal(angles)?,
         })
     }
@@ -272,6 +272,23 @@ impl Results {
     pub fn has_noise_study(&self) -> Result<bool> {
         Ok(self.noise_settings()?.len() > 1)
     }
+}
+
+/// Adds the uncertainty columns of evals.parquet (null) where every file predates them.
+fn with_uncertainty_columns(mut df: DataFrame) -> Result<DataFrame> {
+    let n = df.height();
+    for (name, dtype) in [
+        ("ci_lo", DataType::Float64),
+        ("ci_hi", DataType::Float64),
+        ("ci_unit", DataType::String),
+        ("comparisons", DataType::Int64),
+        ("resolvable", DataType::Boolean),
+    ] {
+        if !has_column(&df, name) {
+            df.with_column(Column::full_null(name.into(), n, &dtype))?;
+        }
+    }
+    Ok(df)
 }
 
 /// Adds the `trial` column when a per-trial file lacks it.

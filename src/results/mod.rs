@@ -5,6 +5,7 @@
 //! draws.
 
 pub mod aggregate;
+pub mod compare;
 mod load;
 mod manifest;
 pub mod names;

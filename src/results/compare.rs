@@ -1,0 +1,155 @@
+//! Paired comparisons between settings of one experiment, on the final evaluations of its done
+//! trials.
+//!
+//! Trials of one experiment that share a seed start from the same parameters, see the same
+//! batches and are scored on the same held-out identities; resample `b` of their identity
+//! bootstraps draws the same identities. A comparison is therefore a linear contrast of cells
+//! (a setting's metric at a noise setting), computed per seed and per identity resample:
+//! [`crate::stats::paired_contrast`] resamples the common seeds and, with each seed draw, one
+//! identity resample. That two-level paired bootstrap is used because it stays sound at the seed
+//! counts these studies afford (one or two seeds leave a t-test over seeds with no power, or none
+//! at all), and because the pairing removes the variation both settings share.
+//!
+//! The replicates come from each trial's bootstrap.parquet (its last evaluation); a trial
+//! without one (no `[eval] bootstrap`, or results older than intervals) takes part through its
+//! point value alone.
+
+use super::aggregate::ColumnKey;
+use super::{floats, strings, Results};
+use crate::stats::{self, Contrast, SeedValues, Term};
+use crate::store::trial_files;
+use anyhow::Result;
+use polars::prelude::*;
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+
+/// A setting's metric at one noise setting: what a comparison compares.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cell {
+    pub setting: String,
+    pub noise_kind: String,
+    /// The noise ratio's bits (an exact key).
+    pub noise_ratio: u64,
+    pub key: ColumnKey,
+}
+
+impl Cell {
+    pub fn new(setting: &str, noise_kind: &str, noise_ratio: f64, key: &ColumnKey) -> Cell {
+        Cell {
+            setting: setting.to_string(),
+            noise_kind: noise_kind.to_string(),
+            noise_ratio: noise_ratio.to_bits(),
+            key: key.clone(),
+        }
+    }
+}
+
+/// Resamples of the report's paired bootstrap, and its seed (fixed: a report re-renders
+/// identically).
+pub const RESAMPLES: usize = 2000;
+const SEED: u64 = 0xc0a1_e5ce;
+
+/// The level under which a difference is called significant (after Holm where several
+/// comparisons share a table).
+pub const ALPHA: f64 = 0.05;
+
+/// Every done trial's final value and replicates, by cell and seed.
+#[derive(Default)]
+pub struct Paired {
+    cells: HashMap<Cell, BTreeMap<i64, SeedValues>>,
+}
+
+impl Paired {
+    /// Reads the final evaluations of the done trials, and their bootstrap replicates, for the
+    /// columns `keys`.
+    pub fn load(r: &Results, keys: &[ColumnKey]) -> Result<Paired> {
+        let Some(lf) = super::aggregate::final_evals(r) else { return Ok(Paired::default()) };
+        let df = lf.collect()?;
+        let (trial, setting, kind) = (strings(&df, "trial")?, strings(&df, "setting")?, strings(&df, "noise_kind")?);
+        let (protocol, variant, metric) = (strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
+        let (ratio, seed, value, step) =
+            (floats(&df, "noise_ratio")?, floats(&df, "seed")?, floats(&df, "value")?, floats(&df, "step")?);
+        let wanted: Vec<usize> = (0..df.height())
+            .filter(|&i| {
+                keys.iter().any(|k| k.protocol == protocol[i] && k.variant == variant[i] && k.metric == metric[i])
+            })
+            .filter(|&i| value[i].is_some_and(f64::is_finite))
+            .collect();
+        let mut trials: Vec<&str> = wanted.iter().map(|&i| trial[i].as_str()).collect();
+        trials.sort_unstable();
+        trials.dedup();
+        let replicates: HashMap<&str, Replicates> = trials
+            .par_iter()
+            .map(|&t| Ok((t, read_replicates(r, t)?)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .collect();
+        let mut cells: HashMap<Cell, BTreeMap<i64, SeedValues>> = HashMap::new();
+        for i in wanted {
+            let key = ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
+            let reps = replicates
+                .get(trial[i].as_str())
+                .and_then(|m| m.get(&(step[i].unwrap_or(0.0) as i64, key.clone())))
+                .cloned()
+                .unwrap_or_default();
+            let cell = Cell::new(&setting[i], &kind[i], ratio[i].unwrap_or(0.0), &key);
+            let values = SeedValues { point: value[i].unwrap_or(f64::NAN), replicates: reps };
+            cells.entry(cell).or_default().insert(seed[i].unwrap_or(0.0) as i64, values);
+        }
+        Ok(Paired { cells })
+    }
+
+    /// A cell's values per seed.
+    pub fn seeds(&self, cell: &Cell) -> Option<&BTreeMap<i64, SeedValues>> {
+        self.cells.get(cell)
+    }
+
+    /// The contrast Σ coef·cell, paired over seeds and identity resamples; `None` when a cell is
+    /// missing, the cells share no seed, or nothing varies (one seed without replicates).
+    pub fn contrast(&self, terms: &[(f64, &Cell)]) -> Option<Contrast> {
+        let terms: Vec<Term> =
+            terms.iter().map(|(coef, cell)| Some(Term { coef: *coef, seeds: self.cells.get(cell)? })).collect::<Option<_>>()?;
+        stats::paired_contrast(&terms, RESAMPLES, SEED, stats::LEVEL)
+    }
+
+    /// X − Y.
+    pub fn difference(&self, x: &Cell, y: &Cell) -> Option<Contrast> {
+        self.contrast(&[(1.0, x), (-1.0, y)])
+    }
+}
+
+/// One trial's replicates by (step, column).
+type Replicates = HashMap<(i64, ColumnKey), Vec<f32>>;
+
+/// A trial's bootstrap.parquet, if it has one.
+fn read_replicates(r: &Results, trial: &str) -> Result<Replicates> {
+    let path = r.dir.trial(trial).join(trial_files::BOOTSTRAP);
+    let mut out = Replicates::new();
+    if !path.is_file() {
+        return Ok(out);
+    }
+    let df = crate::store::read_parquet(&path)
+        .map_err(|e| crate::error::InputError::file(&path, format!("not a readable parquet file ({e:#})")))?;
+    let (protocol, variant, metric) = (strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
+    let step = floats(&df, "step")?;
+    let lists = df.column("replicates")?.list()?.clone();
+    for i in 0..df.height() {
+        let Some(series) = lists.get_as_series(i) else { continue };
+        let values: Vec<f32> = series.cast(&DataType::Float32)?.f32()?.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect();
+        let key = ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
+        out.insert((step[i].unwrap_or(0.0) as i64, key), values);
+    }
+    Ok(out)
+}
+
+/// The verdict on a difference X − Y of a metric where `higher_is_better`, at adjusted p-value
+/// `p`.
+pub fn verdict(estimate: f64, p: f64, higher_is_better: bool) -> &'static str {
+    if p >= ALPHA || estimate == 0.0 {
+        "no detectable difference"
+    } else if (estimate > 0.0) == higher_is_better {
+        "better"
+    } else {
+        "worse"
+    }
+}
