@@ -14,6 +14,7 @@ pub mod error;
 pub mod loss;
 pub mod metrics;
 pub mod progress;
+pub mod stats;
 pub mod store;
 // Layer 2: experiments, networks, datasets; results read back; the figure toolkit.
 pub mod data;
