@@ -12,6 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("digest", &[]),
     ("progress", &[]),
     ("loss", &[]),
+    ("stats", &[]),
     ("store", &["error"]),
     ("metrics", &["error", "store"]),
     // Layer 2: experiments, networks, datasets, results read back, the figure toolkit.
