@@ -14,20 +14,20 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("loss", &[]),
     ("stats", &[]),
     ("store", &["error"]),
-    ("metrics", &["error", "store"]),
+    ("metrics", &["error", "stats", "store"]),
     // Layer 2: experiments, networks, datasets, results read back, the figure toolkit.
     ("spec", &["error", "digest", "loss"]),
     ("model", &["spec", "digest"]),
     ("data", &["error", "spec"]),
-    ("results", &["error", "loss", "store"]),
+    ("results", &["error", "loss", "stats", "store"]),
     ("figure", &["loss", "store"]),
     // Layer 3: training, feature extraction, analysis.
     ("train", &["data", "digest", "loss", "model", "spec", "store"]),
     ("extract", &["data", "error", "metrics", "model", "progress", "spec", "store"]),
     ("analysis", &["error", "figure", "loss", "store"]),
     // Layer 4: figures and reports, from the results alone.
-    ("plot", &["analysis", "error", "figure", "loss", "results", "store"]),
-    ("report", &["error", "loss", "results", "store"]),
+    ("plot", &["analysis", "error", "figure", "loss", "results", "stats", "store"]),
+    ("report", &["error", "loss", "results", "stats", "store"]),
     // Layer 5: orchestration and the command line.
     ("select", &["error", "spec", "store"]),
     (

@@ -48,6 +48,9 @@ pub struct Measured {
     pub ratio: f64,
     pub mean_cos_y: f64,
     pub accuracy: Option<f64>,
+    /// 95 % intervals of the two, drawn as bars where given.
+    pub cos_y_interval: Option<(f64, f64)>,
+    pub accuracy_interval: Option<(f64, f64)>,
 }
 
 /// Colour of the analytic curves.
@@ -99,10 +102,21 @@ pub fn figure(points: &[Capacity], measured: &[Measured], accuracy_label: &str) 
         let color = loss_color(loss);
         let mut mine: Vec<&Measured> = measured.iter().filter(|m| m.loss == *loss).collect();
         mine.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
-        cos.series.push(Series::new(color, Draw::LineDots, mine.iter().map(|m| (m.ratio, m.mean_cos_y)).collect()));
-        let acc: Vec<(f64, f64)> = mine.iter().filter_map(|m| Some((m.ratio, m.accuracy? * 100.0))).collect();
-        if !acc.is_empty() {
-            accuracy.series.push(Series::new(color, Draw::LineDots, acc));
+        let mut s = Series::new(color, Draw::LineDots, mine.iter().map(|m| (m.ratio, m.mean_cos_y)).collect());
+        if mine.iter().any(|m| m.cos_y_interval.is_some()) {
+            s.err = Some(mine.iter().map(|m| m.cos_y_interval.unwrap_or((m.mean_cos_y, m.mean_cos_y))).collect());
+        }
+        cos.series.push(s);
+        let with_acc: Vec<&&Measured> = mine.iter().filter(|m| m.accuracy.is_some()).collect();
+        if !with_acc.is_empty() {
+            let point = |m: &Measured| m.accuracy.unwrap_or(f64::NAN) * 100.0;
+            let mut s = Series::new(color, Draw::LineDots, with_acc.iter().map(|m| (m.ratio, point(m))).collect());
+            if with_acc.iter().any(|m| m.accuracy_interval.is_some()) {
+                let bar =
+                    |m: &Measured| m.accuracy_interval.map_or((point(m), point(m)), |(a, b)| (a * 100.0, b * 100.0));
+                s.err = Some(with_acc.iter().map(|m| bar(m)).collect());
+            }
+            accuracy.series.push(s);
         }
         legend.push(LegendEntry::new(format!("{loss} (measured)"), color, Mark::Line));
     }

@@ -35,13 +35,15 @@ pub struct Series {
     pub color: RGBColor,
     pub draw: Draw,
     pub points: Vec<(f64, f64)>,
-    /// Half-heights of error bars, one per point.
-    pub err: Option<Vec<f64>>,
+    /// Error bars (or, with `band`, a shaded band): the (lower, upper) bound at each point.
+    pub err: Option<Vec<(f64, f64)>>,
+    /// Draw `err` as a band along the line rather than as bars.
+    pub band: bool,
 }
 
 impl Series {
     pub fn new(color: RGBColor, draw: Draw, points: Vec<(f64, f64)>) -> Series {
-        Series { color, draw, points, err: None }
+        Series { color, draw, points, err: None, band: false }
     }
 }
 
@@ -163,8 +165,8 @@ pub fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Pan
             .iter()
             .flat_map(|s| {
                 s.points.iter().enumerate().flat_map(move |(i, p)| {
-                    let e = s.err.as_ref().and_then(|e| e.get(i)).copied().unwrap_or(0.0);
-                    [p.1 - e, p.1 + e]
+                    let (lo, hi) = s.err.as_ref().and_then(|e| e.get(i)).copied().unwrap_or((p.1, p.1));
+                    [lo.min(p.1), hi.max(p.1)]
                 })
             })
             .chain(panel.hlines.iter().map(|h| h.y))
@@ -217,6 +219,20 @@ pub fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Pan
             ))
             .map_err(de)?;
     }
+    for s in panel.series.iter().filter(|s| s.band) {
+        let Some(err) = &s.err else { continue };
+        let edge: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .zip(err)
+            .map(|(&(x, _), &(lo, _))| (tx(x), ty(lo)))
+            .chain(s.points.iter().zip(err).rev().map(|(&(x, _), &(_, hi))| (tx(x), ty(hi))))
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
+        if edge.len() >= 3 {
+            chart.draw_series(std::iter::once(Polygon::new(edge, s.color.mix(0.18).filled()))).map_err(de)?;
+        }
+    }
     for s in &panel.series {
         let pts: Vec<(f64, f64)> =
             s.points.iter().map(|&(x, y)| (tx(x), ty(y))).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
@@ -239,10 +255,10 @@ pub fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Pan
             }
             _ => {}
         }
-        if let Some(err) = &s.err {
-            for (&(x, y), &e) in s.points.iter().zip(err) {
-                let (lo, hi, xx) = (ty(y - e), ty(y + e), tx(x));
-                if !(lo.is_finite() && hi.is_finite() && xx.is_finite()) || e <= 0.0 {
+        if let (Some(err), false) = (&s.err, s.band) {
+            for (&(x, _), &(lo, hi)) in s.points.iter().zip(err) {
+                let (lo, hi, xx) = (ty(lo), ty(hi), tx(x));
+                if !(lo.is_finite() && hi.is_finite() && xx.is_finite()) || hi <= lo {
                     continue;
                 }
                 let cap = (x1 - x0) * 0.008;

@@ -89,17 +89,20 @@ pub fn capacity(ctx: &Ctx) -> Result<Rendered> {
             .values()
             .max_by(|a, b| mean(&a.1).unwrap_or(f64::NEG_INFINITY).total_cmp(&mean(&b.1).unwrap_or(f64::NEG_INFINITY)))
             .expect("a cell has a setting");
+        let interval = |v: &[f64]| crate::stats::t_interval(v, crate::stats::LEVEL).map(|i| (i.lo, i.hi));
         measured.push(Measured {
             loss: loss.clone(),
             ratio: f64::from_bits(*bits),
             mean_cos_y: mean(&best.0).expect("a setting has a value"),
             accuracy: mean(&best.1),
+            cos_y_interval: interval(&best.0),
+            accuracy_interval: interval(&best.1),
         });
     }
     if measured.is_empty() {
         return Ok(Err("no done trial logged cos_y_mean".into()));
     }
     let fig = capacity::figure(&[], &measured, "LFW-style accuracy (%)");
-    let caption = "Each loss's mean target cosine over its last epoch's training batches (mean over seeds) and its held-out LFW-style accuracy against the classes per embedding dimension C/D, over P2SGrad's analytic optimum min(1, D/C) (LOSSES.md). Where a loss ran several settings at one C/D, the one with the best accuracy is drawn.";
+    let caption = "Each loss's mean target cosine over its last epoch's training batches (mean over seeds) and its held-out LFW-style accuracy against the classes per embedding dimension C/D, over P2SGrad's analytic optimum min(1, D/C) (LOSSES.md). Where a loss ran several settings at one C/D, the one with the best accuracy is drawn. Bars: 95 % t-intervals over seeds (drawn with two seeds or more).";
     Ok(Ok(vec![ctx.save(&fig, "capacity", "Mean target cosine against classes per dimension", caption)?]))
 }

@@ -74,6 +74,11 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The 95 % interval of `m` scaled by `scale` (its mean twice where it has none).
+pub fn interval_bounds(m: &SettingMetric, scale: f64) -> (f64, f64) {
+    m.interval.map_or((m.mean * scale, m.mean * scale), |(lo, hi)| (lo * scale, hi * scale))
+}
+
 impl Ctx<'_> {
     /// Display label of a setting under a noise setting (see [`Results::setting_label`]):
     /// `cosface m=0.35, s=32, flip 20%`.

@@ -2,7 +2,9 @@
 //! the metric names): ROC (TAR against FAR, log x) and TPIR against FPIR, CMC (identification
 //! rate against rank), and MegaFace rank-1 against the number of distractors (log x). One panel
 //! per protocol (and variant, where a protocol ran several), one line per loss (its
-//! representative setting), mean over seeds with ± std bars.
+//! representative setting), mean over seeds with bars at the 95 % interval
+//! (aggregate::IntervalMethod); points a protocol cannot resolve (fewer impostor comparisons than 1/FAR)
+//! are not drawn.
 
 use super::{Ctx, Rendered};
 use crate::figure::panel::{Draw, Panel, PanelFigure, Scale, Series};
@@ -75,7 +77,7 @@ fn curve_figure(ctx: &Ctx, spec: &CurveSpec) -> Result<Rendered> {
         let mut p = Panel::new(panel_title, x_label, y_label);
         p.x_scale = x_scale;
         for rep in &ctx.reps {
-            let mut pts: Vec<(f64, f64, f64)> = ctx
+            let mut pts: Vec<(f64, f64, (f64, f64))> = ctx
                 .rows
                 .iter()
                 .filter(|m| {
@@ -85,16 +87,17 @@ fn curve_figure(ctx: &Ctx, spec: &CurveSpec) -> Result<Rendered> {
                         && &m.protocol == protocol
                         && &m.variant == variant
                 })
+                .filter(|m| m.resolvable != Some(false))
                 .filter_map(|m| {
                     let metric = Metric::parse(&m.metric);
                     let (c, x) = metric.curve_point()?;
                     let scale = if metric.is_rate() { 100.0 } else { 1.0 };
-                    (c == curve).then_some((x, m.mean * scale, m.std.unwrap_or(0.0) * scale))
+                    (c == curve).then_some((x, m.mean * scale, super::interval_bounds(m, scale)))
                 })
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             let mut s = Series::new(loss_color(&rep.loss), Draw::LineDots, pts.iter().map(|p| (p.0, p.1)).collect());
-            if pts.iter().any(|p| p.2 > 0.0) {
+            if pts.iter().any(|p| p.2 .1 > p.2 .0) {
                 s.err = Some(pts.iter().map(|p| p.2).collect());
             }
             p.series.push(s);
@@ -135,7 +138,7 @@ pub fn roc(ctx: &Ctx) -> Result<Rendered> {
             "false accept rate (FAR)",
             "true accept rate TAR (%)",
             "roc",
-            "1:1 verification: true accept rate against false accept rate (log scale), one line per loss, ± std over seeds.",
+            "1:1 verification: true accept rate against false accept rate (log scale), one line per loss, bars at the 95 % interval; points the protocol cannot resolve (fewer impostor comparisons than 1/FAR) are left out.",
         ),
         (
             Curve::Tpir,

@@ -2,7 +2,7 @@
 //! protocol): hyper-parameter sensitivity (a heatmap of the metric over a loss's two swept
 //! parameters, e.g. s × m, one panel per loss; a line where only one parameter was swept;
 //! P2SGrad, which has no hyper-parameters, as a reference line and a mark on the colour bar) and
-//! noise robustness (the metric against the noise ratio per setting, mean ± std over seeds).
+//! noise robustness (the metric against the noise ratio per setting, mean over seeds with bars at the 95 % interval).
 
 use super::{Ctx, Rendered};
 use crate::figure::panel::{self, Draw, Panel, PanelFigure, Scale, Series};
@@ -269,17 +269,17 @@ pub fn sensitivity(ctx: &Ctx) -> Result<Rendered> {
             let averaged =
                 if axes.len() > 2 { format!(" (mean over {})", axes[2..].join(", ")) } else { String::new() };
             if axes.len() == 1 {
-                let mut pts: Vec<(f64, f64, f64)> = rows
+                let mut pts: Vec<(f64, f64, (f64, f64))> = rows
                     .iter()
                     .filter_map(|m| {
-                        Some((ctx.param(&m.setting, &axes[0])?, m.mean * scale, m.std.unwrap_or(0.0) * scale))
+                        Some((ctx.param(&m.setting, &axes[0])?, m.mean * scale, super::interval_bounds(m, scale)))
                     })
                     .collect();
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let mut p = Panel::new(loss.clone(), axes[0].clone(), metric_title(&key));
                 p.y_scale = Scale::Linear;
                 let mut s = Series::new(loss_color(loss), Draw::LineDots, pts.iter().map(|p| (p.0, p.1)).collect());
-                if pts.iter().any(|p| p.2 > 0.0) {
+                if pts.iter().any(|p| p.2 .1 > p.2 .0) {
                     s.err = Some(pts.iter().map(|p| p.2).collect());
                 }
                 p.series.push(s);
@@ -392,10 +392,10 @@ pub fn noise_robustness(ctx: &Ctx) -> Result<Rendered> {
                 let same: Vec<&&str> = settings.iter().filter(|s| s.0 == *loss).map(|s| &s.1).collect();
                 let k = same.iter().position(|s| **s == *setting).unwrap_or(0);
                 let color = shade(loss_color(loss), k, same.len());
-                let mut pts: Vec<(f64, f64, f64)> = rows
+                let mut pts: Vec<(f64, f64, (f64, f64))> = rows
                     .iter()
                     .filter(|m| m.setting == *setting && (m.noise_kind == *kind || m.noise_ratio == clean))
-                    .map(|m| (m.noise_ratio * 100.0, m.mean * scale, m.std.unwrap_or(0.0) * scale))
+                    .map(|m| (m.noise_ratio * 100.0, m.mean * scale, super::interval_bounds(m, scale)))
                     .collect();
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
                 if pts.len() < 2 {
@@ -416,7 +416,7 @@ pub fn noise_robustness(ctx: &Ctx) -> Result<Rendered> {
         if panels.is_empty() {
             continue;
         }
-        legend.push(LegendEntry::note("bars: ± std over seeds"));
+        legend.push(LegendEntry::note("bars: 95 % intervals"));
         let title = format!("Noise robustness: {}", metric_title(&key));
         let cols = panels.len().min(3);
         let fig = PanelFigure { title: title.clone(), panels, legend, cols };
@@ -424,7 +424,7 @@ pub fn noise_robustness(ctx: &Ctx) -> Result<Rendered> {
             &fig,
             &format!("noise_{}", slug(&key)),
             &title,
-            "The metric against the label-noise ratio, a panel per noise kind, one line per setting (shades of the loss's colour), mean ± std over seeds.",
+            "The metric against the label-noise ratio, a panel per noise kind, one line per setting (shades of the loss's colour), mean over seeds with bars at the 95 % interval.",
         )?);
     }
     Ok(if out.is_empty() { Err("no setting was evaluated at two or more noise ratios".into()) } else { Ok(out) })

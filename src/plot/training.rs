@@ -116,11 +116,13 @@ pub fn training_curves(ctx: &Ctx) -> Result<Rendered> {
         p.y_scale = Scale::Linear;
         for rep in &ctx.reps {
             let pts = aggregate::eval_series(ctx.r, &rep.setting, &rep.noise_kind, rep.noise_ratio, &key)?;
-            p.series.push(Series::new(
-                loss_color(&rep.loss),
-                Draw::LineDots,
-                pts.into_iter().map(|(x, y)| (x, y * scale)).collect(),
-            ));
+            let mut s =
+                Series::new(loss_color(&rep.loss), Draw::LineDots, pts.iter().map(|p| (p.0, p.1 * scale)).collect());
+            if pts.iter().all(|p| p.2.is_some()) && !pts.is_empty() {
+                s.err = Some(pts.iter().map(|p| p.2.map_or((p.1, p.1), |(lo, hi)| (lo * scale, hi * scale))).collect());
+                s.band = true;
+            }
+            p.series.push(s);
         }
         if !p.is_empty() {
             panels.push(p);
@@ -137,7 +139,7 @@ pub fn training_curves(ctx: &Ctx) -> Result<Rendered> {
         ctx,
         fig,
         "training_curves",
-        "Batch-mean loss, batch accuracy (argmax of the margin-free logits), learning rate and the held-out headline metric at each evaluation against the training step, one line per loss.",
+        "Batch-mean loss, batch accuracy (argmax of the margin-free logits), learning rate and the held-out headline metric at each evaluation against the training step, one line per loss; the held-out metric's band is its 95 % interval (t over seeds; with one seed, the bootstrap over held-out identities).",
     )
 }
 

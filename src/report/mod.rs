@@ -8,10 +8,12 @@
 //! figures are found through the manifest `plot` wrote ([`crate::results::Manifest`]). The
 //! markdown is the one source of the content: [`html`] renders that text as the page.
 
+pub mod comparisons;
 pub mod html;
 pub mod markdown;
 pub mod tables;
 
+use crate::results::compare::{self, Paired};
 use crate::results::{aggregate, Manifest, Results};
 use crate::store::run_info::RunInfo;
 use anyhow::Result;
@@ -103,6 +105,7 @@ pub fn render(r: &Results) -> Result<String> {
     let mut md = String::new();
     let rows = aggregate::by_setting(r)?;
     let clean = aggregate::clean_ratio(r)?;
+    let paired = Paired::load(r, &aggregate::headline_columns(&rows))?;
     let description = r.spec_value("description").and_then(|d| d.as_str()).unwrap_or("");
     writeln!(md, "# Report: {}\n", r.name)?;
     if !description.is_empty() {
@@ -158,16 +161,20 @@ pub fn render(r: &Results) -> Result<String> {
     if rows.is_empty() {
         writeln!(md, "No done trial has evaluations yet: there is nothing to tabulate.\n")?;
     } else {
-        let (table, notes) = tables::paper_table(&rows, clean);
+        let (table, notes) = tables::paper_table(&rows, clean, &paired, tables::LatexCells::Interval);
         writeln!(
             md,
-            "Final evaluation of each setting{}, mean ± std over seeds (std shown with two or more seeds); the best of each column in **bold**. Only trials with status `done` are counted.\n",
+            "Final evaluation of each setting{}: the mean over seeds and its 95 % interval `[lo, hi]` (rates in %); with one seed, LFW-style accuracy also shows ± the std over its folds (insightface's convention). A cell is **bold** only where its setting is better than the next best of the column in a paired comparison (p < 0.05; see Comparisons). `n/r`: a rate its protocol cannot resolve. Only trials with status `done` are counted.\n",
             if r.has_noise_study()? { " at the clean noise ratio" } else { "" }
         )?;
         md.push_str(&table.to_markdown());
         md.push('\n');
-        for (tag, variant) in notes {
-            writeln!(md, "- {tag}: {variant}")?;
+        for (tag, text) in notes {
+            if tag.is_empty() {
+                writeln!(md, "- {text}")?;
+            } else {
+                writeln!(md, "- {tag}: {text}")?;
+            }
         }
         let missing: Vec<String> = PAPER_PROTOCOLS
             .iter()
@@ -184,6 +191,32 @@ pub fn render(r: &Results) -> Result<String> {
         md.push('\n');
     }
 
+    // Comparisons.
+    writeln!(md, "## Comparisons\n")?;
+    let found = comparisons::comparisons(r, &rows, &paired, clean)?;
+    if found.is_empty() {
+        writeln!(md, "Nothing to compare: fewer than two settings with evaluations.\n")?;
+    } else {
+        writeln!(
+            md,
+            "Each setting against {} on each protocol's primary metric: the difference X − Y with its 95 % interval, paired over the seeds both ran and the held-out identities both were scored on (trials of one seed start from the same parameters, see the same batches and are evaluated on the same identities). The standard error combines the spread of the per-seed differences and the identities' bootstrap of their mean; the interval is Student's t on Welch–Satterthwaite's degrees of freedom (with one seed: the identity bootstrap's percentile interval). p is two-sided, corrected by Holm across the {} comparisons of the table; P(X > Y) is the probability of improvement over seeds (rliable, Agarwal et al. 2021). Verdict at 5 % after Holm.\n",
+            match r.spec_value("report.comparisons").and_then(|v| v.as_str()) {
+                Some("all") => "every other setting".to_string(),
+                _ => "the baseline (`[report] baseline`; default P2SGrad, else the best setting)".to_string(),
+            },
+            found.len()
+        )?;
+        md.push_str(&comparisons::comparisons_table(r, &found).to_markdown());
+        md.push('\n');
+        writeln!(md, "### Power\n")?;
+        writeln!(
+            md,
+            "What each comparison could detect: its standard error, the smallest difference a two-sided 5 % test finds with 80 % power at that error, and how many seeds would detect one point (keeping the identities' part of the error; where that part alone is larger, more held-out identities are needed, not more seeds).\n"
+        )?;
+        md.push_str(&comparisons::power_table(r, &found).to_markdown());
+        md.push('\n');
+    }
+
     // Convergence.
     if let Some((name, table)) = tables::plateau_table(r, &rows)? {
         writeln!(md, "## Convergence\n")?;
@@ -197,11 +230,12 @@ pub fn render(r: &Results) -> Result<String> {
 
     // Sensitivity.
     writeln!(md, "## Sensitivity to hyper-parameters\n")?;
-    match tables::sensitivity_table(r, &rows)? {
+    match tables::sensitivity_table(r, &rows, &paired)? {
         Some(t) => {
             writeln!(
                 md,
-                "Each cell: the spread (max − min, in percentage points for rates) of the metric's seed mean over the loss's hyper-parameter grid, then the grid's (minimum–maximum). A small spread means the loss is insensitive to its hyper-parameters; P2SGrad has none.\n"
+                "Each metric: the spread (max − min, in percentage points for rates) of the seed means over the loss's hyper-parameter grid, then the grid's (minimum–maximum); and whether that spread exceeds what seeds alone produce: p of a permutation test that shuffles the settings within each seed ({} permutations; small p: the hyper-parameters matter beyond seed noise). P2SGrad has no hyper-parameter.\n",
+                compare::PERMUTATIONS
             )?;
             md.push_str(&t.to_markdown());
             md.push('\n');
@@ -213,16 +247,29 @@ pub fn render(r: &Results) -> Result<String> {
 
     // Noise.
     writeln!(md, "## Label-noise robustness\n")?;
-    let noise = tables::noise_tables(r, &rows)?;
+    let noise = tables::noise_tables(r, &rows, &paired)?;
     if noise.is_empty() {
         writeln!(md, "No noise study: every trial trained at the same noise ratio.\n")?;
     } else {
         writeln!(
             md,
-            "Each metric per noise ratio (mean ± std over seeds) and its drop from clean training (clean − noisy).\n"
+            "Each metric per noise setting (mean [95 % interval]) and its drop from clean training (clean − noisy).\n"
         )?;
-        for (title, t) in noise {
+        for (title, t, notes) in noise {
             writeln!(md, "### {title}\n")?;
+            md.push_str(&t.to_markdown());
+            md.push('\n');
+            for n in notes {
+                writeln!(md, "- {n}")?;
+            }
+            md.push('\n');
+        }
+        if let Some((t, metric)) = comparisons::drop_table(r, &rows, &paired)? {
+            writeln!(md, "### Drop against drop\n")?;
+            writeln!(
+                md,
+                "Whether one loss loses more than another under the same noise: the difference of their drops in {metric} (each loss's representative setting), paired over seeds and identities, Holm-corrected across the table.\n"
+            )?;
             md.push_str(&t.to_markdown());
             md.push('\n');
         }

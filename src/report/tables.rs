@@ -5,7 +5,8 @@
 //! trial list.
 
 use super::markdown::{best, duration, mean_std, Table};
-use crate::results::aggregate::{self, ColumnKey, SettingMetric};
+use crate::results::aggregate::{self, ColumnKey, IntervalMethod, SettingMetric};
+use crate::results::compare::{self, Cell, Paired};
 use crate::results::names::{protocol_label, Curve, Metric};
 use crate::results::{floats, noise_label, strings, Results};
 use crate::store::TrialStatus;
@@ -57,40 +58,109 @@ fn settings_at(rows: &[SettingMetric], noise: f64) -> Vec<(String, String, Strin
     out
 }
 
+/// What a table cell shows beside the mean: the 95 % interval, or the std over seeds
+/// (`[report] latex_cells`, for tables.tex).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatexCells {
+    Interval,
+    Std,
+}
+
+/// A metric's cell: `mean [lo, hi]` (rates in %), `mean ± fold std [lo, hi]` for one trial's
+/// LFW-style accuracy (insightface prints the std over folds), `n/r` for a rate its protocol
+/// cannot resolve. `std` cells show `mean ± std` over seeds instead of the interval.
+pub fn metric_cell(m: &SettingMetric, fold_std: Option<f64>, cells: LatexCells) -> String {
+    if m.resolvable == Some(false) {
+        return "n/r".into();
+    }
+    let rate = Metric::parse(&m.metric).is_rate();
+    let k = if rate { 100.0 } else { 1.0 };
+    if cells == LatexCells::Std {
+        return mean_std(m.mean, m.std, rate);
+    }
+    let mut text = format!("{:.2}", m.mean * k);
+    if let (1, Some(s)) = (m.n, fold_std) {
+        text.push_str(&format!(" ± {:.2}", s * k));
+    }
+    if let Some((lo, hi)) = m.interval {
+        text.push_str(&format!(" [{:.2}, {:.2}]", lo * k, hi * k));
+    }
+    text
+}
+
+/// The fold std of `m`'s protocol variant (`accuracy_std` beside `accuracy_mean`), if recorded.
+fn fold_std(rows: &[SettingMetric], m: &SettingMetric) -> Option<f64> {
+    let name = m.metric.strip_suffix("_mean")?;
+    rows.iter()
+        .find(|o| {
+            o.setting == m.setting
+                && o.noise_kind == m.noise_kind
+                && o.noise_ratio == m.noise_ratio
+                && o.protocol == m.protocol
+                && o.variant == m.variant
+                && o.metric == format!("{name}_std")
+        })
+        .map(|o| o.mean)
+}
+
+/// The notes under a table of cells: how its intervals were made, and every column shown as
+/// `n/r` with the comparisons behind it.
+pub fn interval_notes(shown: &[&SettingMetric]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let methods: std::collections::BTreeSet<IntervalMethod> = shown.iter().filter_map(|m| m.method).collect();
+    if !methods.is_empty() {
+        let list: Vec<String> = methods.iter().map(|m| m.describe().to_string()).collect();
+        notes.push(format!("[lo, hi]: 95 % interval ({})", list.join("; ")));
+    }
+    let mut unresolved: Vec<(String, i64)> = Vec::new();
+    for m in shown.iter().filter(|m| m.resolvable == Some(false)) {
+        let name = format!("{} {}", protocol_label(&m.protocol), Metric::parse(&m.metric).label());
+        if !unresolved.iter().any(|(n, _)| n == &name) {
+            unresolved.push((name, m.comparisons.unwrap_or(0)));
+        }
+    }
+    for (name, c) in unresolved {
+        let (what, rate) =
+            if name.contains("TPIR") { ("non-mated searches", "FPIR") } else { ("impostor comparisons", "FAR") };
+        notes.push(format!(
+            "n/r: {name} is not resolvable: it rests on {c} {what}, fewer than 1/{rate}, so the number would be the rate at the protocol's highest threshold, not a measurement at that {rate}"
+        ));
+    }
+    notes
+}
+
 /// The paper-style table at the clean noise ratio: rows = loss with hyper-parameters, columns =
-/// the headline metrics that ran, mean ± std over seeds, the best of each column in bold.
-/// Returns the table and the variant footnotes.
-pub fn paper_table(rows: &[SettingMetric], clean: f64) -> (Table, Vec<(String, String)>) {
+/// the headline metrics that ran, each cell [`metric_cell`]; a cell is bold where that
+/// setting is significantly better than the next best of its column (paired comparison,
+/// p < 0.05). Returns the table and its notes (variant tags first).
+pub fn paper_table(
+    rows: &[SettingMetric],
+    clean: f64,
+    paired: &Paired,
+    cells: LatexCells,
+) -> (Table, Vec<(String, String)>) {
     let clean_rows: Vec<SettingMetric> = rows.iter().filter(|m| m.noise_ratio == clean).cloned().collect();
     let keys = aggregate::headline_columns(&clean_rows);
-    let (headers, notes) = column_headers(&keys);
+    let (headers, mut notes) = column_headers(&keys);
     let mut header = vec!["loss".to_string(), "hyper-parameters".to_string(), "seeds".to_string()];
     header.extend(headers);
     let mut t = Table::new(header, 2);
     let settings = settings_at(&clean_rows, clean);
-    let best_of: Vec<Option<f64>> = keys
-        .iter()
-        .map(|k| {
-            let higher = Metric::parse(&k.metric).higher_is_better();
-            let vals = clean_rows.iter().filter(|m| &m.key() == k).map(|m| m.mean);
-            if higher {
-                vals.max_by(f64::total_cmp)
-            } else {
-                vals.min_by(f64::total_cmp)
-            }
-        })
-        .collect();
+    let bold: Vec<Option<String>> = keys.iter().map(|k| significant_best(&clean_rows, k, paired)).collect();
+    let mut shown = Vec::new();
     for (setting, loss, _) in &settings {
-        let cells: Vec<Option<&SettingMetric>> = keys.iter().map(|k| cell_of(&clean_rows, setting, clean, k)).collect();
-        let seeds = cells.iter().flatten().map(|m| m.n).max().unwrap_or(0);
+        let cells_of: Vec<Option<&SettingMetric>> =
+            keys.iter().map(|k| cell_of(&clean_rows, setting, clean, k)).collect();
+        let seeds = cells_of.iter().flatten().map(|m| m.n).max().unwrap_or(0);
         // The loss's parameters and the trial's swept settings (a per-loss learning rate).
         let label = setting.strip_prefix(loss.as_str()).map(str::trim).filter(|l| !l.is_empty()).unwrap_or("–");
         let mut row = vec![loss.clone(), label.to_string(), seeds.to_string()];
-        for (i, (c, k)) in cells.iter().zip(&keys).enumerate() {
+        for (i, c) in cells_of.iter().enumerate() {
             row.push(match c {
                 Some(m) => {
-                    let text = mean_std(m.mean, m.std, Metric::parse(&k.metric).is_rate());
-                    if best_of[i] == Some(m.mean) && settings.len() > 1 {
+                    shown.push(*m);
+                    let text = metric_cell(m, fold_std(&clean_rows, m), cells);
+                    if bold[i].as_deref() == Some(setting.as_str()) {
                         best(&text)
                     } else {
                         text
@@ -101,27 +171,32 @@ pub fn paper_table(rows: &[SettingMetric], clean: f64) -> (Table, Vec<(String, S
         }
         t.rows.push(row);
     }
+    notes.extend(interval_notes(&shown).into_iter().map(|n| (String::new(), n)));
     (t, notes)
 }
 
-/// The spread (max − min of the seed means) of each headline metric over each loss's
-/// hyper-parameter grid. `None` when no loss has more than one setting.
-pub fn sensitivity_table(r: &Results, rows: &[SettingMetric]) -> Result<Option<Table>> {
-    let Some(df) = aggregate::sensitivity_spread(r)? else { return Ok(None) };
-    if df.height() == 0 {
-        return Ok(None);
+/// The setting of column `key` that is significantly better than the next best (by mean) in a
+/// paired comparison, if any.
+fn significant_best(rows: &[SettingMetric], key: &ColumnKey, paired: &Paired) -> Option<String> {
+    let higher = Metric::parse(&key.metric).higher_is_better();
+    let mut column: Vec<&SettingMetric> =
+        rows.iter().filter(|m| &m.key() == key && m.resolvable != Some(false)).collect();
+    if column.len() < 2 {
+        return None;
     }
-    let keys = aggregate::headline_columns(rows);
-    let (loss, protocol, variant, metric) =
-        (strings(&df, "loss")?, strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
-    let kind = strings(&df, "noise_kind")?;
-    let (noise, settings, lo, hi, spread) = (
-        floats(&df, "noise_ratio")?,
-        floats(&df, "settings")?,
-        floats(&df, "lo")?,
-        floats(&df, "hi")?,
-        floats(&df, "spread")?,
-    );
+    column.sort_by(|a, b| if higher { b.mean.total_cmp(&a.mean) } else { a.mean.total_cmp(&b.mean) });
+    let (first, second) = (column[0], column[1]);
+    let cell = |m: &SettingMetric| Cell::new(&m.setting, &m.noise_kind, m.noise_ratio, key);
+    let c = paired.difference(&cell(first), &cell(second))?;
+    (c.p < compare::ALPHA && (c.estimate > 0.0) == higher && c.estimate != 0.0).then(|| first.setting.clone())
+}
+
+/// Per loss (and noise setting) with more than one setting: the spread (max − min of the seed
+/// means) of each headline metric over its grid, the grid's range, and whether the spread
+/// exceeds what the seeds alone produce (a permutation test of the settings within each seed:
+/// `p` under "the setting does not matter"). `None` when no loss has more than one setting.
+pub fn sensitivity_table(r: &Results, rows: &[SettingMetric], paired: &Paired) -> Result<Option<Table>> {
+    let keys = aggregate::resolvable_columns(rows);
     let noisy = r.has_noise_study()?;
     let (headers, _) = column_headers(&keys);
     let mut header = vec!["loss".to_string()];
@@ -130,102 +205,133 @@ pub fn sensitivity_table(r: &Results, rows: &[SettingMetric]) -> Result<Option<T
     }
     header.push("settings".into());
     let first_metric = header.len();
-    header.extend(headers);
+    for h in headers {
+        header.push(format!("{h}: spread (range)"));
+        header.push("p (settings vs seeds)".into());
+    }
     let mut t = Table::new(header, first_metric - 1);
-    // Row keys (loss, noise setting) in experiment order.
-    let mut row_keys: Vec<(String, String, f64)> = Vec::new();
     for l in aggregate::loss_order(r)? {
-        for (k, n) in r.noise_settings()? {
-            if (0..df.height()).any(|i| loss[i] == l && kind[i] == k && noise[i] == Some(n)) {
-                row_keys.push((l.clone(), k, n));
+        for (kind, ratio) in r.noise_settings()? {
+            let mine: Vec<&SettingMetric> =
+                rows.iter().filter(|m| m.loss == l && m.noise_kind == kind && m.noise_ratio == ratio).collect();
+            let mut grid: Vec<&str> = mine.iter().map(|m| m.setting.as_str()).collect();
+            grid.dedup();
+            grid.sort_unstable();
+            grid.dedup();
+            if grid.len() < 2 {
+                continue;
             }
+            let mut row = vec![l.clone()];
+            if noisy {
+                row.push(noise_label(&kind, ratio));
+            }
+            row.push(grid.len().to_string());
+            for k in &keys {
+                let column: Vec<&&SettingMetric> =
+                    mine.iter().filter(|m| &m.key() == k && m.resolvable != Some(false)).collect();
+                if column.len() < 2 {
+                    row.extend(["–".into(), "–".into()]);
+                    continue;
+                }
+                let rate = if Metric::parse(&k.metric).is_rate() { 100.0 } else { 1.0 };
+                let lo = column.iter().map(|m| m.mean).fold(f64::INFINITY, f64::min);
+                let hi = column.iter().map(|m| m.mean).fold(f64::NEG_INFINITY, f64::max);
+                row.push(format!("{:.2} ({:.2}–{:.2})", (hi - lo) * rate, lo * rate, hi * rate));
+                let cells: Vec<Cell> = column.iter().map(|m| Cell::new(&m.setting, &kind, ratio, k)).collect();
+                row.push(match compare::spread_test(paired, &cells) {
+                    Some(p) => format!(
+                        "{} ({})",
+                        p_text(p),
+                        if p < compare::ALPHA { "exceeds seed noise" } else { "within seed noise" }
+                    ),
+                    None => "needs ≥ 2 seeds".into(),
+                });
+            }
+            t.rows.push(row);
         }
     }
-    for (l, k, n) in row_keys {
-        let idx: Vec<usize> =
-            (0..df.height()).filter(|&i| loss[i] == l && kind[i] == k && noise[i] == Some(n)).collect();
-        let grid = idx.iter().filter_map(|&i| settings[i]).fold(0.0, f64::max);
-        let mut row = vec![l.clone()];
-        if noisy {
-            row.push(noise_label(&k, n));
-        }
-        row.push(format!("{grid}"));
-        for k in &keys {
-            let i = idx
-                .iter()
-                .copied()
-                .find(|&i| protocol[i] == k.protocol && variant[i] == k.variant && metric[i] == k.metric);
-            let rate = if Metric::parse(&k.metric).is_rate() { 100.0 } else { 1.0 };
-            row.push(match i.and_then(|i| Some((spread[i]?, lo[i]?, hi[i]?))) {
-                Some((s, a, b)) => format!("{:.2} ({:.2}–{:.2})", s * rate, a * rate, b * rate),
-                None => "–".into(),
-            });
-        }
-        t.rows.push(row);
-    }
-    Ok(Some(t))
+    Ok((!t.rows.is_empty()).then_some(t))
 }
 
-/// One noise table per headline metric: each setting's mean ± std per noise setting (kind and
-/// ratio) and the drop from clean (clean − noisy, in the metric's unit). Empty without a noise
-/// study.
-pub fn noise_tables(r: &Results, rows: &[SettingMetric]) -> Result<Vec<(String, Table)>> {
+/// A p-value as the report prints it.
+pub fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// One noise table per headline metric: each setting's cell per noise setting (kind and ratio)
+/// and its drop from clean (clean − noisy, paired over seeds and identities) with the 95 %
+/// interval. Empty without a noise study.
+pub fn noise_tables(r: &Results, rows: &[SettingMetric], paired: &Paired) -> Result<Vec<(String, Table, Vec<String>)>> {
     if !r.has_noise_study()? {
         return Ok(Vec::new());
     }
-    let Some(df) = aggregate::noise_drops(r)? else { return Ok(Vec::new()) };
     let clean = aggregate::clean_ratio(r)?;
-    let (setting, protocol, variant, metric) =
-        (strings(&df, "setting")?, strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
-    let kind = strings(&df, "noise_kind")?;
-    let (noise, mean, std, drop) =
-        (floats(&df, "noise_ratio")?, floats(&df, "mean")?, floats(&df, "std")?, floats(&df, "drop")?);
+    let clean_kind = r.noise_settings()?.into_iter().find(|(_, n)| *n == clean).map_or("none".into(), |(k, _)| k);
     let noise_settings = r.noise_settings()?;
     let order = aggregate::setting_order(r)?;
-    let keys = aggregate::headline_columns(rows);
+    let keys = aggregate::resolvable_columns(rows);
     let (headers, _) = column_headers(&keys);
     let mut out = Vec::new();
     for (k, title) in keys.iter().zip(headers) {
-        let m = Metric::parse(&k.metric);
-        let rate = m.is_rate();
-        let idx: Vec<usize> = (0..df.height())
-            .filter(|&i| protocol[i] == k.protocol && variant[i] == k.variant && metric[i] == k.metric)
-            .collect();
-        let mut settings: Vec<&String> = idx.iter().map(|&i| &setting[i]).collect();
+        let rate = Metric::parse(&k.metric).is_rate();
+        let mut settings: Vec<&String> = rows.iter().filter(|m| &m.key() == k).map(|m| &m.setting).collect();
         settings.sort_by_key(|s| order.get(*s).copied().unwrap_or(usize::MAX));
         settings.dedup();
         if settings.is_empty() {
             continue;
         }
         let mut header = vec!["setting".to_string()];
-        for (k, n) in &noise_settings {
-            header.push(noise_label(k, *n));
+        for (kind, n) in &noise_settings {
+            header.push(noise_label(kind, *n));
             if *n != clean {
-                header.push(format!("drop at {}", noise_label(k, *n)));
+                header.push(format!("drop at {}", noise_label(kind, *n)));
             }
         }
         let mut t = Table::new(header, 1);
+        let mut shown = Vec::new();
         for s in settings {
-            let mut row = vec![s.clone()];
-            for (k, n) in &noise_settings {
-                let n = *n;
-                let i = idx.iter().copied().find(|&i| &setting[i] == s && &kind[i] == k && noise[i] == Some(n));
-                row.push(match i.and_then(|i| mean[i]) {
-                    Some(v) => mean_std(v, i.and_then(|i| std[i]), rate),
+            let mut row = vec![r.setting_label(s)];
+            for (kind, n) in &noise_settings {
+                let m = rows
+                    .iter()
+                    .find(|m| &m.setting == s && &m.noise_kind == kind && m.noise_ratio == *n && &m.key() == k);
+                row.push(match m {
+                    Some(m) => {
+                        shown.push(m);
+                        metric_cell(m, None, LatexCells::Interval)
+                    }
                     None => "–".into(),
                 });
-                if n != clean {
-                    row.push(match i.and_then(|i| drop[i]) {
-                        Some(d) => format!("{:.2}", d * if rate { 100.0 } else { 1.0 }),
+                if *n != clean {
+                    let drop = m.filter(|m| m.resolvable != Some(false)).and_then(|_| {
+                        paired.difference(&Cell::new(s, &clean_kind, clean, k), &Cell::new(s, kind, *n, k))
+                    });
+                    row.push(match drop {
+                        Some(c) => contrast_cell(&c, rate),
                         None => "–".into(),
                     });
                 }
             }
             t.rows.push(row);
         }
-        out.push((title, t));
+        let mut notes = interval_notes(&shown);
+        notes.push(
+            "drop: clean − noisy of the same setting, paired over seeds and held-out identities, with its 95 % interval"
+                .into(),
+        );
+        out.push((title, t, notes));
     }
     Ok(out)
+}
+
+/// `+1.23 [0.45, 2.01]`: a contrast and its 95 % interval (rates in points).
+pub fn contrast_cell(c: &crate::stats::Contrast, rate: bool) -> String {
+    let k = if rate { 100.0 } else { 1.0 };
+    format!("{:+.2} [{:+.2}, {:+.2}]", c.estimate * k, c.interval.lo * k, c.interval.hi * k)
 }
 
 /// Published numbers (LOSSES.md: quoted in the ArcFace journal version, Tables 6–7): MegaFace
@@ -251,13 +357,14 @@ fn our_megaface(rows: &[SettingMetric], setting: &str, noise: f64) -> Option<f64
         .map(|m| m.mean)
 }
 
+/// Our IJB-C TAR@FAR=1e-4 for a setting, as a fraction; NaN where the protocol cannot resolve it.
 fn our_ijbc(rows: &[SettingMetric], setting: &str, noise: f64) -> Option<f64> {
     rows.iter()
         .filter(|m| m.setting == setting && m.noise_ratio == noise && m.protocol == "ijbc")
         .find(|m| {
             Metric::parse(&m.metric).curve_point().is_some_and(|(c, x)| c == Curve::Roc && (x - 1e-4).abs() < 1e-12)
         })
-        .map(|m| m.mean)
+        .map(|m| if m.resolvable == Some(false) { f64::NAN } else { m.mean })
 }
 
 /// The published numbers beside ours (one representative setting per loss); `scale` describes
@@ -283,7 +390,11 @@ pub fn published_table(r: &Results, rows: &[SettingMetric], scale: &str) -> Resu
         ]);
     }
     for rep in aggregate::representatives(r, rows)? {
-        let fmt = |v: Option<f64>| v.map_or("not run".to_string(), |v| format!("{:.2}", v * 100.0));
+        let fmt = |v: Option<f64>| match v {
+            None => "not run".to_string(),
+            Some(v) if v.is_nan() => "n/r".to_string(),
+            Some(v) => format!("{:.2}", v * 100.0),
+        };
         t.rows.push(vec![
             r.setting_label(&rep.setting),
             "this run".into(),

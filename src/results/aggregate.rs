@@ -166,7 +166,8 @@ pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
     let (loss, params, setting, protocol, variant, metric) =
         (text("loss")?, text("params")?, text("setting")?, text("protocol")?, text("variant")?, text("metric")?);
     let kind = text("noise_kind")?;
-    let (noise, value, lo, hi) = (floats(&df, "noise_ratio")?, floats(&df, "value")?, floats(&df, "ci_lo")?, floats(&df, "ci_hi")?);
+    let (noise, value, lo, hi) =
+        (floats(&df, "noise_ratio")?, floats(&df, "value")?, floats(&df, "ci_lo")?, floats(&df, "ci_hi")?);
     let (resolvable, comparisons) = (floats(&df, "resolvable")?, floats(&df, "comparisons")?);
     // (setting, kind, ratio bits, protocol, variant, metric) → row indices.
     let mut groups: BTreeMap<(String, String, u64, String, String, String), Vec<usize>> = BTreeMap::new();
@@ -201,6 +202,11 @@ pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
                 let i = stats::bootstrap_mean_interval(&values, SEED_RESAMPLES, seed, stats::LEVEL);
                 (i.map(|i| (i.lo, i.hi)), Some(IntervalMethod::BootstrapOverSeeds))
             }
+        };
+        // A rate's interval stays within [0, 1] (a t-interval over few seeds can leave it).
+        let interval = match Metric::parse(&metric_name).is_rate() {
+            true => interval.map(|(lo, hi)| (lo.max(0.0), hi.min(1.0))),
+            false => interval,
         };
         let flags: Vec<f64> = idx.iter().filter_map(|&i| resolvable[i]).collect();
         let i0 = idx[0];
@@ -274,11 +280,20 @@ pub fn headline_columns(rows: &[SettingMetric]) -> Vec<ColumnKey> {
     out
 }
 
+/// [`headline_columns`] without the rates some trial's protocol cannot resolve (fewer impostor
+/// comparisons than 1/FAR): what studies, comparisons and figures are made of.
+pub fn resolvable_columns(rows: &[SettingMetric]) -> Vec<ColumnKey> {
+    headline_columns(rows)
+        .into_iter()
+        .filter(|k| !rows.iter().any(|m| &m.key() == k && m.resolvable == Some(false)))
+        .collect()
+}
+
 /// Each protocol's primary metric, the one the study figures are drawn for: accuracy where the
 /// protocol has it, else TAR@FAR=1e-4 (IJB-C's headline), else rank-1 (MegaFace's), else its first
 /// headline column.
 pub fn primary_columns(rows: &[SettingMetric]) -> Vec<ColumnKey> {
-    let headline = headline_columns(rows);
+    let headline = resolvable_columns(rows);
     let mut protocols: Vec<&str> = Vec::new();
     for k in &headline {
         if !protocols.contains(&k.protocol.as_str()) {
@@ -443,14 +458,15 @@ fn done_evals(r: &Results, key: &ColumnKey) -> Option<LazyFrame> {
 }
 
 /// A setting's evaluations of one metric over training: per evaluated step, the mean over its
-/// done trials (headline rows only, not one part of a protocol).
+/// done trials and its 95 % interval (t over seeds; with one trial, that evaluation's bootstrap
+/// interval), as `(step, mean, interval)` (headline rows only, not one part of a protocol).
 pub fn eval_series(
     r: &Results,
     setting: &str,
     noise_kind: &str,
     noise_ratio: f64,
     key: &ColumnKey,
-) -> Result<Vec<(f64, f64)>> {
+) -> Result<Vec<(f64, f64, Option<(f64, f64)>)>> {
     let Some(df) = done_evals(r, key) else { return Ok(Vec::new()) };
     let df = df
         .filter(
@@ -459,11 +475,29 @@ pub fn eval_series(
                 .and(col("noise_kind").eq(lit(noise_kind)))
                 .and(col("noise_ratio").eq(lit(noise_ratio))),
         )
-        .group_by([col("step")])
-        .agg([col("value").mean()])
-        .sort(["step"], Default::default())
+        .select([col("step"), col("value"), col("ci_lo"), col("ci_hi")])
         .collect()?;
-    Ok(floats(&df, "step")?.into_iter().zip(floats(&df, "value")?).filter_map(|(s, v)| Some((s?, v?))).collect())
+    let (step, value, lo, hi) =
+        (floats(&df, "step")?, floats(&df, "value")?, floats(&df, "ci_lo")?, floats(&df, "ci_hi")?);
+    let mut by_step: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for i in 0..df.height() {
+        if let (Some(s), Some(v)) = (step[i], value[i]) {
+            if v.is_finite() {
+                by_step.entry((s as i64) as u64).or_default().push(i);
+            }
+        }
+    }
+    Ok(by_step
+        .into_iter()
+        .map(|(s, idx)| {
+            let values: Vec<f64> = idx.iter().filter_map(|&i| value[i]).collect();
+            let interval = match idx.as_slice() {
+                [one] => lo[*one].zip(hi[*one]),
+                _ => stats::t_interval(&values, stats::LEVEL).map(|i| (i.lo, i.hi)),
+            };
+            (s as f64, stats::mean(&values), interval)
+        })
+        .collect())
 }
 
 /// Whether training reached a plateau: per setting and noise setting, how far the metric `key`

@@ -66,7 +66,8 @@ impl Paired {
         let Some(lf) = super::aggregate::final_evals(r) else { return Ok(Paired::default()) };
         let df = lf.collect()?;
         let (trial, setting, kind) = (strings(&df, "trial")?, strings(&df, "setting")?, strings(&df, "noise_kind")?);
-        let (protocol, variant, metric) = (strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
+        let (protocol, variant, metric) =
+            (strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
         let (ratio, seed, value, step) =
             (floats(&df, "noise_ratio")?, floats(&df, "seed")?, floats(&df, "value")?, floats(&df, "step")?);
         let wanted: Vec<usize> = (0..df.height())
@@ -86,7 +87,8 @@ impl Paired {
             .collect();
         let mut cells: HashMap<Cell, BTreeMap<i64, SeedValues>> = HashMap::new();
         for i in wanted {
-            let key = ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
+            let key =
+                ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
             let reps = replicates
                 .get(trial[i].as_str())
                 .and_then(|m| m.get(&(step[i].unwrap_or(0.0) as i64, key.clone())))
@@ -107,8 +109,10 @@ impl Paired {
     /// The contrast Σ coef·cell, paired over seeds and identity resamples; `None` when a cell is
     /// missing, the cells share no seed, or nothing varies (one seed without replicates).
     pub fn contrast(&self, terms: &[(f64, &Cell)]) -> Option<Contrast> {
-        let terms: Vec<Term> =
-            terms.iter().map(|(coef, cell)| Some(Term { coef: *coef, seeds: self.cells.get(cell)? })).collect::<Option<_>>()?;
+        let terms: Vec<Term> = terms
+            .iter()
+            .map(|(coef, cell)| Some(Term { coef: *coef, seeds: self.cells.get(cell)? }))
+            .collect::<Option<_>>()?;
         stats::paired_contrast(&terms, RESAMPLES, SEED, stats::LEVEL)
     }
 
@@ -117,6 +121,19 @@ impl Paired {
         self.contrast(&[(1.0, x), (-1.0, y)])
     }
 }
+
+/// Whether the spread (max − min of the seed means) over `cells` (the settings of one grid)
+/// exceeds what the seeds alone produce: the p-value of [`stats::spread_permutation_test`] on
+/// the seeds every cell has. `None` with fewer than two such seeds.
+pub fn spread_test(paired: &Paired, cells: &[Cell]) -> Option<f64> {
+    let maps: Vec<&BTreeMap<i64, SeedValues>> = cells.iter().map(|c| paired.seeds(c)).collect::<Option<_>>()?;
+    let common: Vec<i64> = maps.first()?.keys().copied().filter(|s| maps.iter().all(|m| m.contains_key(s))).collect();
+    let values: Vec<Vec<f64>> = common.iter().map(|s| maps.iter().map(|m| m[s].point).collect()).collect();
+    stats::spread_permutation_test(&values, PERMUTATIONS, SEED)
+}
+
+/// Permutations of [`spread_test`].
+pub const PERMUTATIONS: usize = 10_000;
 
 /// One trial's replicates by (step, column).
 type Replicates = HashMap<(i64, ColumnKey), Vec<f32>>;
@@ -135,7 +152,8 @@ fn read_replicates(r: &Results, trial: &str) -> Result<Replicates> {
     let lists = df.column("replicates")?.list()?.clone();
     for i in 0..df.height() {
         let Some(series) = lists.get_as_series(i) else { continue };
-        let values: Vec<f32> = series.cast(&DataType::Float32)?.f32()?.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect();
+        let values: Vec<f32> =
+            series.cast(&DataType::Float32)?.f32()?.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect();
         let key = ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
         out.insert((step[i].unwrap_or(0.0) as i64, key), values);
     }

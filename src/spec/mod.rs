@@ -87,6 +87,7 @@ impl TrialConfig {
             noise: None,
             sweep: None,
             select: None,
+            report: None,
         };
         schema::check_values(&raw, false).map_or(Ok(()), |(_, message)| Err(message))
     }

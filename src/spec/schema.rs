@@ -639,6 +639,45 @@ pub struct RawExperiment {
     /// `[sweep]`: dotted spec keys with lists of values (and `zip` groups); read by the expander.
     pub sweep: Option<toml::Table>,
     pub select: Option<SelectSpec>,
+    /// `[report]`: how `report` compares the settings (read back from experiment.toml).
+    pub report: Option<ReportSpec>,
+}
+
+/// Which comparisons the report's Comparisons section makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Comparisons {
+    /// Every setting against the baseline.
+    #[default]
+    Baseline,
+    /// Every pair of settings.
+    All,
+}
+
+/// What the cells of tables.tex show beside the mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatexCells {
+    /// `mean [lo, hi]`: the 95 % interval.
+    #[default]
+    Interval,
+    /// `mean ± std` over seeds.
+    Std,
+}
+
+/// `[report]`: the report's comparisons and its LaTeX tables. Changes no trial.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// The setting every other is compared with: a loss name (its first setting) or a setting
+    /// as the report labels it (`cosface m=0.35, s=30, train.lr=0.1`). Default: P2SGrad's
+    /// setting when it ran, else the best on the first protocol's headline metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    #[serde(default)]
+    pub comparisons: Comparisons,
+    #[serde(default)]
+    pub latex_cells: LatexCells,
 }
 
 impl RawExperiment {
@@ -760,6 +799,20 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
             vec![Key::from("name")],
             "name: expected a non-empty name of letters, digits, '-' and '_' (it names the results directory)".into(),
         ));
+    }
+    if let Some(baseline) = raw.report.as_ref().and_then(|r| r.baseline.as_deref()) {
+        let losses: Vec<&str> = raw.losses.iter().filter_map(|l| l.get("name")?.as_str()).collect();
+        let named = |l: &&str| baseline == *l || baseline.strip_prefix(*l).is_some_and(|rest| rest.starts_with(' '));
+        if !losses.iter().any(named) {
+            return at(
+                "report",
+                "baseline",
+                &format!(
+                    "report.baseline: expected one of the file's losses ({}) or one of their settings, found \"{baseline}\"",
+                    losses.join(", ")
+                ),
+            );
+        }
     }
     let d = &raw.data;
     if d.identities < 2 {
