@@ -439,7 +439,7 @@ fn report_tables_match_values_computed_from_the_fixture() {
     let md = std::fs::read_to_string(&files.markdown).unwrap();
     let expected = expected_values(&dir);
 
-    // Paper table: clean settings, mean ± std over the two seeds, in %.
+    // Paper table: clean settings, mean [95 % t-interval] over the two seeds, in %.
     let (header, rows) = table_after(&md, "## Results");
     let columns = [
         ("LFW accuracy (%)", "lfw/accuracy_mean"),
@@ -470,12 +470,16 @@ fn report_tables_match_values_computed_from_the_fixture() {
             let vals = &expected[&(row[0].clone(), params.clone(), "none".to_string())][*key];
             assert_eq!(vals.len(), 2);
             assert_eq!(row[2], "2", "seeds");
-            let (m, s) = mean_std(vals);
-            assert_eq!(unbold(&row[col]), format!("{:.2} ± {:.2}", m * 100.0, s * 100.0), "{h} of {row:?}");
+            let (m, _) = mean_std(vals);
+            let i = p2sbench::stats::t_interval(vals, 0.95).unwrap();
+            let (lo, hi) = (i.lo.max(0.0) * 100.0, i.hi.min(1.0) * 100.0);
+            assert_eq!(unbold(&row[col]), format!("{:.2} [{lo:.2}, {hi:.2}]", m * 100.0), "{h} of {row:?}");
             if m > best.0 {
                 best = (m, row[col].clone());
             }
         }
+        // The fixture's seeds differ by the same amount in every setting, so every paired
+        // difference is exact and the best cell is significantly better than the next.
         let bold: Vec<&Vec<String>> = rows.iter().filter(|r| r[col].starts_with("**")).collect();
         assert_eq!(bold.len(), 1, "{h}: one best cell");
         assert_eq!(bold[0][col], best.1, "{h}: the best cell is the largest mean");
@@ -483,7 +487,7 @@ fn report_tables_match_values_computed_from_the_fixture() {
 
     // Sensitivity: spread of the setting means over each loss's grid.
     let (header, rows) = table_after(&md, "## Sensitivity to hyper-parameters");
-    let col = header.iter().position(|c| c == "LFW accuracy (%)").unwrap();
+    let col = header.iter().position(|c| c == "LFW accuracy (%): spread (range)").unwrap();
     for (loss, grid) in [("cosface", 4), ("arcface", 4), ("l2softmax", 2)] {
         let row =
             rows.iter().find(|r| r[0] == loss && r[1] == "clean").unwrap_or_else(|| panic!("{loss} clean: {rows:?}"));
@@ -510,11 +514,13 @@ fn report_tables_match_values_computed_from_the_fixture() {
             mean_std(&expected[&(loss.to_string(), params.to_string(), noise.to_string())]["lfw/accuracy_mean"])
         };
         let clean = at("none");
-        assert_eq!(row[1], format!("{:.2} ± {:.2}", clean.0 * 100.0, clean.1 * 100.0));
+        assert!(row[1].starts_with(&format!("{:.2} [", clean.0 * 100.0)), "{row:?}");
         for (col, noise) in [(2, "outlier:0.2"), (4, "symmetric:0.2")] {
             let noisy = at(noise);
-            assert_eq!(row[col], format!("{:.2} ± {:.2}", noisy.0 * 100.0, noisy.1 * 100.0), "{noise}");
-            assert_eq!(row[col + 1], format!("{:.2}", (clean.0 - noisy.0) * 100.0), "{} {noise}", row[0]);
+            assert!(row[col].starts_with(&format!("{:.2} [", noisy.0 * 100.0)), "{noise}: {row:?}");
+            // The drop, paired over the seeds, with its interval.
+            let drop = format!("{:+.2} [", (clean.0 - noisy.0) * 100.0);
+            assert!(row[col + 1].starts_with(&drop), "{} {noise}: {} vs {drop}", row[0], row[col + 1]);
         }
     }
     assert_eq!(rows.len(), 12);
@@ -974,9 +980,14 @@ fn run_ends_with_plots_and_report_and_they_re_render_from_parquet() {
     let (header, rows) = table_after(&md, "## Results");
     let col = header.iter().position(|c| c == "LFW accuracy (%)").unwrap();
     assert_eq!(rows.len(), 5);
+    // One seed: the accuracy ± its std over folds, then the identity-bootstrap interval.
     for (row, (loss, a)) in rows.iter().zip(common::strings(&trials, "loss").iter().zip(acc)) {
         assert_eq!(&row[0], loss);
-        assert_eq!(unbold(&row[col]), format!("{:.2}", a * 100.0));
+        let cell = unbold(&row[col]);
+        assert!(
+            cell.starts_with(&format!("{:.2} ± ", a * 100.0)) && cell.contains(" [") && cell.ends_with(']'),
+            "{cell}"
+        );
     }
     for id in common::strings(&trials, "trial") {
         assert!(md.contains(&format!("| `{id}` |")), "{id} not in the trials table");

@@ -294,7 +294,7 @@ pub fn noise_tables(r: &Results, rows: &[SettingMetric], paired: &Paired) -> Res
         let mut t = Table::new(header, 1);
         let mut shown = Vec::new();
         for s in settings {
-            let mut row = vec![r.setting_label(s)];
+            let mut row = vec![s.clone()];
             for (kind, n) in &noise_settings {
                 let m = rows
                     .iter()

@@ -800,7 +800,8 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
             "name: expected a non-empty name of letters, digits, '-' and '_' (it names the results directory)".into(),
         ));
     }
-    if let Some(baseline) = raw.report.as_ref().and_then(|r| r.baseline.as_deref()) {
+    // The loss blocks are checked with the whole file (a sweep's combinations come without them).
+    if let Some(baseline) = raw.report.as_ref().and_then(|r| r.baseline.as_deref()).filter(|_| !raw.losses.is_empty()) {
         let losses: Vec<&str> = raw.losses.iter().filter_map(|l| l.get("name")?.as_str()).collect();
         let named = |l: &&str| baseline == *l || baseline.strip_prefix(*l).is_some_and(|rest| rest.starts_with(' '));
         if !losses.iter().any(named) {
