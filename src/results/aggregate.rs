@@ -166,7 +166,8 @@ pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
     let (loss, params, setting, protocol, variant, metric) =
         (text("loss")?, text("params")?, text("setting")?, text("protocol")?, text("variant")?, text("metric")?);
     let kind = text("noise_kind")?;
-    let (noise, value, lo, hi) = (floats(&df, "noise_ratio")?, floats(&df, "value")?, floats(&df, "ci_lo")?, floats(&df, "ci_hi")?);
+    let (noise, value, lo, hi) =
+        (floats(&df, "noise_ratio")?, floats(&df, "value")?, floats(&df, "ci_lo")?, floats(&df, "ci_hi")?);
     let (resolvable, comparisons) = (floats(&df, "resolvable")?, floats(&df, "comparisons")?);
     // (setting, kind, ratio bits, protocol, variant, metric) → row indices.
     let mut groups: BTreeMap<(String, String, u64, String, String, String), Vec<usize>> = BTreeMap::new();

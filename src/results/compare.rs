@@ -66,7 +66,8 @@ impl Paired {
         let Some(lf) = super::aggregate::final_evals(r) else { return Ok(Paired::default()) };
         let df = lf.collect()?;
         let (trial, setting, kind) = (strings(&df, "trial")?, strings(&df, "setting")?, strings(&df, "noise_kind")?);
-        let (protocol, variant, metric) = (strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
+        let (protocol, variant, metric) =
+            (strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
         let (ratio, seed, value, step) =
             (floats(&df, "noise_ratio")?, floats(&df, "seed")?, floats(&df, "value")?, floats(&df, "step")?);
         let wanted: Vec<usize> = (0..df.height())
@@ -86,7 +87,8 @@ impl Paired {
             .collect();
         let mut cells: HashMap<Cell, BTreeMap<i64, SeedValues>> = HashMap::new();
         for i in wanted {
-            let key = ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
+            let key =
+                ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
             let reps = replicates
                 .get(trial[i].as_str())
                 .and_then(|m| m.get(&(step[i].unwrap_or(0.0) as i64, key.clone())))
@@ -107,8 +109,10 @@ impl Paired {
     /// The contrast Σ coef·cell, paired over seeds and identity resamples; `None` when a cell is
     /// missing, the cells share no seed, or nothing varies (one seed without replicates).
     pub fn contrast(&self, terms: &[(f64, &Cell)]) -> Option<Contrast> {
-        let terms: Vec<Term> =
-            terms.iter().map(|(coef, cell)| Some(Term { coef: *coef, seeds: self.cells.get(cell)? })).collect::<Option<_>>()?;
+        let terms: Vec<Term> = terms
+            .iter()
+            .map(|(coef, cell)| Some(Term { coef: *coef, seeds: self.cells.get(cell)? }))
+            .collect::<Option<_>>()?;
         stats::paired_contrast(&terms, RESAMPLES, SEED, stats::LEVEL)
     }
 
@@ -135,7 +139,8 @@ fn read_replicates(r: &Results, trial: &str) -> Result<Replicates> {
     let lists = df.column("replicates")?.list()?.clone();
     for i in 0..df.height() {
         let Some(series) = lists.get_as_series(i) else { continue };
-        let values: Vec<f32> = series.cast(&DataType::Float32)?.f32()?.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect();
+        let values: Vec<f32> =
+            series.cast(&DataType::Float32)?.f32()?.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect();
         let key = ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
         out.insert((step[i].unwrap_or(0.0) as i64, key), values);
     }
