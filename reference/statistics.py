@@ -40,6 +40,25 @@ def main():
         out = [[float(v) for v in multipletests(np.array(p), method="holm")[1]] for p in cases]
     elif kind == "percentile":
         out = [[float(v) for v in np.percentile(np.array(c["x"]), c["percent"])] for c in cases]
+    elif kind == "t_plus_normal":
+        # W = b·T_ν + c·Z (independent t and standard normal): P(|W| ≥ h) by integrating the t's
+        # two tails against the normal density (scipy.integrate.quad), and the h' with
+        # P(|W| ≥ h') = alpha by scipy.optimize.brentq, bracketed by the union bound
+        # b·t_{1−α/4} + c·z_{1−α/4}.
+        from scipy import integrate, optimize, stats
+
+        def tail(b, nu, c, h):
+            def f(z):
+                return stats.norm.pdf(z) * (stats.t.sf((h - c * z) / b, nu) + stats.t.cdf((-h - c * z) / b, nu))
+
+            return integrate.quad(f, -np.inf, np.inf, epsabs=0, epsrel=1e-13, limit=500)[0]
+
+        out = []
+        for case in cases:
+            b, nu, c, h, alpha = case["b"], case["nu"], case["c"], case["h"], case["alpha"]
+            hi = b * stats.t.ppf(1 - alpha / 4, nu) + c * stats.norm.ppf(1 - alpha / 4)
+            q = optimize.brentq(lambda x: tail(b, nu, c, x) - alpha, 0.0, hi, xtol=1e-15, rtol=1e-14)
+            out.append([tail(b, nu, c, h), q])
     elif kind == "power":
         # The exact effect size (mean / sd of the differences) a two-sided one-sample (paired)
         # t-test detects with the given power: noncentral t.

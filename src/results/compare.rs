@@ -5,10 +5,12 @@
 //! batches and are scored on the same held-out identities; resample `b` of their identity
 //! bootstraps draws the same identities. A comparison is therefore a linear contrast of cells
 //! (a setting's metric at a noise setting), computed per seed and per identity resample:
-//! [`crate::stats::paired_contrast`] resamples the common seeds and, with each seed draw, one
-//! identity resample. That two-level paired bootstrap is used because it stays sound at the seed
-//! counts these studies afford (one or two seeds leave a t-test over seeds with no power, or none
-//! at all), and because the pairing removes the variation both settings share.
+//! [`crate::stats::paired_contrast`] combines the spread of the contrast over the common seeds
+//! (a t with K − 1 degrees of freedom) with its identity-bootstrap variance (shared by the
+//! seeds), and with a single seed is the identity bootstrap's percentile interval. It stays
+//! sound at the seed counts these studies afford (two seeds leave a t-test over seeds with one
+//! degree of freedom, one seed none at all), and the pairing removes the variation both settings
+//! share.
 //!
 //! The replicates come from each trial's bootstrap.parquet (its last evaluation); a trial
 //! without one (no `[eval] bootstrap`, or results older than intervals) takes part through its
@@ -44,8 +46,8 @@ impl Cell {
     }
 }
 
-/// Resamples of the report's paired bootstrap, and its seed (fixed: a report re-renders
-/// identically).
+/// The most identity replicates a comparison uses per trial, and a seed that
+/// [`crate::stats::paired_contrast`] no longer draws from (it is deterministic).
 pub const RESAMPLES: usize = 2000;
 const SEED: u64 = 0xc0a1_e5ce;
 
