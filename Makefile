@@ -3,7 +3,8 @@
 # `make fuzz` fuzzes every parser of outside input (FUZZ_SECONDS per target or FUZZ_RUNS executions,
 # FUZZ_TARGETS to pick).
 # All install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench);
-# `make test` also installs Debian's chromium (as root) for the report.html browser test.
+# `make test` also installs Debian's chromium (as root) for the report.html browser test, and
+# pdflatex (booktabs) and poppler-utils for the paper-output test (tables.tex compiled, PDFs rendered).
 SHELL := /bin/bash
 export P2SBENCH_CACHE ?= $(HOME)/.cache/p2sbench
 # `make install` puts the release binary in $(PREFIX)/bin.
@@ -11,12 +12,15 @@ PREFIX ?= $(HOME)/.local
 LIBTORCH_DIR = $(shell scripts/setup-libtorch.sh)
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: demo test test-slurm bench build install uninstall lint setup browser fuzz
+.PHONY: demo test test-slurm bench build install uninstall lint setup browser latex fuzz
 setup:
 	@scripts/setup-libtorch.sh >/dev/null
 
 browser:
 	@scripts/setup-chromium.sh
+
+latex:
+	@scripts/setup-latex.sh
 
 build: setup
 	$(CARGO_ENV) cargo build --release
@@ -34,7 +38,7 @@ uninstall:
 demo: setup
 	$(CARGO_ENV) cargo run -- run experiments/quickstart.toml --out results
 
-test: setup browser
+test: setup browser latex
 	$(CARGO_ENV) cargo test -- --test-threads=1
 
 # The job-array test against a real Slurm: installs slurm-wlm and munge (as root) when missing,
