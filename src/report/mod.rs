@@ -250,7 +250,7 @@ pub fn render(r: &Results) -> Result<String> {
             for f in &m.figures {
                 writeln!(md, "### {}\n", f.title)?;
                 writeln!(md, "![{}](plots/{}.png)\n", f.title, f.stem)?;
-                writeln!(md, "{} ([SVG](plots/{}.svg))\n", f.caption, f.stem)?;
+                writeln!(md, "{} ([SVG](plots/{}.svg), [PDF](plots/{}.pdf))\n", f.caption, f.stem, f.stem)?;
             }
             if !m.skipped.is_empty() {
                 writeln!(md, "Not drawn:\n")?;
