@@ -626,7 +626,7 @@ fn missing_or_malformed_results_are_input_errors() {
     std::fs::remove_file(&svg).unwrap();
     let e = report::write_report(&dir.root).unwrap_err();
     assert_eq!(input_error(&e).location, svg.display().to_string(), "{e:#}");
-    assert!(!dir.report().exists() && !dir.root.join("report.html").exists());
+    assert!(!dir.report().exists() && !dir.root.join("report.html").exists() && !dir.tables_tex().exists());
 
     let trials = store::read_parquet(&dir.trials_table()).unwrap();
     let victim = dir.trial(&common::strings(&trials, "trial")[0]).join("evals.parquet");
@@ -689,7 +689,9 @@ fn run_ends_with_plots_and_report_and_they_re_render_from_parquet() {
     let stems: Vec<&str> = manifest.figures.iter().map(|f| f.stem.as_str()).collect();
     for stem in ["training_curves", "gradients", "angles", "coef_vs_theta"] {
         assert!(stems.contains(&stem), "{stem} not in {stems:?}");
-        assert!(dir.plots().join(format!("{stem}.png")).exists() && dir.plots().join(format!("{stem}.svg")).exists());
+        for ext in ["png", "svg", "pdf"] {
+            assert!(dir.plots().join(format!("{stem}.{ext}")).exists(), "{stem}.{ext}");
+        }
     }
     assert!(
         manifest.skipped.iter().any(|s| s.kind == "sensitivity" && s.reason.contains("sweep")),
@@ -699,9 +701,11 @@ fn run_ends_with_plots_and_report_and_they_re_render_from_parquet() {
     // Re-render from the parquet files alone: same figures, same report.
     let before = files(&dir.plots());
     let page = std::fs::read_to_string(dir.root.join("report.html")).unwrap();
+    let tex = std::fs::read_to_string(dir.tables_tex()).unwrap();
     std::fs::remove_dir_all(dir.plots()).unwrap();
     std::fs::remove_file(dir.report()).unwrap();
     std::fs::remove_file(dir.root.join("report.html")).unwrap();
+    std::fs::remove_file(dir.tables_tex()).unwrap();
     for cmd in ["plot", "report"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_p2sbench")).arg(cmd).arg(&dir.root).output().unwrap();
         assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
@@ -709,4 +713,5 @@ fn run_ends_with_plots_and_report_and_they_re_render_from_parquet() {
     assert_eq!(files(&dir.plots()), before);
     assert_eq!(std::fs::read_to_string(dir.report()).unwrap(), md);
     assert_eq!(std::fs::read_to_string(dir.root.join("report.html")).unwrap(), page);
+    assert_eq!(std::fs::read_to_string(dir.tables_tex()).unwrap(), tex);
 }
