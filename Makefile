@@ -3,8 +3,9 @@
 # `make fuzz` fuzzes every parser of outside input (FUZZ_SECONDS per target or FUZZ_RUNS executions,
 # FUZZ_TARGETS to pick).
 # All install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench);
-# `make test` also installs Debian's chromium (as root) for the report.html browser test, and numpy,
-# scipy and statsmodels (pinned) into the same venv for tests/statistics.rs's cross-checks.
+# `make test` also installs Debian's chromium (as root) for the report.html browser test, pdflatex
+# (booktabs) and poppler-utils for the paper-output test (tables.tex compiled, PDFs rendered), and
+# numpy, scipy and statsmodels (pinned) into the same venv for tests/statistics.rs's cross-checks.
 SHELL := /bin/bash
 export P2SBENCH_CACHE ?= $(HOME)/.cache/p2sbench
 # `make install` puts the release binary in $(PREFIX)/bin.
@@ -12,12 +13,15 @@ PREFIX ?= $(HOME)/.local
 LIBTORCH_DIR = $(shell scripts/setup-libtorch.sh)
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: demo test test-slurm bench build install uninstall lint setup browser pyref fuzz
+.PHONY: demo test test-slurm bench build install uninstall lint setup browser latex pyref fuzz
 setup:
 	@scripts/setup-libtorch.sh >/dev/null
 
 browser:
 	@scripts/setup-chromium.sh
+
+latex:
+	@scripts/setup-latex.sh
 
 # The Python references of tests/statistics.rs, in the set-up's venv.
 pyref: setup
@@ -39,7 +43,7 @@ uninstall:
 demo: setup
 	$(CARGO_ENV) cargo run -- run experiments/quickstart.toml --out results
 
-test: setup browser pyref
+test: setup browser latex pyref
 	$(CARGO_ENV) cargo test -- --test-threads=1
 
 # The job-array test against a real Slurm: installs slurm-wlm and munge (as root) when missing,

@@ -256,7 +256,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Report { dir } => {
             let _tables = runner::refresh_statuses(&dir)?;
             let files = report::write_report(&dir)?;
-            println!("report: {} and {}", files.markdown.display(), files.html.display());
+            println!("report: {}, {} and {}", files.markdown.display(), files.html.display(), files.latex.display());
             Ok(0)
         }
         Command::Eval { protocol } => eval::run(protocol).map(|()| 0),
@@ -299,7 +299,7 @@ fn plot_and_report(dir: &std::path::Path) -> anyhow::Result<()> {
     let manifest = plot::render_all(dir).context("training finished, but rendering the plots failed")?;
     print_manifest(dir, &manifest);
     let files = report::write_report(dir).context("training finished, but writing the report failed")?;
-    println!("report: {} and {}", files.markdown.display(), files.html.display());
+    println!("report: {}, {} and {}", files.markdown.display(), files.html.display(), files.latex.display());
     Ok(())
 }
 

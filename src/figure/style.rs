@@ -1,12 +1,16 @@
 //! The look every figure shares, and the one place to get it from (the `curves` analysis command
 //! can draw with it too): the embedded font, one colour per loss, text sizes, the figure frame
 //! (title on top, legend in its own column on the right so it never covers data), and [`save`],
-//! which renders a [`Figure`] to PNG and SVG, each written atomically.
+//! which renders a [`Figure`] to PNG, SVG and PDF, each written atomically.
 //!
 //! PNG text is rasterised by plotters' `ab_glyph` backend from DejaVu Sans, embedded in the
 //! binary by the `dejavu` crate (Bitstream Vera / DejaVu licence, which allows embedding and
 //! redistribution): nothing depends on the fonts installed on the machine. SVG text names the
-//! `sans-serif` family and is rendered by the viewer.
+//! `sans-serif` family and is rendered by the viewer. The PDF is that SVG converted by `svg2pdf`
+//! (typst's, through `usvg`) with the same embedded DejaVu Sans standing in for `sans-serif`:
+//! vector paths, and text as real text in a subset of the font embedded in the file. Its bytes
+//! are not reproducible across processes: svg2pdf keeps the fonts in a `HashMap`, so the order
+//! of the font objects (regular, bold) varies; the document is the same.
 
 use anyhow::{anyhow, Context, Result};
 use plotters::coord::Shift;
@@ -14,7 +18,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use svg2pdf::usvg::{self, fontdb};
 
 /// The font family every figure uses (plotters' default family, so axis text uses it too).
 pub const FAMILY: &str = "sans-serif";
@@ -236,29 +241,71 @@ pub trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
 }
 
-/// Renders `fig` to `<dir>/<stem>.png` and `<dir>/<stem>.svg`; returns both paths.
-pub fn save<F: Figure>(fig: &F, dir: &Path, stem: &str) -> Result<[PathBuf; 2]> {
+/// Renders `fig` to `<dir>/<stem>.png`, `<dir>/<stem>.svg` and `<dir>/<stem>.pdf` (the SVG
+/// converted, [`svg_to_pdf`]); returns the three paths.
+pub fn save<F: Figure>(fig: &F, dir: &Path, stem: &str) -> Result<[PathBuf; 3]> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (png, svg) = (dir.join(format!("{stem}.png")), dir.join(format!("{stem}.svg")));
+    let [png, svg, pdf] = ["png", "svg", "pdf"].map(|ext| dir.join(format!("{stem}.{ext}")));
     write(fig, &png, false)?;
-    write(fig, &svg, true)?;
-    Ok([png, svg])
+    let text = svg_text(fig, &svg)?;
+    let document = svg_to_pdf(&text).with_context(|| format!("converting {} to PDF", svg.display()))?;
+    crate::store::write_atomic(&svg, text.as_bytes())?;
+    crate::store::write_atomic(&pdf, &document)?;
+    Ok([png, svg, pdf])
+}
+
+/// `fig` drawn as SVG text (`path` names it in errors).
+fn svg_text<F: Figure>(fig: &F, path: &Path) -> Result<String> {
+    register_fonts()?;
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, fig.size()).into_drawing_area();
+        root.fill(&WHITE).map_err(de)?;
+        fig.draw(&root).with_context(|| format!("drawing {}", path.display()))?;
+        root.present().map_err(de)?;
+    }
+    Ok(text)
+}
+
+/// The family name of the embedded font, as its name table gives it.
+const DEJAVU: &str = "DejaVu Sans";
+
+/// The fonts the PDF conversion may use: the embedded DejaVu Sans (regular and bold) alone, as
+/// the `sans-serif` family and the default; no system font is looked up.
+fn pdf_fonts() -> Result<Arc<fontdb::Database>> {
+    static DB: OnceLock<std::result::Result<Arc<fontdb::Database>, String>> = OnceLock::new();
+    DB.get_or_init(|| {
+        let mut db = fontdb::Database::new();
+        for bytes in [dejavu::sans::regular(), dejavu::sans::bold()] {
+            db.load_font_source(fontdb::Source::Binary(Arc::new(bytes)));
+        }
+        let names: Vec<String> = db.faces().flat_map(|f| f.families.iter().map(|(n, _)| n.clone())).collect();
+        if db.len() != 2 || names.iter().any(|n| n != DEJAVU) {
+            return Err(format!("the embedded fonts load as {names:?}, not two faces of {DEJAVU}"));
+        }
+        db.set_sans_serif_family(DEJAVU);
+        Ok(Arc::new(db))
+    })
+    .clone()
+    .map_err(|e| anyhow!("loading the embedded font for PDF: {e}"))
+}
+
+/// An SVG document (as [`save`] writes them) as a one-page PDF: 96 SVG pixels to the inch (CSS
+/// pixels), shapes as vector paths, text as text in embedded DejaVu Sans.
+pub fn svg_to_pdf(svg: &str) -> Result<Vec<u8>> {
+    let options = usvg::Options { fontdb: pdf_fonts()?, font_family: DEJAVU.into(), ..Default::default() };
+    let tree = usvg::Tree::from_str(svg, &options).map_err(|e| anyhow!("reading the SVG: {e}"))?;
+    svg2pdf::to_pdf(&tree, svg2pdf::ConversionOptions::default(), svg2pdf::PageOptions { dpi: 96.0 })
+        .map_err(|e| anyhow!("writing the PDF: {e}"))
 }
 
 /// Renders `fig` to `path` as PNG (`svg = false`) or SVG, through a temporary file and a rename.
 pub fn write<F: Figure>(fig: &F, path: &Path, svg: bool) -> Result<()> {
+    if svg {
+        return crate::store::write_atomic(path, svg_text(fig, path)?.as_bytes());
+    }
     register_fonts()?;
     let size = fig.size();
-    if svg {
-        let mut text = String::new();
-        {
-            let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
-            root.fill(&WHITE).map_err(de)?;
-            fig.draw(&root).with_context(|| format!("drawing {}", path.display()))?;
-            root.present().map_err(de)?;
-        }
-        return crate::store::write_atomic(path, text.as_bytes());
-    }
     let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
@@ -309,6 +356,28 @@ mod tests {
         let long = "x".repeat(200);
         let f = fit(&long, 600, 22.0);
         assert!(f.ends_with('…') && f.chars().count() < 50, "{f}");
+    }
+
+    #[test]
+    fn pdf_text_is_embedded_dejavu_for_sans_serif_regular_and_bold() {
+        let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100">
+            <text x="10" y="40" font-family="sans-serif" font-size="20">θ_y ≤ 90°</text>
+            <text x="10" y="80" font-family="sans-serif" font-size="20" font-weight="bold">title</text>
+            <text x="10" y="95" font-size="10">no family</text>
+            </svg>"#;
+        let pdf = svg_to_pdf(svg).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"));
+        let text = String::from_utf8_lossy(&pdf);
+        let mut fonts: Vec<&str> = text
+            .match_indices("/BaseFont /")
+            .map(|(i, _)| text[i + 18..].split(['/', ' ', '\n']).next().unwrap())
+            .collect();
+        fonts.sort();
+        fonts.dedup();
+        // Subset fonts are named `ABCDEF+Name`; one file per face used, embedded (FontFile2).
+        assert_eq!(fonts, ["DejaVuSans", "DejaVuSans-Bold"], "{fonts:?}");
+        assert_eq!(text.matches("/FontFile2").count(), 2);
+        assert!(svg_to_pdf("<svg").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod comparisons;
 pub mod html;
+pub mod latex;
 pub mod markdown;
 pub mod tables;
 
@@ -29,17 +30,21 @@ const PAPER_PROTOCOLS: &[&str] = &["lfw", "megaface", "ijbc"];
 pub struct ReportFiles {
     pub markdown: PathBuf,
     pub html: PathBuf,
+    /// `tables.tex`: the tables as LaTeX ([`latex`]).
+    pub latex: PathBuf,
 }
 
-/// Loads the results in `dir`, writes `report.md` and `report.html` there (both rendered before
-/// either is written), and returns their paths.
+/// Loads the results in `dir`, writes `report.md`, `report.html` and `tables.tex` there (all
+/// built before any is written), and returns their paths.
 pub fn write_report(dir: &Path) -> Result<ReportFiles> {
     let r = Results::load(dir)?;
     let text = render(&r)?;
     let page = html::to_html(&text, &r.dir.root)?;
-    let files = ReportFiles { markdown: r.dir.report(), html: r.dir.report_html() };
+    let tex = latex::ReportTables::build(&r)?;
+    let files = ReportFiles { markdown: r.dir.report(), html: r.dir.report_html(), latex: r.dir.tables_tex() };
     crate::store::write_atomic(&files.markdown, text.as_bytes())?;
     crate::store::write_atomic(&files.html, page.as_bytes())?;
+    tex.write(&files.latex)?;
     Ok(files)
 }
 
@@ -292,7 +297,7 @@ pub fn render(r: &Results) -> Result<String> {
             for f in &m.figures {
                 writeln!(md, "### {}\n", f.title)?;
                 writeln!(md, "![{}](plots/{}.png)\n", f.title, f.stem)?;
-                writeln!(md, "{} ([SVG](plots/{}.svg))\n", f.caption, f.stem)?;
+                writeln!(md, "{} ([SVG](plots/{}.svg), [PDF](plots/{}.pdf))\n", f.caption, f.stem, f.stem)?;
             }
             if !m.skipped.is_empty() {
                 writeln!(md, "Not drawn:\n")?;

@@ -40,6 +40,10 @@ impl ExperimentDir {
     pub fn report_html(&self) -> PathBuf {
         self.root.join("report.html")
     }
+    /// The report's tables as LaTeX.
+    pub fn tables_tex(&self) -> PathBuf {
+        self.root.join("tables.tex")
+    }
 }
 
 /// Files inside one trial's directory.

@@ -98,3 +98,4 @@ pub fn npy_bytes(major: u8, dict: &str, data: &[f32]) -> Vec<u8> {
     out
 }
 pub mod recordio;
+pub mod results_fixture;
