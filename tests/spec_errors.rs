@@ -166,6 +166,16 @@ fn unknown_protocol() {
 }
 
 #[test]
+fn unknown_report_baseline() {
+    expect_error(
+        &format!("{GOOD}[report]\nbaseline = \"nosuch\"\n"),
+        18,
+        "report.baseline: expected one of the file's losses",
+    );
+    expect_error(&format!("{GOOD}[report]\ncomparisons = \"some\"\n"), 18, "unknown variant `some`");
+}
+
+#[test]
 fn invalid_toml_syntax() {
     expect_error(&replace("epochs = 1", "epochs = = 1"), 11, "invalid TOML");
 }
