@@ -157,8 +157,10 @@ fn check_against_pytorch(memory_format: &str) -> Vec<Vec<f64>> {
 
 /// Channels-last and contiguous memory give the same training up to the kernels' summation
 /// order: every step's loss within this relative difference over the parity experiment's
-/// steps (the rounding of the first steps, ~1e-7, grows as training amplifies it).
-const LAYOUT_TOLERANCE: f64 = 1e-4;
+/// steps (the rounding of the first steps, ~1e-7, grows as training amplifies it). Each format
+/// equals PyTorch in that format bit for bit; between the formats this machine's kernels reached
+/// 1.23e-4 (2-core AMD EPYC), over the 1e-4 this bound had been set from another CPU's runs.
+const LAYOUT_TOLERANCE: f64 = 5e-4;
 
 #[test]
 fn training_matches_pytorch_step_for_step_in_both_memory_formats() {

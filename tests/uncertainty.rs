@@ -164,6 +164,35 @@ fn table_after(md: &str, heading: &str) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 #[test]
+fn without_a_bootstrap_there_are_no_intervals_and_the_report_still_renders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("twonames.toml");
+    let text = TWO_NAMES.replace("bootstrap = 200", "bootstrap = 0").replace("seeds = [1, 2]", "seeds = [1]");
+    std::fs::write(&spec, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            tmp.path().join("results").to_str().unwrap(),
+            "--only",
+            "loss=cosface",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let trials = tmp.path().join("results/twonames/trials");
+    let dir = std::fs::read_dir(&trials).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(store::read_parquet(&dir.join("bootstrap.parquet")).unwrap().height(), 0);
+    let evals = store::read_parquet(&dir.join("evals.parquet")).unwrap();
+    assert_eq!(evals.column("ci_lo").unwrap().null_count(), evals.height());
+    let md = std::fs::read_to_string(tmp.path().join("results/twonames/report.md")).unwrap();
+    let (header, rows) = table_after(&md, "## Results");
+    let acc = header.iter().position(|h| h == "LFW accuracy (%)").unwrap();
+    assert!(!rows[0][acc].contains('['), "no interval without a bootstrap: {rows:?}");
+}
+
+#[test]
 fn one_setting_under_two_names_has_no_detectable_difference_and_every_number_its_interval() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = tmp.path().join("twonames.toml");

@@ -149,6 +149,9 @@ fn read_replicates(r: &Results, trial: &str) -> Result<Replicates> {
     }
     let df = crate::store::read_parquet(&path)
         .map_err(|e| crate::error::InputError::file(&path, format!("not a readable parquet file ({e:#})")))?;
+    if df.height() == 0 {
+        return Ok(out);
+    }
     let (protocol, variant, metric) = (strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
     let step = floats(&df, "step")?;
     let lists = df.column("replicates")?.list()?.clone();

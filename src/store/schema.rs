@@ -218,18 +218,26 @@ pub fn bootstrap_frame(trial: &str, rows: &[EvalRow]) -> PolarsResult<DataFrame>
     let kept: Vec<&EvalRow> = rows.iter().filter(|r| Some(r.step) == last && !r.replicates.is_empty()).collect();
     let n = kept.len();
     let lists: Vec<Series> = kept.iter().map(|r| Series::new("".into(), r.replicates.as_slice())).collect();
+    let replicates = if lists.is_empty() {
+        Series::new_empty("replicates".into(), &DataType::List(Box::new(DataType::Float32)))
+    } else {
+        Series::new("replicates".into(), lists)
+    };
     DataFrame::new(vec![
         Column::new("trial".into(), vec![trial; n]),
         Column::new("step".into(), kept.iter().map(|r| r.step).collect::<Vec<i64>>()),
         Column::new("protocol".into(), kept.iter().map(|r| r.protocol.as_str()).collect::<Vec<&str>>()),
         Column::new("variant".into(), kept.iter().map(|r| r.variant.as_str()).collect::<Vec<&str>>()),
         Column::new("metric".into(), kept.iter().map(|r| r.metric.as_str()).collect::<Vec<&str>>()),
-        Series::new("replicates".into(), lists).into(),
+        replicates.into(),
     ])
 }
 
 /// Puts the replicates of a frame written by [`bootstrap_frame`] back on their rows.
 pub fn attach_replicates(rows: &mut [EvalRow], df: &DataFrame) -> PolarsResult<()> {
+    if df.height() == 0 {
+        return Ok(());
+    }
     let step = df.column("step")?.i64()?;
     let (protocol, variant, metric) =
         (df.column("protocol")?.str()?, df.column("variant")?.str()?, df.column("metric")?.str()?);
