@@ -419,8 +419,9 @@ fn run_trial(
             let state = if outcome.diverged_step.is_some() { State::Diverged } else { State::Done };
             let resumed = outcome.resumed_from.map_or(String::new(), |s| format!(", resumed from step {s}"));
             say(bars, format!("{id}: {} in {seconds:.1}s{resumed}", state.as_str()))?;
-            let skipped_images = outcome.skipped_images;
-            TrialStatus { state, seconds, diverged_step: outcome.diverged_step, skipped_images, ..running.clone() }
+            let (skipped_images, resumed_from) = (outcome.skipped_images, outcome.resumed_from);
+            let diverged_step = outcome.diverged_step;
+            TrialStatus { state, seconds, diverged_step, skipped_images, resumed_from, ..running.clone() }
         }
         Err(e) if e.is::<train::Stopped>() => {
             say(bars, format!("{id}: {e}; it resumes from there when run again"))?;

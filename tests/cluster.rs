@@ -287,16 +287,34 @@ fn sigterm_checkpoints_every_running_trial_and_a_rerun_resumes_to_identical_resu
     let stopped = child.wait_with_output().unwrap();
     let log = text(&stopped);
     assert_eq!(stopped.status.code(), Some(3), "{log}");
-    assert!(log.contains(&format!("{first}: stopped at step")), "{log}");
     assert!(log.contains("stopped on request (SIGTERM)"), "{log}");
-    assert_eq!(state(&root, &first), Some(State::Running), "{log}");
+    // Every trial still running at the stop (one per job) says where it stopped, and its
+    // checkpoint is of that step.
+    let mut stops = BTreeMap::new();
+    for line in log.lines() {
+        if let Some((id, rest)) = line.split_once(": stopped at step ") {
+            let step: i64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+            assert!(stops.insert(id.to_string(), step).is_none(), "{id} stopped twice: {log}");
+        }
+    }
+    let mut running: Vec<String> =
+        exp.trials.iter().map(|t| t.id()).filter(|id| state(&root, id) == Some(State::Running)).collect();
+    running.sort();
+    assert_eq!(stops.keys().cloned().collect::<Vec<_>>(), running, "{log}");
+    assert_eq!(running.len(), 2, "both jobs were mid-trial: {log}");
+    assert!(stops.contains_key(&first), "{log}");
+    for (id, &step) in &stops {
+        assert_eq!(common::checkpoint_step(&root.trial(id)), Some(step), "{id}: {log}");
+    }
     assert!(!root.report().exists(), "a stopped run renders nothing");
     let table = common::strings(&store::read_parquet(&root.trials_table()).unwrap(), "status");
     assert!(table.contains(&"running".to_string()), "trials.parquet says where the trials stand: {table:?}");
     let resumed = p2sbench().arg("run").arg(&file).arg("--out").arg(&out).output().unwrap();
     let log = text(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{log}");
-    assert!(log.contains(&format!("{first}: done in")) && log.contains("resumed from step"), "{log}");
+    for (id, &step) in &stops {
+        common::assert_resumed(&root.trial(id), step, &log);
+    }
     let a = ExperimentDir::new(&clean, "slow");
     assert_eq!(common::trial_frames(&root, &exp), common::trial_frames(&a, &exp), "resumed = uninterrupted");
 }

@@ -2,26 +2,17 @@
 //! magnitude against an explicit geometry built with real vectors (for every registered loss),
 //! setting resolution and its errors, the table/CSV/JSON formats, PNG/SVG files, and the
 //! command's exit codes.
+mod common;
 
+use common::loss_config as config;
 use p2sbench::analysis::spec::{self, Sweep};
 use p2sbench::analysis::{self as an, output, CurveSpec};
 use p2sbench::cli::curves::{self, CurvesArgs, Format};
 use p2sbench::error::InputError;
 use p2sbench::loss::{self, CosineBatch, LossConfig, LossContext, ParamValue};
-use std::collections::BTreeMap;
 use std::f64::consts::PI;
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
-
-fn config(name: &str, params: &[(&str, ParamValue)]) -> LossConfig {
-    let entry = loss::find(name).unwrap();
-    let mut map: BTreeMap<String, ParamValue> =
-        entry.params.iter().map(|p| (p.name.to_string(), p.default.value())).collect();
-    for (k, v) in params {
-        map.insert(k.to_string(), v.clone());
-    }
-    LossConfig { name: name.into(), params: map }
-}
 
 fn f(v: f64) -> ParamValue {
     ParamValue::Float(v)

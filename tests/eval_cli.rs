@@ -3,6 +3,9 @@
 //! model route against the in-process pipeline), IJB-C on a meta directory, MegaFace on a devkit
 //! layout, and exit code 2 with file and line for bad input.
 
+mod common;
+
+use common::at_angles;
 use p2sbench::data::images;
 use p2sbench::metrics::megaface::formats;
 use p2sbench::metrics::{lfw, npy, Features};
@@ -215,24 +218,6 @@ fn lfw_bad_input_exits_2_with_file_and_line() {
     assert!(err.contains("absent.txt") && err.contains("cannot read"), "{err}");
 }
 
-/// A protocol 4 pickle of (list of bytes, list of bools), as Python 3 writes insightface packs.
-fn pickle_pack(images: &[Vec<u8>], flags: &[bool]) -> Vec<u8> {
-    let mut body = vec![b']', 0x94, b'('];
-    for img in images {
-        body.push(b'C');
-        body.push(img.len() as u8);
-        body.extend(img);
-        body.push(0x94);
-    }
-    body.extend([b'e', b']', 0x94, b'(']);
-    body.extend(flags.iter().map(|&f| if f { 0x88 } else { 0x89 }));
-    body.extend([b'e', 0x86, 0x94, b'.']);
-    let mut out = vec![0x80, 4, 0x95];
-    out.extend((body.len() as u64).to_le_bytes());
-    out.extend(body);
-    out
-}
-
 #[test]
 fn lfw_bin_pack_with_features_in_pack_order() {
     // The worked example of tests/eval_metrics.rs: two folds, squared L2 distances 0.105, 0.505,
@@ -243,9 +228,10 @@ fn lfw_bin_pack_with_features_in_pack_order() {
     let angles: Vec<f64> = dist.iter().flat_map(|&d| [0.0, (1.0 - d / 2.0).acos().to_degrees()]).collect();
     let f = dir.path().join("f.npy");
     npy::write(&f, &Features::new(16, 2, at_angles(&angles))).unwrap();
-    let images: Vec<Vec<u8>> = (0..16u8).map(|k| vec![k; 3]).collect();
+    // Short records and records of 256 bytes or more (a 4-byte length in the pickle).
+    let images: Vec<Vec<u8>> = (0..16u8).map(|k| vec![k; if k % 2 == 0 { 3 } else { 300 }]).collect();
     let bin = dir.path().join("pack.bin");
-    std::fs::write(&bin, pickle_pack(&images, &same)).unwrap();
+    std::fs::write(&bin, common::pickle_pack(&images, &same)).unwrap();
     let v = json(&["eval", "lfw", "--bin", s(&bin), "--features", s(&f), "--folds", "2", "--json"]);
     assert_eq!(metric(&v, "accuracy_mean"), 0.625);
     assert_eq!(metric(&v, "accuracy_std"), 0.125);
@@ -254,11 +240,6 @@ fn lfw_bin_pack_with_features_in_pack_order() {
     let (code, _, err) = p2sbench(&["eval", "lfw", "--bin", s(&bin), "--features", s(&f)]);
     assert_eq!(code, 2);
     assert!(err.contains("15 feature rows") && err.contains("pack.bin has 16"), "{err}");
-}
-
-/// Unit 2-d features at the given angles (degrees).
-fn at_angles(degrees: &[f64]) -> Vec<f32> {
-    degrees.iter().flat_map(|d| [d.to_radians().cos() as f32, d.to_radians().sin() as f32]).collect()
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! LFW's k-fold accuracy and its variants, MegaFace rank-1 and TAR@FAR (streamed in blocks),
 //! IJB-C pooling, 1:1 and 1:N.
 
+mod common;
+
+use common::at_angles;
 use p2sbench::metrics::ijbc::meta::{PairList, TemplateSubjects};
 use p2sbench::metrics::ijbc::{self, IjbcProtocol, OneToN, PoolOptions};
 use p2sbench::metrics::lfw::{self, Distance, LfwOptions, ThresholdGrid};
@@ -90,11 +93,6 @@ fn top_scores_keep_the_highest_and_merge_exactly() {
     assert_eq!(a.threshold(), 3.0);
     a.merge(b);
     assert_eq!(a.into_sorted(), vec![9.0, 8.0, 7.0, 6.0]);
-}
-
-/// Unit 2-d features at the given angles (degrees).
-fn at_angles(degrees: &[f64]) -> Vec<f32> {
-    degrees.iter().flat_map(|d| [d.to_radians().cos() as f32, d.to_radians().sin() as f32]).collect()
 }
 
 #[test]

@@ -1,14 +1,22 @@
 //! Built-in protocol construction from held-out identities (structure, determinism, metrics on
-//! features whose answers are known), the training-time suite, and `[eval]` validation errors.
+//! features whose answers are known), the training-time suite (its numbers equal to the metric
+//! code's on features taken directly, built-in and real files), and `[eval]` validation errors.
 
-use p2sbench::data::synthetic;
+mod common;
+
+use p2sbench::data::{images, synthetic, ImageSet};
+use p2sbench::extract::features::extract_features;
 use p2sbench::extract::suite::Suite;
 use p2sbench::metrics::builtin::{ijbc_style, megaface_style, IjbcStyleOptions};
 use p2sbench::metrics::ijbc::{self, PoolOptions};
+use p2sbench::metrics::lfw::{self, Distance, LfwOptions, ThresholdGrid};
+use p2sbench::metrics::megaface::{self, DistractorSets, InMemory, MegafaceOptions};
 use p2sbench::metrics::roc::FarReadout;
-use p2sbench::metrics::Features;
+use p2sbench::metrics::verification::{self, Pair};
+use p2sbench::metrics::{Features, ProtocolResult};
 use p2sbench::model::Network;
-use p2sbench::spec;
+use p2sbench::spec::{self, FlipMode};
+use rand::{Rng, SeedableRng};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -107,8 +115,8 @@ images_per_identity = 6
 image_size = 16
 seed = 5
 [model]
-widths = [4]
-embedding = 8
+widths = [8, 16]
+embedding = 16
 [train]
 epochs = 1
 batch_size = 8
@@ -127,27 +135,88 @@ far = 1e-2
 templates_per_identity = 2
 "#;
 
+/// The features the suite must have scored: `set` embedded by `net` directly, as the suite's
+/// settings say (flip = sum, the default), in one batch.
+fn embedded(net: &Network, set: &ImageSet) -> Features {
+    extract_features(net, set, FlipMode::Sum, 256, tch::Device::Cpu, false)
+}
+
+/// LFW's options as `[eval.lfw]` leaves them by default, with `folds`.
+fn lfw_options(folds: usize) -> LfwOptions {
+    LfwOptions { distance: Distance::SquaredL2, thresholds: ThresholdGrid::default(), folds }
+}
+
+fn megaface_options(far: f64) -> MegafaceOptions {
+    MegafaceOptions { far, readout: FarReadout::AtMost, block: 4096 }
+}
+
+/// Checks the defaults `lfw_options`, `megaface_options` and the IJB-C read-out assume.
+fn assert_default_settings(eval: &spec::EvalSpec) {
+    assert_eq!(eval.flip, FlipMode::Sum);
+    assert_eq!((eval.lfw.distance.as_str(), eval.lfw.thresholds.as_str()), ("squared-l2", "0:4:0.01"));
+    assert_eq!((eval.megaface.far_readout.as_str(), eval.ijbc.far_readout.as_str()), ("at-most", "nearest"));
+    assert!(!eval.ijbc.keep_norm);
+}
+
+/// The metrics of `r` (the protocol's numbers, variant aside).
+fn metrics(r: &ProtocolResult) -> &[(String, f64)] {
+    &r.metrics
+}
+
 #[test]
 fn the_suite_runs_every_selected_builtin_protocol() {
     let exp = spec::parse(Path::new("suite.toml"), EXPERIMENT).unwrap();
     let cfg = &exp.trials[0];
+    assert_default_settings(&cfg.eval);
     let heldout = synthetic::heldout_set(&cfg.data);
     let suite = Suite::new(&cfg.eval, &cfg.data, &heldout.labels).unwrap();
-    assert_eq!(suite.lfw_pairs().len(), 40);
     let net = Network::new(&cfg.model, 1, 16, 4, false, 1, tch::Device::Cpu);
     let results = suite.run(&cfg.eval, &cfg.data, &net, &heldout, tch::Device::Cpu).unwrap();
     let protocols: Vec<&str> = results.iter().map(|r| r.protocol.as_str()).collect();
     assert_eq!(protocols, vec!["lfw", "megaface", "ijbc"]);
-    let (lfw, mf, ij) = (&results[0], &results[1], &results[2]);
-    assert!(lfw.get("accuracy_mean").is_some_and(|a| (0.0..=1.0).contains(&a)));
-    // 3 probe identities (18 images) leave 42 distractors: sets of 10 and 42.
-    assert!(mf.get("rank1@distractors=10").is_some() && mf.get("rank1@distractors=42").is_some());
-    assert!(mf.get("tar@far=1e-2").is_some());
-    assert!(ij.get("tar@far=1e-4").is_some() && ij.get("g1/rank1").is_some() && ij.get("rank1").is_some());
+    let (lfw_result, mf, ij) = (&results[0], &results[1], &results[2]);
     for r in &results {
         assert!(r.variant_text().starts_with("source=builtin heldout"), "{}", r.variant_text());
         assert!(r.variant_text().contains("flip=sum"));
         assert!(r.metrics.iter().all(|(_, v)| v.is_finite()));
+    }
+
+    // The same numbers as the metric code gives on the held-out features, taken directly, and
+    // the protocols built from the held-out labels and data.seed.
+    let f = embedded(&net, &heldout);
+    let seed = cfg.data.seed;
+    let pairs = verification::lfw_style_pairs(&heldout.labels, 4, 5, seed);
+    assert_eq!(suite.lfw_pairs(), pairs.as_slice());
+    assert_eq!(pairs.len(), 40);
+    let (_, expected) = lfw::evaluate(&f, &pairs, &lfw_options(4));
+    assert_eq!(metrics(lfw_result), metrics(&expected), "lfw");
+    assert!(expected.get("accuracy_mean").is_some_and(|a| a > 0.0 && a < 1.0), "{expected:?}");
+
+    // 3 probe identities (18 images) leave 42 distractors: sets of 10 and 42.
+    let m = megaface_style(&heldout.labels, 3, seed);
+    assert_eq!(m.sizes, vec![10, 42]);
+    let rows = |idx: &[usize]| Features::new(idx.len(), f.dim, idx.iter().flat_map(|&i| f.row(i).to_vec()).collect());
+    let distractors = rows(&m.distractors);
+    let source = InMemory { data: &distractors.data, dim: f.dim };
+    let opts = megaface_options(1e-2);
+    let sets = DistractorSets::prefixes(&m.sizes, m.distractors.len());
+    let outcomes = megaface::evaluate(&rows(&m.probes), &m.probe_ids, &source, &sets, &opts).unwrap();
+    let expected = megaface::result(&outcomes, &opts, "", "");
+    assert_eq!(metrics(mf), metrics(&expected), "megaface");
+    for name in ["rank1@distractors=10", "rank1@distractors=42", "tar@far=1e-2"] {
+        assert!(mf.get(name).is_some(), "{name}: {mf:?}");
+    }
+
+    let opts = IjbcStyleOptions {
+        templates_per_identity: 2,
+        max_media_size: cfg.eval.ijbc.max_media_size,
+        max_impostor_pairs: cfg.eval.ijbc.max_impostor_pairs,
+    };
+    let protocol = ijbc_style(&heldout.labels, &opts, seed);
+    let expected = ijbc::evaluate(&protocol, &f, &PoolOptions::default(), FarReadout::Nearest);
+    assert_eq!(metrics(ij), metrics(&expected), "ijbc");
+    for name in ["tar@far=1e-4", "auc", "rank1", "g1/rank1"] {
+        assert!(ij.get(name).is_some(), "{name}: {ij:?}");
     }
     // Same network, same numbers.
     let again = suite.run(&cfg.eval, &cfg.data, &net, &heldout, tch::Device::Cpu).unwrap();
@@ -187,31 +256,35 @@ fn eval_settings_are_validated_with_locations() {
     assert!(e.contains("eval.ijbc.far_readout"), "{e}");
 }
 
-/// 24×24 RGB JPEGs, one colour pattern per `k`.
-fn jpeg(k: u8) -> Vec<u8> {
-    let px: Vec<u8> =
-        (0..24 * 24 * 3).map(|i| (i as u8).wrapping_mul(k | 1).wrapping_add(k.wrapping_mul(37))).collect();
-    let mut out = Vec::new();
-    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
-    encoder.encode(&px, 24, 24, image::ColorType::Rgb8).unwrap();
-    out
+/// A 24×24 RGB JPEG of a smooth pattern: a plane wave per channel with `wave`'s frequencies and
+/// phases, plus `noise` levels of per-pixel noise drawn from `noise_seed`.
+fn jpeg(wave: &[f32; 3], noise: u8, noise_seed: u64) -> Vec<u8> {
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(noise_seed);
+    let mut px = Vec::with_capacity(24 * 24 * 3);
+    for y in 0..24 {
+        for x in 0..24 {
+            for c in 0..3 {
+                let phase = wave[0] * x as f32 + wave[1] * y as f32 + wave[2] * (c + 1) as f32;
+                let v = 128.0 + 90.0 * phase.sin() + r.gen_range(0..=noise) as f32;
+                px.push(v.clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    common::recordio::jpeg(&px, 24)
 }
 
-/// A protocol 4 pickle of (list of bytes, list of bools), as Python 3 writes insightface packs.
-fn pickle_pack(images: &[Vec<u8>], flags: &[bool]) -> Vec<u8> {
-    let mut body = vec![b']', 0x94, b'('];
-    for img in images {
-        body.push(b'B');
-        body.extend((img.len() as u32).to_le_bytes());
-        body.extend(img);
-        body.push(0x94);
+/// A random wave for [`jpeg`]: one "person".
+fn wave(r: &mut rand_chacha::ChaCha8Rng) -> [f32; 3] {
+    [r.gen_range(0.05..0.6), r.gen_range(0.05..0.6), r.gen_range(0.0..6.3)]
+}
+
+/// The ArcFace template's landmarks on a 24 × 24 crop, moved by (dx, dy) and scaled by `zoom`
+/// about the crop's centre.
+fn landmarks(dx: f32, dy: f32, zoom: f32) -> [[f32; 2]; 5] {
+    let mut out = [[0.0; 2]; 5];
+    for (o, p) in out.iter_mut().zip(p2sbench::metrics::align::ARCFACE_TEMPLATE) {
+        *o = [12.0 + (p[0] * 24.0 / 112.0 - 12.0) * zoom + dx, 12.0 + (p[1] * 24.0 / 112.0 - 12.0) * zoom + dy];
     }
-    body.extend([b'e', b']', 0x94, b'(']);
-    body.extend(flags.iter().map(|&f| if f { 0x88 } else { 0x89 }));
-    body.extend([b'e', 0x86, 0x94, b'.']);
-    let mut out = vec![0x80, 4, 0x95];
-    out.extend((body.len() as u64).to_le_bytes());
-    out.extend(body);
     out
 }
 
@@ -224,40 +297,62 @@ fn the_suite_reads_real_files_for_every_protocol() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, bytes).unwrap();
     };
-    // LFW: a .bin pack of 8 pairs.
-    let imgs: Vec<Vec<u8>> = (0..16).map(|k| jpeg(k as u8)).collect();
-    write("lfw.bin", &pickle_pack(&imgs, &[true, true, false, false, true, true, false, false]));
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // LFW: a .bin pack of 40 pairs in 4 folds, matched pairs the same person's pattern with other
+    // noise, mismatched ones a person and a look-alike (the pattern changed a little).
+    let same: Vec<bool> = (0..40).map(|k| (k * 7 + k / 3) % 2 == 0).collect();
+    let mut pack_images = Vec::new();
+    for (k, &s) in same.iter().enumerate() {
+        let left = wave(&mut r);
+        let right =
+            if s { left } else { [left[0] + r.gen_range(-0.1..0.1), left[1] + r.gen_range(-0.1..0.1), left[2]] };
+        pack_images.push(jpeg(&left, 40, 2 * k as u64));
+        pack_images.push(jpeg(&right, 40, 2 * k as u64 + 1));
+    }
+    assert!(pack_images.iter().all(|i| i.len() >= 256), "BINBYTES records");
+    write("lfw.bin", &common::pickle_pack(&pack_images, &same));
     // MegaFace: 4 probes of 2 identities, 6 distractors in two lists.
-    for k in 0..4 {
-        write(&format!("fs/p{}/{k}.jpg", k / 2), &jpeg(100 + k));
-    }
-    for k in 0..6 {
-        write(&format!("mf/a/b/{k}.jpg",), &jpeg(150 + k));
-    }
+    let people = [wave(&mut r), wave(&mut r)];
     let probes: Vec<String> = (0..4).map(|k| format!("p{}/{k}.jpg", k / 2)).collect();
-    write("fs.json", serde_json::json!({"id": ["p0", "p0", "p1", "p1"], "path": probes}).to_string().as_bytes());
+    for (k, path) in probes.iter().enumerate() {
+        write(&format!("fs/{path}"), &jpeg(&people[k / 2], 60, 100 + k as u64));
+    }
     let all: Vec<String> = (0..6).map(|k| format!("a/b/{k}.jpg")).collect();
+    for (k, path) in all.iter().enumerate() {
+        write(&format!("mf/{path}"), &jpeg(&wave(&mut r), 40, 150 + k as u64));
+    }
+    let probe_ids = [0u32, 0, 1, 1];
+    write("fs.json", serde_json::json!({"id": ["p0", "p0", "p1", "p1"], "path": probes}).to_string().as_bytes());
     write("mf_6.json", serde_json::json!({ "path": all }).to_string().as_bytes());
     write("mf_2.json", serde_json::json!({"path": &all[..2]}).to_string().as_bytes());
-    // IJB-C: 8 images, 4 templates of 2 subjects; landmarks = ArcFace's template on a 24×24 crop.
-    let lm: String = p2sbench::metrics::align::ARCFACE_TEMPLATE
-        .iter()
-        .map(|p| format!("{} {}", p[0] * 24.0 / 112.0, p[1] * 24.0 / 112.0))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut tid = String::new();
-    let mut pts = String::new();
-    for k in 0..8 {
-        write(&format!("crops/{k}.jpg"), &jpeg(200 + k));
+    // IJB-C: 16 loose crops of 4 subjects, 8 templates of 2 images (each its own media); each crop
+    // has its own landmarks (the face moved and scaled) and detector score.
+    let subjects: Vec<[f32; 3]> = (0..4).map(|_| wave(&mut r)).collect();
+    let (mut tid, mut pts, mut crops, mut marks, mut scores) = (String::new(), String::new(), vec![], vec![], vec![]);
+    for k in 0..16usize {
+        let crop = jpeg(&subjects[k / 4], 50, 200 + k as u64);
+        write(&format!("crops/{k}.jpg"), &crop);
+        let lm = landmarks((k % 5) as f32 * 0.8 - 1.6, (k % 3) as f32 * 0.9 - 0.9, 0.8 + 0.03 * k as f32);
+        let score = 0.5 + 0.03 * k as f32;
         tid.push_str(&format!("{k}.jpg {} {}\n", k / 2 + 1, k + 1));
-        pts.push_str(&format!("{k}.jpg {lm} 0.9\n"));
+        let lm_text: Vec<String> = lm.iter().flat_map(|p| [p[0].to_string(), p[1].to_string()]).collect();
+        pts.push_str(&format!("{k}.jpg {} {score}\n", lm_text.join(" ")));
+        crops.push(crop);
+        marks.push(lm);
+        scores.push(score);
+    }
+    let mut pair_lines = String::new();
+    for t1 in 1..=8u32 {
+        for t2 in t1 + 1..=8 {
+            pair_lines.push_str(&format!("{t1} {t2} {}\n", u8::from((t1 - 1) / 2 == (t2 - 1) / 2)));
+        }
     }
     write("meta/ijbc_face_tid_mid.txt", tid.as_bytes());
     write("meta/ijbc_name_5pts_score.txt", pts.as_bytes());
-    write("meta/ijbc_template_pair_label.txt", b"1 2 1\n1 3 0\n2 3 0\n1 4 0\n3 4 1\n");
-    write("meta/ijbc_1N_gallery_G1.csv", b"TEMPLATE_ID,SUBJECT_ID\n1,1\n");
-    write("meta/ijbc_1N_gallery_G2.csv", b"TEMPLATE_ID,SUBJECT_ID\n3,2\n");
-    write("meta/ijbc_1N_probe_mixed.csv", b"TEMPLATE_ID,SUBJECT_ID\n2,1\n4,2\n");
+    write("meta/ijbc_template_pair_label.txt", pair_lines.as_bytes());
+    write("meta/ijbc_1N_gallery_G1.csv", b"TEMPLATE_ID,SUBJECT_ID\n1,1\n3,2\n");
+    write("meta/ijbc_1N_gallery_G2.csv", b"TEMPLATE_ID,SUBJECT_ID\n5,3\n7,4\n");
+    write("meta/ijbc_1N_probe_mixed.csv", b"TEMPLATE_ID,SUBJECT_ID\n2,1\n4,2\n6,3\n8,4\n");
     let p = |rel: &str| d.join(rel).display().to_string();
     let text = EXPERIMENT
         .replace("pairs_per_fold = 5", &format!("bin = \"{}\"", p("lfw.bin")))
@@ -279,6 +374,7 @@ fn the_suite_reads_real_files_for_every_protocol() {
         .replace("image_size = 16", "image_size = 16\nchannels = 3");
     let exp = spec::parse(Path::new("real.toml"), &text).unwrap();
     let cfg = &exp.trials[0];
+    assert_default_settings(&cfg.eval);
     let heldout = synthetic::heldout_set(&cfg.data);
     let suite = Suite::new(&cfg.eval, &cfg.data, &heldout.labels).unwrap();
     assert!(suite.lfw_pairs().is_empty());
@@ -292,10 +388,43 @@ fn the_suite_reads_real_files_for_every_protocol() {
     assert!(sources[0].0 == "lfw" && sources[0].1.contains("bin pack"), "{sources:?}");
     assert!(sources[1].0 == "megaface" && sources[1].1.contains("devkit"), "{sources:?}");
     assert!(sources[2].0 == "ijbc" && sources[2].1.contains("5 landmarks"), "{sources:?}");
-    assert!(results[0].get("accuracy_mean").is_some());
-    assert!(results[1].get("rank1@distractors=6").is_some() && results[1].get("rank1@distractors=2").is_some());
-    assert!(results[2].get("tar@far=1e-1").is_some() && results[2].get("g1/rank1").is_some());
     assert_eq!(results[2].variant.iter().find(|(k, _)| k == "detector_score_weighting").unwrap().1, true);
+
+    // Each protocol's numbers are the metric code's on features taken directly from the images
+    // the test wrote, in the order it wrote them: pair k is images 2k and 2k + 1 of the pack.
+    let set = images::load_encoded(&d.join("lfw.bin"), &pack_images, 3, 16).unwrap();
+    let pairs: Vec<Pair> = same.iter().enumerate().map(|(k, &s)| Pair { a: 2 * k, b: 2 * k + 1, same: s }).collect();
+    let (_, expected) = lfw::evaluate(&embedded(&net, &set), &pairs, &lfw_options(4));
+    assert_eq!(metrics(&results[0]), metrics(&expected), "lfw");
+    let accuracy = expected.get("accuracy_mean").unwrap();
+    assert!(accuracy > 0.5 && accuracy < 1.0, "an informative accuracy: {accuracy}");
+
+    // MegaFace: each distractor list scored on its own.
+    let probe_features = embedded(&net, &images::load_files(&d.join("fs"), &probes, 3, 16).unwrap());
+    let opts = megaface_options(1e-2);
+    let mut outcomes = Vec::new();
+    for list in [&all[..], &all[..2]] {
+        let f = embedded(&net, &images::load_files(&d.join("mf"), list, 3, 16).unwrap());
+        let source = InMemory { data: &f.data, dim: f.dim };
+        let sets = DistractorSets::all(list.len().to_string());
+        outcomes.extend(megaface::evaluate(&probe_features, &probe_ids, &source, &sets, &opts).unwrap());
+    }
+    let expected = megaface::result(&outcomes, &opts, "", "");
+    assert_eq!(metrics(&results[1]), metrics(&expected), "megaface");
+    assert!(results[1].get("rank1@distractors=6").is_some() && results[1].get("rank1@distractors=2").is_some());
+
+    // IJB-C: each crop aligned by the landmarks written for it, weighted by its score.
+    let mut pixels = Vec::new();
+    for (crop, lm) in crops.iter().zip(&marks) {
+        let rgb = image::load_from_memory(crop).unwrap().to_rgb8();
+        pixels.extend(p2sbench::metrics::align::align(rgb.as_raw(), 24, 24, lm, 16, 3));
+    }
+    let aligned = ImageSet { pixels, labels: vec![0; 16], num_classes: 1, channels: 3, size: 16 };
+    let (protocol, _) = ijbc::load(&ijbc::MetaFiles::locate(&d.join("meta")).unwrap()).unwrap();
+    let pool = PoolOptions { detector_scores: Some(scores), keep_norm: false };
+    let expected = ijbc::evaluate(&protocol, &embedded(&net, &aligned), &pool, FarReadout::Nearest);
+    assert_eq!(metrics(&results[2]), metrics(&expected), "ijbc");
+    assert!(results[2].get("tar@far=1e-1").is_some() && results[2].get("g1/rank1").is_some());
 
     // A malformed real file stops the suite before any training, naming the file and line.
     write("meta/ijbc_template_pair_label.txt", b"1 2 1\n1 3 maybe\n");

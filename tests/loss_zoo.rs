@@ -7,9 +7,10 @@
 //!
 //! The batches put target angles near 0° and near 180°, in ArcFace's fallback region (θ + m > π)
 //! and feature norms below, inside and above MagFace's [l_a, u_a].
+mod common;
 
+use common::loss_config as config;
 use p2sbench::loss::{self, CosineBatch, LossConfig, LossContext, ParamValue};
-use std::collections::BTreeMap;
 use std::f64::consts::PI;
 use tch::{Device, Kind, Tensor};
 
@@ -18,17 +19,6 @@ const C: i64 = 11;
 const D: i64 = 16;
 const TOL: f64 = 1e-5;
 const OPTS: (Kind, Device) = (Kind::Double, Device::Cpu);
-
-fn config(name: &str, params: &[(&str, ParamValue)]) -> LossConfig {
-    let entry = loss::find(name).unwrap_or_else(|| panic!("{name} is registered"));
-    let mut map: BTreeMap<String, ParamValue> =
-        entry.params.iter().map(|p| (p.name.to_string(), p.default.value())).collect();
-    for (k, v) in params {
-        assert!(map.contains_key(*k), "{name} has no parameter {k}");
-        map.insert(k.to_string(), v.clone());
-    }
-    LossConfig { name: name.into(), params: map }
-}
 
 fn f(v: f64) -> ParamValue {
     ParamValue::Float(v)
@@ -275,6 +265,64 @@ fn continued(theta: &Tensor, m1: f64, m2: f64, k_max: Option<f64>) -> (Tensor, T
     (value, d_theta)
 }
 
+/// CurricularFace's t after a batch: 0.01·mean_i(cos θ_iy) + 0.99·`t` (the official code's EMA).
+fn curricular_t(b: &Batch, t: f64) -> f64 {
+    0.01 * b.target(&b.cos).mean(Kind::Double).double_value(&[]) + 0.99 * t
+}
+
+/// CurricularFace with the curriculum parameter `t` in force.
+fn curricularface_oracle(cfg: &LossConfig, b: &Batch, t: f64) -> Oracle {
+    let (cos, ones, zeros) = (&b.cos, b.cos.ones_like(), b.cos.zeros_like());
+    let cos_y = b.target(cos);
+    let (s, m) = (cfg.f64("s"), cfg.f64("m"));
+    let (psi, psi_prime, _) = arc(&cos_y, &scalar_like(&cos_y, m), false);
+    let hard = cos.gt_tensor(&(cos_y.acos() + m).cos());
+    let others = choose(&hard, &(cos * (cos + t)), cos);
+    let others_d = choose(&hard, &(cos * 2.0 + t), &ones);
+    let l = Logits {
+        f: b.put_target(&others, &psi) * s,
+        df_dcos: b.put_target(&others_d, &psi_prime) * s,
+        df_dfeat: zeros.copy(),
+        df_dweight: zeros,
+    };
+    softmax_ce(l, b, s)
+}
+
+/// AdaFace's (μ, σ) after a batch: the EMA (weight t_alpha) of the batch's mean and unbiased
+/// std of the clamped feature norms, from `(mu, sigma)`.
+fn adaface_stats(cfg: &LossConfig, b: &Batch, (mu, sigma): (f64, f64)) -> (f64, f64) {
+    let alpha = cfg.f64("t_alpha");
+    let a: Vec<f64> = Vec::try_from(b.feat_norm.clamp(0.001, 100.0).flatten(0, -1)).unwrap();
+    let n = a.len() as f64;
+    let mean = a.iter().sum::<f64>() / n;
+    let std = (a.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    (alpha * mean + (1.0 - alpha) * mu, alpha * std + (1.0 - alpha) * sigma)
+}
+
+/// AdaFace with the norm statistics `mu`, `sigma` in force.
+fn adaface_oracle(cfg: &LossConfig, b: &Batch, mu: f64, sigma: f64) -> Oracle {
+    let (cos, zeros) = (&b.cos, b.cos.zeros_like());
+    let (s, m, h) = (cfg.f64("s"), cfg.f64("m"), cfg.f64("h"));
+    let eps = 1e-3;
+    let inside = cos.gt(-1.0 + eps).logical_and(&cos.lt(1.0 - eps)).to_kind(Kind::Double);
+    let c = cos.clamp(-1.0 + eps, 1.0 - eps);
+    let z = ((b.feat_norm.clamp(0.001, 100.0) - mu) / (sigma + eps) * h).clamp(-1.0, 1.0);
+    let c_y = b.target(&c);
+    let theta = c_y.acos();
+    let theta_m = &theta - &z * m;
+    let in_range = theta_m.gt(eps).logical_and(&theta_m.lt(PI - eps)).to_kind(Kind::Double);
+    let theta_m = theta_m.clamp(eps, PI - eps);
+    let psi = theta_m.cos() - (&z * m + m);
+    let psi_prime = theta_m.sin() / theta.sin() * in_range * b.target(&inside);
+    let l = Logits {
+        f: b.put_target(&c, &psi) * s,
+        df_dcos: b.put_target(&inside, &psi_prime) * s,
+        df_dfeat: zeros.copy(),
+        df_dweight: zeros,
+    };
+    softmax_ce(l, b, s)
+}
+
 fn oracle(cfg: &LossConfig, b: &Batch, step: i64, frozen: bool) -> Oracle {
     let cos = &b.cos;
     let cos_y = b.target(cos);
@@ -370,49 +418,14 @@ fn oracle(cfg: &LossConfig, b: &Batch, step: i64, frozen: bool) -> Oracle {
             softmax_ce(angular(b, s, &cos_y, &cos_y.ones_like()), b, s)
         }
         "curricularface" => {
-            let (s, m) = (cfg.f64("s"), cfg.f64("m"));
-            let t = if frozen { 0.0 } else { 0.01 * cos_y.mean(Kind::Double).double_value(&[]) };
-            let (psi, psi_prime, _) = arc(&cos_y, &scalar_like(&cos_y, m), false);
-            let hard = cos.gt_tensor(&(cos_y.acos() + m).cos());
-            let others = choose(&hard, &(cos * (cos + t)), cos);
-            let others_d = choose(&hard, &(cos * 2.0 + t), &ones);
-            let l = Logits {
-                f: b.put_target(&others, &psi) * s,
-                df_dcos: b.put_target(&others_d, &psi_prime) * s,
-                df_dfeat: zeros.copy(),
-                df_dweight: zeros,
-            };
-            softmax_ce(l, b, s)
+            // t starts at 0 and, unless frozen, takes this batch's mean target cosine in first.
+            let t = if frozen { 0.0 } else { curricular_t(b, 0.0) };
+            curricularface_oracle(cfg, b, t)
         }
         "adaface" => {
-            let (s, m, h, alpha) = (cfg.f64("s"), cfg.f64("m"), cfg.f64("h"), cfg.f64("t_alpha"));
-            let eps = 1e-3;
-            let inside = cos.gt(-1.0 + eps).logical_and(&cos.lt(1.0 - eps)).to_kind(Kind::Double);
-            let c = cos.clamp(-1.0 + eps, 1.0 - eps);
-            let a: Vec<f64> = Vec::try_from(b.feat_norm.clamp(0.001, 100.0).flatten(0, -1)).unwrap();
-            let (mut mu, mut sigma) = (20.0, 100.0);
-            if !frozen {
-                let n = a.len() as f64;
-                let mean = a.iter().sum::<f64>() / n;
-                let std = (a.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-                mu = alpha * mean + (1.0 - alpha) * mu;
-                sigma = alpha * std + (1.0 - alpha) * sigma;
-            }
-            let z = ((b.feat_norm.clamp(0.001, 100.0) - mu) / (sigma + eps) * h).clamp(-1.0, 1.0);
-            let c_y = b.target(&c);
-            let theta = c_y.acos();
-            let theta_m = &theta - &z * m;
-            let in_range = theta_m.gt(eps).logical_and(&theta_m.lt(PI - eps)).to_kind(Kind::Double);
-            let theta_m = theta_m.clamp(eps, PI - eps);
-            let psi = theta_m.cos() - (&z * m + m);
-            let psi_prime = theta_m.sin() / theta.sin() * in_range * b.target(&inside);
-            let l = Logits {
-                f: b.put_target(&c, &psi) * s,
-                df_dcos: b.put_target(&inside, &psi_prime) * s,
-                df_dfeat: zeros.copy(),
-                df_dweight: zeros,
-            };
-            softmax_ce(l, b, s)
+            // μ and σ start at 20 and 100 and, unless frozen, take this batch's statistics in first.
+            let (mu, sigma) = if frozen { (20.0, 100.0) } else { adaface_stats(cfg, b, (20.0, 100.0)) };
+            adaface_oracle(cfg, b, mu, sigma)
         }
         "magface" => {
             let s = cfg.f64("s");
@@ -743,9 +756,9 @@ fn adacos_dynamic_scale_is_updated_from_each_batch_and_reported() {
 
 #[test]
 fn curricularface_and_adaface_state_carries_over_steps() {
-    // Two forwards on the same batch: the second uses the state the first left (t, μ, σ), which
-    // the oracle, written for a fresh loss, does not; so the values differ, and re-running the
-    // pair from fresh losses reproduces them (the state is per loss object, nothing global).
+    // Two forwards on the same batch: the second uses the state the first left (t, μ, σ), so the
+    // values differ, the second is the closed form with that state carried over, and re-running
+    // the pair from fresh losses reproduces them (the state is per loss object, nothing global).
     let b = geometry(13, WIDE_NORMS).batch();
     for cfg in [config("curricularface", &[]), config("adaface", &[("t_alpha", f(0.5))])] {
         let mut l = build(&cfg, 0, false);
@@ -760,6 +773,14 @@ fn curricularface_and_adaface_state_carries_over_steps() {
         let second = l.forward(&cb).loss.double_value(&[]);
         assert!((first - oracle(&cfg, &b, 0, false).value).abs() < 1e-9);
         assert!((first - second).abs() > 1e-9, "{}: state did not change", cfg.name);
+        // Step 2 against the closed form with the state step 1 left, updated by this batch again.
+        let expected = if cfg.name == "curricularface" {
+            curricularface_oracle(&cfg, &b, curricular_t(&b, curricular_t(&b, 0.0))).value
+        } else {
+            let (mu, sigma) = adaface_stats(&cfg, &b, adaface_stats(&cfg, &b, (20.0, 100.0)));
+            adaface_oracle(&cfg, &b, mu, sigma).value
+        };
+        assert!((second - expected).abs() < 1e-9, "{}: step 2 gives {second}, the closed form {expected}", cfg.name);
         let mut again = build(&cfg, 0, false);
         assert_eq!(again.forward(&cb).loss.double_value(&[]), first);
         assert_eq!(again.forward(&cb).loss.double_value(&[]), second);

@@ -1,22 +1,14 @@
 //! Each loss's ∂L/∂cos (read by autograd) against the closed forms of LOSSES.md, on random
 //! inputs in double precision, tolerance 1e-5; and the loss values against direct computations.
 
+mod common;
+
+use common::loss_config as config;
 use p2sbench::loss::{self, CosineBatch, LossConfig, LossContext, ParamValue};
-use std::collections::BTreeMap;
 use tch::{Kind, Tensor};
 
 const B: i64 = 7;
 const C: i64 = 11;
-
-fn config(name: &str, params: &[(&str, ParamValue)]) -> LossConfig {
-    let entry = loss::find(name).expect("known loss");
-    let mut map: BTreeMap<String, ParamValue> =
-        entry.params.iter().map(|p| (p.name.to_string(), p.default.value())).collect();
-    for (k, v) in params {
-        map.insert(k.to_string(), v.clone());
-    }
-    LossConfig { name: name.into(), params: map }
-}
 
 struct Inputs {
     cos: Tensor,

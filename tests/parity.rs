@@ -9,13 +9,14 @@
 
 mod common;
 
+use common::relative;
 use p2sbench::model::{weights, Network};
 use p2sbench::runner::{self, RunOptions};
 use p2sbench::store::{self, ExperimentDir};
 use p2sbench::train;
 use std::path::Path;
 use std::process::Command;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 const EXPERIMENT: &str = r#"name = "parity"
 [data]
@@ -61,12 +62,6 @@ pairs_per_fold = 4
 
 /// The agreement asked for: relative error of every step's loss and of every final variable.
 const TOLERANCE: f64 = 1e-5;
-
-/// ‖a − b‖ / max(‖b‖, tiny), in double precision.
-fn relative(a: &Tensor, b: &Tensor) -> f64 {
-    let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
-    (&a - &b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
-}
 
 /// The per-step losses of every trial of the parity experiment trained with `memory_format`,
 /// after checking each trial against the PyTorch reference trained the same way.

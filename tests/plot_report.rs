@@ -656,8 +656,16 @@ fn missing_or_malformed_results_are_input_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("trials.parquet"));
 }
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+/// Every file of `dir` with its bytes, by name.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
     v.sort();
     v
 }
@@ -721,7 +729,13 @@ fn run_ends_with_plots_and_report_and_they_re_render_from_parquet() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_p2sbench")).arg(cmd).arg(&dir.root).output().unwrap();
         assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    assert_eq!(files(&dir.plots()), before);
+    let after = files(&dir.plots());
+    let names = |v: &[(PathBuf, Vec<u8>)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&after), names(&before));
+    assert!(before.iter().any(|(p, _)| p.extension().is_some_and(|e| e == "png")), "{:?}", names(&before));
+    for ((path, a), (_, b)) in before.iter().zip(&after) {
+        assert!(a == b, "{} differs when drawn again from the parquet files", path.display());
+    }
     assert_eq!(std::fs::read_to_string(dir.report()).unwrap(), md);
     assert_eq!(std::fs::read_to_string(dir.root.join("report.html")).unwrap(), page);
     assert_eq!(std::fs::read_to_string(dir.tables_tex()).unwrap(), tex);

@@ -17,6 +17,15 @@ use std::process::Command;
 /// Packs the identities of `common::TINY` (training, then held-out) as PNG images into `dir`;
 /// returns the experiment text reading them from there, and the byte offset of every record.
 fn tiny_pack(dir: &Path) -> (String, Vec<u64>) {
+    tiny_pack_with(dir, pack::write_pack)
+}
+
+/// One of `common::recordio`'s pack writers: (directory, identities' encoded images, image size)
+/// → the byte offset of every record.
+type PackWriter = fn(&Path, &[Vec<Vec<u8>>], usize) -> Vec<u64>;
+
+/// [`tiny_pack`], written by `write`.
+fn tiny_pack_with(dir: &Path, write: PackWriter) -> (String, Vec<u64>) {
     let spec = common::experiment(common::TINY).trials[0].data.clone();
     let identities: Vec<Vec<Vec<u8>>> = (0..spec.identities + spec.heldout_identities)
         .map(|k| {
@@ -25,7 +34,7 @@ fn tiny_pack(dir: &Path) -> (String, Vec<u64>) {
                 .collect()
         })
         .collect();
-    let offsets = pack::write_pack(dir, &identities, spec.image_size);
+    let offsets = write(dir, &identities, spec.image_size);
     let text = common::TINY.replace(
         "identities = 12\n",
         &format!("kind = \"recordio\"\npath = \"{}\"\nchannels = 1\nidentities = 12\n", dir.display()),
@@ -107,9 +116,6 @@ fn augmentation_is_the_same_for_any_worker_count_and_across_a_resume() {
     assert_eq!(trial(&one).id(), trial(&two).id(), "workers and prefetch are execution settings");
     let plain = common::experiment(&text);
     let cpu = tch::Device::Cpu;
-    let untimed = |rows: Vec<p2sbench::store::schema::StepRow>| {
-        rows.into_iter().map(|r| p2sbench::store::schema::StepRow { step_seconds: 0.0, ..r }).collect::<Vec<_>>()
-    };
     let train = |cfg: &p2sbench::spec::TrialConfig, ck: Option<&Checkpointing>, stop_at: Option<i64>| {
         let data = runner::shared_data(cfg).unwrap();
         let set = p2sbench::data::noise::apply(&data.train, &cfg.data, &cfg.noise);
@@ -121,18 +127,20 @@ fn augmentation_is_the_same_for_any_worker_count_and_across_a_resume() {
             .unwrap()
         }))
         .ok()
-        .map(|o| untimed(o.rows.steps))
+        .map(|o| (o.resumed_from, common::untimed(o.rows.steps)))
     };
-    let reference = train(&trial(&one), None, None).unwrap();
-    assert_eq!(train(&trial(&two), None, None).unwrap(), reference, "2 decoding threads, same batches");
-    assert_ne!(train(&trial(&plain), None, None).unwrap(), reference, "the augmentation changed the batches");
+    let reference = train(&trial(&one), None, None).unwrap().1;
+    assert_eq!(train(&trial(&two), None, None).unwrap().1, reference, "2 decoding threads, same batches");
+    assert_ne!(train(&trial(&plain), None, None).unwrap().1, reference, "the augmentation changed the batches");
     let mut resumable = trial(&two);
     resumable.train.checkpoint_every = 2;
     let ck_dir = tempfile::tempdir().unwrap();
     let id = resumable.id();
     let ck = Checkpointing { dir: ck_dir.path(), trial: &id, stop: None };
     assert!(train(&resumable, Some(&ck), Some(3)).is_none(), "interrupted after step 3");
-    assert_eq!(train(&resumable, Some(&ck), None).unwrap(), reference, "resumed from step 2: the same draws");
+    let (resumed_from, resumed) = train(&resumable, Some(&ck), None).unwrap();
+    assert_eq!(resumed_from, Some(2), "the rerun did not resume from the step-2 checkpoint");
+    assert_eq!(resumed, reference, "resumed from step 2: the same draws");
 }
 
 #[test]
@@ -145,13 +153,16 @@ fn a_truncated_or_corrupt_pack_is_a_clear_error() {
     let rec_path = root.join("train.rec");
     let original = std::fs::read(&rec_path).unwrap();
 
-    // Cut inside the last image record (12 + 8 identities of 8 images: key 160).
+    // Cut inside the last image record (12 + 8 identities of 8 images: key 160). The identity
+    // records (keys 161..=180) follow the images in the file, so the first one, 161, is the
+    // first record found missing.
     std::fs::write(&rec_path, &original[..offsets[160] as usize + 30]).unwrap();
     let out = dir.path().join("results");
     let run = run_binary(&["run"], &file, &out);
     assert_eq!(run.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(stderr.contains("train.rec: record 1") && stderr.contains("truncated"), "{stderr}");
+    let expected = format!("{}: record 161: truncated: the record needs", rec_path.display());
+    assert!(stderr.contains(&expected), "{expected:?} not in {stderr}");
     assert!(!out.exists(), "nothing is written for a truncated pack");
 
     // A malformed index line.
@@ -189,6 +200,50 @@ fn a_truncated_or_corrupt_pack_is_a_clear_error() {
     let row = common::strings(&table, "trial").iter().position(|t| trial.ends_with(t)).unwrap();
     assert_eq!(table.column("skipped_images").unwrap().u64().unwrap().get(row), Some(2));
     assert_eq!(common::strings(&table, "device")[row], "cpu");
+}
+
+#[test]
+fn a_pack_cut_inside_its_last_image_is_a_clear_error() {
+    // Header and identity records first in the file, the images after them in reverse: a cut
+    // loses only the first training identity's images, so the header and identity records read
+    // and the checks on the images themselves are reached, before any training.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pack");
+    let (text, offsets) = tiny_pack_with(&root, pack::write_pack_identities_first);
+    let file = dir.path().join("rec.toml");
+    std::fs::write(&file, &text).unwrap();
+    let rec_path = root.join("train.rec");
+    let original = std::fs::read(&rec_path).unwrap();
+    let last = *offsets.iter().max().unwrap();
+    assert_eq!(last, offsets[1], "the first image is the file's last record");
+    let out = dir.path().join("results");
+    let stderr = |cut: u64| {
+        std::fs::write(&rec_path, &original[..cut as usize]).unwrap();
+        let run = run_binary(&["run"], &file, &out);
+        assert_eq!(run.status.code(), Some(2), "{}", String::from_utf8_lossy(&run.stderr));
+        assert!(!out.exists(), "nothing is written for a truncated pack");
+        String::from_utf8_lossy(&run.stderr).into_owned()
+    };
+    let cut = last + 30;
+    let e = stderr(cut);
+    let expected = format!("{}: record 1: (byte {last}) truncated: the record needs", rec_path.display());
+    assert!(e.contains(&expected) && e.contains(&format!("the file ends at byte {cut}")), "{expected:?} not in {e}");
+    // Cut before the last image's header is whole: it does not start inside the file.
+    let cut = last + 4;
+    let e = stderr(cut);
+    let expected = format!(
+        "{}: record 1: truncated: the record starts at byte {last}, but the file ends at byte {cut}",
+        rec_path.display()
+    );
+    assert!(e.contains(&expected), "{expected:?} not in {e}");
+    // Whole, the same pack reads: its images are the synthetic ones.
+    std::fs::write(&rec_path, &original).unwrap();
+    let spec = &common::experiment(&text).trials[0].data;
+    let synthetic_spec = &common::experiment(common::TINY).trials[0].data;
+    let mut image = vec![0u8; 16 * 16];
+    data::training_set(spec).unwrap().read(0, &mut image).unwrap();
+    assert_eq!(image, synthetic::training_set(synthetic_spec).pixels[..256]);
+    assert_eq!(data::heldout_set(spec).unwrap().pixels, synthetic::heldout_set(synthetic_spec).pixels);
 }
 
 #[test]

@@ -233,9 +233,23 @@ fn a_full_disk_stops_the_run_cleanly_and_a_rerun_resumes_to_identical_results() 
     assert_eq!(states[0], Some(State::Done), "the first trial fits: {states:?}");
     assert!(!states.contains(&Some(State::Running)), "no trial is left running: {states:?}");
 
+    // Where the stopped trials must resume: each unfinished trial's last checkpoint.
+    let stopped: Vec<(std::path::PathBuf, i64)> = exp
+        .trials
+        .iter()
+        .map(|t| root.trial(&t.id()))
+        .filter(|d| TrialStatus::read(d).is_none_or(|s| s.state != State::Done))
+        .filter_map(|d| common::checkpoint_step(&d).map(|step| (d, step)))
+        .collect();
+    assert!(!stopped.is_empty(), "no unfinished trial has a checkpoint, so nothing shows a resume: {states:?}");
+
     disk.grow("64m");
     let rerun = p2sbench_run(&file, &disk.at);
-    assert_eq!(rerun.status.code(), Some(0), "{}", String::from_utf8_lossy(&rerun.stderr));
+    let log = String::from_utf8_lossy(&rerun.stderr);
+    assert_eq!(rerun.status.code(), Some(0), "{log}");
+    for (trial_dir, step) in &stopped {
+        common::assert_resumed(trial_dir, *step, &log);
+    }
     assert_nothing_half_written(&disk.at);
     let clean = ExperimentDir::new(&clean_out, "tiny");
     assert_eq!(

@@ -1,5 +1,6 @@
 //! Bad experiment files: each is rejected by `p2sbench run` with exit code 2, a message naming
-//! file:line:col and what was expected, and no results directory.
+//! file:line:col (the column of the value at fault, or of an unknown field) and what was expected,
+//! and no results directory.
 
 use std::path::Path;
 use std::process::Command;
@@ -34,10 +35,17 @@ fn run_bad(text: &str) -> (i32, String) {
     (result.status.code().unwrap_or(-1), String::from_utf8_lossy(&result.stderr).into_owned())
 }
 
-fn expect_error(text: &str, line: usize, expected: &str) {
+/// Checks that `text` is rejected with exit code 2 and a message holding `expected`, located at
+/// `bad.toml:line:col`, where col is the (1-based) column at which `token` starts on that line
+/// (it must occur there exactly once): the value that is wrong, or an unknown key.
+fn expect_error(text: &str, line: usize, token: &str, expected: &str) {
+    let source = text.lines().nth(line - 1).unwrap_or_else(|| panic!("no line {line} in:\n{text}"));
+    assert_eq!(source.matches(token).count(), 1, "{token:?} is not once on line {line}: {source:?}");
+    let col = source[..source.find(token).unwrap()].chars().count() + 1;
     let (code, stderr) = run_bad(text);
     assert_eq!(code, 2, "exit code for:\n{text}\nstderr: {stderr}");
-    assert!(stderr.contains(&format!("bad.toml:{line}:")), "no bad.toml:{line}: in {stderr:?}");
+    let at = format!("bad.toml:{line}:{col}: ");
+    assert!(stderr.contains(&at), "no {at} ({token:?} on {source:?}) in {stderr:?}");
     assert!(stderr.contains(expected), "message {stderr:?} lacks {expected:?}");
 }
 
@@ -60,46 +68,57 @@ fn the_good_file_is_accepted() {
 
 #[test]
 fn unknown_top_level_key() {
-    expect_error(&format!("colour = 1\n{GOOD}"), 1, "unknown field `colour`");
+    expect_error(&format!("colour = 1\n{GOOD}"), 1, "colour", "unknown field `colour`");
 }
 
 #[test]
 fn unknown_train_key() {
-    expect_error(&replace("batch_size = 8", "batch_size = 8\nbatchsize = 8"), 13, "unknown field `batchsize`");
+    expect_error(
+        &replace("batch_size = 8", "batch_size = 8\nbatchsize = 8"),
+        13,
+        "batchsize",
+        "unknown field `batchsize`",
+    );
 }
 
 #[test]
 fn wrong_type() {
-    expect_error(&replace("epochs = 1", "epochs = \"one\""), 11, "invalid type");
+    expect_error(&replace("epochs = 1", "epochs = \"one\""), 11, "\"one\"", "invalid type");
 }
 
 #[test]
 fn batch_size_outside_two_to_the_training_images() {
     // A batch of one: BatchNorm in training mode would map every input to its bias.
-    expect_error(&replace("batch_size = 8", "batch_size = 1"), 12, "train.batch_size: expected at least 2");
+    expect_error(&replace("batch_size = 8", "batch_size = 1"), 12, "1", "train.batch_size: expected at least 2");
     expect_error(
         &replace("batch_size = 8", "batch_size = 17"),
         12,
+        "17",
         "train.batch_size: 17 is more than the 16 training images",
     );
     // Swept data sizes are checked per combination.
     let swept = format!("{}[sweep]\n\"data.identities\" = [8, 2]\n", replace("batch_size = 8", "batch_size = 16"));
-    expect_error(&swept, 18, "train.batch_size: 16 is more than the 8 training images");
+    expect_error(&swept, 18, "2", "train.batch_size: 16 is more than the 8 training images");
 }
 
 #[test]
 fn negative_scale() {
-    expect_error(&replace("s = 30.0", "s = -1.0"), 15, "cosface.s: expected a finite number > 0, found -1.0");
+    expect_error(&replace("s = 30.0", "s = -1.0"), 15, "-1.0", "cosface.s: expected a finite number > 0, found -1.0");
 }
 
 #[test]
 fn negative_margin() {
-    expect_error(&replace("m = 0.35", "m = -0.1"), 16, "cosface.m: expected a finite number >= 0");
+    expect_error(&replace("m = 0.35", "m = -0.1"), 16, "-0.1", "cosface.m: expected a finite number >= 0");
 }
 
 #[test]
 fn arcface_margin_too_large() {
-    expect_error(&replace("name = \"cosface\"\ns = 30.0\nm = 0.35", "name = \"arcface\"\nm = 1.6"), 15, "0 <= m < π/2");
+    expect_error(
+        &replace("name = \"cosface\"\ns = 30.0\nm = 0.35", "name = \"arcface\"\nm = 1.6"),
+        15,
+        "1.6",
+        "0 <= m < π/2",
+    );
 }
 
 #[test]
@@ -112,38 +131,48 @@ fn empty_loss_list() {
 
 #[test]
 fn unknown_loss_name() {
-    expect_error(&replace("name = \"cosface\"", "name = \"cosfase\""), 14, "unknown loss \"cosfase\"");
+    expect_error(&replace("name = \"cosface\"", "name = \"cosfase\""), 14, "\"cosfase\"", "unknown loss \"cosfase\"");
 }
 
 #[test]
 fn unknown_loss_parameter() {
-    expect_error(&replace("m = 0.35", "m = 0.35\nmargin = 0.2"), 17, "unknown key \"margin\" for loss cosface");
+    expect_error(&replace("m = 0.35", "m = 0.35\nmargin = 0.2"), 17, "0.2", "unknown key \"margin\" for loss cosface");
 }
 
 #[test]
 fn loss_parameter_of_wrong_type() {
-    expect_error(&replace("s = 30.0", "s = \"big\""), 15, "cosface.s: expected a number, found \"big\"");
+    expect_error(&replace("s = 30.0", "s = \"big\""), 15, "\"big\"", "cosface.s: expected a number, found \"big\"");
 }
 
 #[test]
 fn bad_value_inside_a_sweep_list() {
-    expect_error(&replace("s = 30.0", "s = [16.0, 0.0]"), 15, "cosface.s: expected a finite number > 0, found 0");
+    expect_error(
+        &replace("s = 30.0", "s = [16.0, 0.0]"),
+        15,
+        "0.0",
+        "cosface.s: expected a finite number > 0, found 0",
+    );
 }
 
 #[test]
 fn empty_sweep_list() {
-    expect_error(&replace("s = 30.0", "s = []"), 15, "an empty list sweeps nothing");
+    expect_error(&replace("s = 30.0", "s = []"), 15, "[]", "an empty list sweeps nothing");
 }
 
 #[test]
 fn bad_choice() {
     let text = replace("name = \"cosface\"\ns = 30.0\nm = 0.35", "name = \"p2sgrad\"\nreduction = \"sum\"");
-    expect_error(&text, 15, "expected one of \"paper\", \"mse-mean\"");
+    expect_error(&text, 15, "\"sum\"", "expected one of \"paper\", \"mse-mean\"");
 }
 
 #[test]
 fn bad_device() {
-    expect_error(&replace("batch_size = 8", "batch_size = 8\ndevice = \"tpu\""), 13, "unknown variant `tpu`");
+    expect_error(
+        &replace("batch_size = 8", "batch_size = 8\ndevice = \"tpu\""),
+        13,
+        "\"tpu\"",
+        "unknown variant `tpu`",
+    );
 }
 
 #[test]
@@ -151,18 +180,24 @@ fn bad_channels() {
     expect_error(
         &replace("image_size = 16", "image_size = 16\nchannels = 2"),
         7,
+        "2",
         "data.channels: expected 1 (grey) or 3 (colour)",
     );
 }
 
 #[test]
 fn bad_milestones() {
-    expect_error(&replace("batch_size = 8", "batch_size = 8\nlr_milestones = [3, 2]"), 13, "train.lr_milestones");
+    expect_error(
+        &replace("batch_size = 8", "batch_size = 8\nlr_milestones = [3, 2]"),
+        13,
+        "[3, 2]",
+        "train.lr_milestones",
+    );
 }
 
 #[test]
 fn unknown_protocol() {
-    expect_error(&format!("{GOOD}[eval]\nprotocols = [\"lfw\", \"ytf\"]\n"), 18, "unknown protocol \"ytf\"");
+    expect_error(&format!("{GOOD}[eval]\nprotocols = [\"lfw\", \"ytf\"]\n"), 18, "\"ytf\"", "unknown protocol \"ytf\"");
 }
 
 #[test]
@@ -177,7 +212,7 @@ fn unknown_report_baseline() {
 
 #[test]
 fn invalid_toml_syntax() {
-    expect_error(&replace("epochs = 1", "epochs = = 1"), 11, "invalid TOML");
+    expect_error(&replace("epochs = 1", "epochs = = 1"), 11, "= 1", "invalid TOML");
 }
 
 #[test]
@@ -200,38 +235,53 @@ fn missing_file_is_a_clear_error() {
 
 #[test]
 fn unknown_key_in_a_sweep() {
-    expect_error(&format!("{GOOD}[sweep]\n\"train.lrr\" = [0.1, 1.0]\n"), 18, "train.lrr: unknown key");
+    expect_error(&format!("{GOOD}[sweep]\n\"train.lrr\" = [0.1, 1.0]\n"), 18, "[0.1, 1.0]", "train.lrr: unknown key");
 }
 
 #[test]
 fn a_sweep_of_something_that_is_not_a_spec_key() {
-    expect_error(&format!("{GOOD}[sweep]\n\"noise.ratio\" = [0.1]\n"), 18, "noise.ratio: cannot be swept");
-    expect_error(&format!("{GOOD}[sweep]\n\"train.seeds\" = [[1], [2]]\n"), 18, "train.seeds: cannot be swept");
+    expect_error(&format!("{GOOD}[sweep]\n\"noise.ratio\" = [0.1]\n"), 18, "[0.1]", "noise.ratio: cannot be swept");
+    expect_error(
+        &format!("{GOOD}[sweep]\n\"train.seeds\" = [[1], [2]]\n"),
+        18,
+        "[[1], [2]]",
+        "train.seeds: cannot be swept",
+    );
 }
 
 #[test]
 fn a_sweep_needs_a_list() {
-    expect_error(&format!("{GOOD}[sweep]\n\"train.lr\" = 0.1\n"), 18, "sweep.train.lr: expected a list of values");
-    expect_error(&format!("{GOOD}[sweep]\n\"model.widths\" = [4, 8]\n"), 18, "expected a list of lists");
+    expect_error(
+        &format!("{GOOD}[sweep]\n\"train.lr\" = 0.1\n"),
+        18,
+        "0.1",
+        "sweep.train.lr: expected a list of values",
+    );
+    expect_error(&format!("{GOOD}[sweep]\n\"model.widths\" = [4, 8]\n"), 18, "[4, 8]", "expected a list of lists");
 }
 
 #[test]
 fn bad_value_in_a_sweep_of_a_spec_key() {
-    expect_error(&format!("{GOOD}[sweep]\n\"train.lr\" = [0.1, -1.0]\n"), 18, "train.lr: expected a learning rate > 0");
-    expect_error(&format!("{GOOD}[sweep]\n\"data.identities\" = [4, \"x\"]\n"), 18, "invalid type");
+    expect_error(
+        &format!("{GOOD}[sweep]\n\"train.lr\" = [0.1, -1.0]\n"),
+        18,
+        "-1.0",
+        "train.lr: expected a learning rate > 0",
+    );
+    expect_error(&format!("{GOOD}[sweep]\n\"data.identities\" = [4, \"x\"]\n"), 18, "\"x\"", "invalid type");
 }
 
 #[test]
 fn a_key_swept_twice() {
     let text = replace("m = 0.35", "m = 0.35\n\"train.lr\" = [1.0, 2.0]") + "[sweep]\n\"train.lr\" = [0.1, 1.0]\n";
-    expect_error(&text, 17, "\"train.lr\" is swept in [sweep] already");
-    expect_error(&format!("{GOOD}[sweep]\n\"train.lr\" = [0.1]\ntrain.lr = [1.0]\n"), 18, "swept twice");
+    expect_error(&text, 17, "[1.0, 2.0]", "\"train.lr\" is swept in [sweep] already");
+    expect_error(&format!("{GOOD}[sweep]\n\"train.lr\" = [0.1]\ntrain.lr = [1.0]\n"), 18, "[0.1]", "swept twice");
 }
 
 #[test]
 fn a_loss_block_cannot_change_shared_settings() {
-    expect_error(&replace("m = 0.35", "m = 0.35\n\"data.identities\" = 8"), 17, "cannot differ between losses");
-    expect_error(&replace("m = 0.35", "m = 0.35\ntrain.batch_size = 4"), 17, "cannot differ between losses");
+    expect_error(&replace("m = 0.35", "m = 0.35\n\"data.identities\" = 8"), 17, "8", "cannot differ between losses");
+    expect_error(&replace("m = 0.35", "m = 0.35\ntrain.batch_size = 4"), 17, "4", "cannot differ between losses");
 }
 
 #[test]
@@ -239,7 +289,7 @@ fn a_combination_that_does_not_fit() {
     // epochs 1 with the milestone at epoch 2: only the combination is wrong.
     let text = replace("batch_size = 8", "batch_size = 8\nlr_milestones = [2]\nepochs = 3").replace("epochs = 1\n", "")
         + "[sweep]\n\"train.epochs\" = [3, 1]\n";
-    expect_error(&text, 19, "train.epochs");
+    expect_error(&text, 19, "1", "train.epochs");
 }
 
 #[test]
@@ -247,11 +297,21 @@ fn select_errors() {
     let sweep = "[sweep]\n\"train.lr\" = [0.1, 1.0]\n";
     let select = |body: &str| format!("{GOOD}{sweep}[select]\n{body}");
     let ok = "metric = \"lfw/accuracy_mean\"\ntune = [\"train.lr\"]\nseeds = [5]\n";
-    expect_error(&select(&ok.replace("lfw/", "megaface/")), 20, "protocol \"megaface\" is not in eval.protocols");
-    expect_error(&select(&ok.replace("[\"train.lr\"]", "[\"s\"]")), 21, "\"s\" is not swept anywhere");
-    expect_error(&select(&ok.replace("[5]", "[1]")), 22, "1 is also a search seed");
-    expect_error(&select(&format!("{ok}validation_identities = 3\n")), 23, "validation and test need at least 2");
-    expect_error(&select(&ok.replace("lfw/accuracy_mean", "accuracy")), 20, "expected \"<protocol>/<metric>\"");
+    expect_error(
+        &select(&ok.replace("lfw/", "megaface/")),
+        20,
+        "\"megaface/accuracy_mean\"",
+        "protocol \"megaface\" is not in eval.protocols",
+    );
+    expect_error(&select(&ok.replace("[\"train.lr\"]", "[\"s\"]")), 21, "\"s\"", "\"s\" is not swept anywhere");
+    expect_error(&select(&ok.replace("[5]", "[1]")), 22, "1", "1 is also a search seed");
+    expect_error(&select(&format!("{ok}validation_identities = 3\n")), 23, "3", "validation and test need at least 2");
+    expect_error(
+        &select(&ok.replace("lfw/accuracy_mean", "accuracy")),
+        20,
+        "\"accuracy\"",
+        "expected \"<protocol>/<metric>\"",
+    );
 }
 
 #[test]
@@ -278,36 +338,47 @@ fn sweeps_overrides_and_select_expand_in_a_dry_run() {
 
 #[test]
 fn paper_scale_keys_are_checked() {
-    expect_error(&replace("widths = [4]", "backbone = \"resnet50\""), 8, "unknown variant `resnet50`");
+    expect_error(&replace("widths = [4]", "backbone = \"resnet50\""), 8, "\"resnet50\"", "unknown variant `resnet50`");
     expect_error(
         &replace("widths = [4]", "backbone = \"iresnet18\"\nwidths = [4]"),
         9,
+        "[4]",
         "model.widths: only for backbone = \"cnn\"",
     );
-    expect_error(&replace("batch_size = 8", "batch_size = 8\nprecision = \"fp16\""), 13, "unknown variant `fp16`");
+    expect_error(
+        &replace("batch_size = 8", "batch_size = 8\nprecision = \"fp16\""),
+        13,
+        "\"fp16\"",
+        "unknown variant `fp16`",
+    );
     expect_error(
         &replace("image_size = 16", "image_size = 16\non_bad_image = \"ignore\""),
         7,
+        "\"ignore\"",
         "unknown variant `ignore`",
     );
     expect_error(
         &replace("image_size = 16", "image_size = 16\n[data.augment]\nflip = true\ncrop = [0.9, 0.5]"),
         9,
+        "[0.9, 0.5]",
         "data.augment.crop: [0.9, 0.5]; expected [lo, hi] with 0 < lo <= hi <= 1",
     );
     expect_error(
         &replace("image_size = 16", "image_size = 16\n[data.augment]\nmirror = true"),
         8,
+        "mirror",
         "unknown field `mirror`",
     );
     expect_error(
         &replace("image_size = 16", "image_size = 16\nprefetch = 0"),
         7,
+        "0",
         "data.prefetch: expected at least 1 batch",
     );
     expect_error(
         &replace("[data]\nidentities = 4", "[data]\nkind = \"recordio\"\nidentities = 4"),
         3,
+        "\"recordio\"",
         "data.path: kind = \"recordio\" needs path",
     );
 }

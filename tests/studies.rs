@@ -205,16 +205,34 @@ fn run(text: &str, out: &Path) -> Vec<runner::TrialSummary> {
 
 #[test]
 fn every_loss_sees_the_same_noisy_images_and_telemetry_splits_them() {
-    let text = format!("{}[noise]\nratio = 0.3\nkind = \"flip\"\nseed = 9\n", common::TINY);
+    // Every loss under flip noise, and P2SGrad also clean and under outlier noise (same ratio and
+    // seed): the same images in the same order, with other labels (flip) or another noisy mask
+    // (outlier keeps the labels).
+    let text = format!("{}[noise]\nratio = [0.0, 0.3]\nkind = [\"flip\", \"outlier\"]\nseed = 9\n", common::TINY);
+    let exp = common::experiment(&text);
+    let chosen: Vec<_> =
+        exp.trials.iter().filter(|t| t.noise.label() == "flip0.3" || t.loss.name == "p2sgrad").cloned().collect();
     let out = tempfile::tempdir().unwrap();
-    let summaries = run(&text, out.path());
-    assert!(summaries.iter().all(|s| s.noise == "flip0.3"));
+    let summaries = runner::run_selected(&exp, &chosen, &RunOptions::new(out.path())).unwrap();
+    assert_eq!(summaries.len(), 7);
     let dir = ExperimentDir::new(out.path(), "tiny");
     let trials = store::read_parquet(&dir.trials_table()).unwrap();
-    let orders = common::strings(&trials, "data_order_checksum");
-    assert!(orders.iter().all(|o| o == &orders[0]));
-    for id in common::strings(&trials, "trial") {
-        let angles = store::read_parquet(&dir.trial(&id).join("angles.parquet")).unwrap();
+    let (ids, orders) = (common::strings(&trials, "trial"), common::strings(&trials, "data_order_checksum"));
+    let order = |id: &str| orders[ids.iter().position(|i| i == id).unwrap()].clone();
+    let orders_of = |loss: Option<&str>, setting: &str| -> Vec<String> {
+        let picked = summaries.iter().filter(|s| s.noise == setting && loss.is_none_or(|l| s.loss == l));
+        picked.map(|s| order(&s.id)).collect()
+    };
+    let flip = orders_of(None, "flip0.3");
+    assert_eq!(flip.len(), 5);
+    assert!(flip[0].len() == 16 && flip.iter().all(|o| o == &flip[0]), "the losses saw other noisy batches: {flip:?}");
+    let (clean, outlier) = (orders_of(Some("p2sgrad"), "none"), orders_of(Some("p2sgrad"), "outlier0.3"));
+    assert_eq!((clean.len(), outlier.len()), (1, 1), "{summaries:?}");
+    assert_ne!(clean[0], flip[0], "flipped labels leave the checksum unchanged");
+    assert_ne!(clean[0], outlier[0], "the noisy mask leaves the checksum unchanged");
+    assert_ne!(flip[0], outlier[0], "flip and outlier noise differ in their labels only");
+    for id in summaries.iter().filter(|s| s.noise == "flip0.3").map(|s| &s.id) {
+        let angles = store::read_parquet(&dir.trial(id).join("angles.parquet")).unwrap();
         let samples = common::strings(&angles, "samples");
         let count = angles.column("count").unwrap().i64().unwrap();
         let total = |which: &str| -> i64 {
@@ -222,7 +240,7 @@ fn every_loss_sees_the_same_noisy_images_and_telemetry_splits_them() {
         };
         // 96 training images, 29 of them noisy (round(0.3 · 96)), two evaluation points.
         assert_eq!((total("all"), total("clean"), total("noisy")), (2 * 96, 2 * 67, 2 * 29), "{id}");
-        let steps = store::read_parquet(&dir.trial(&id).join("steps.parquet")).unwrap();
+        let steps = store::read_parquet(&dir.trial(id).join("steps.parquet")).unwrap();
         for name in ["theta_y_deg_mean_clean", "theta_y_deg_mean_noisy", "coef_y_mean_clean", "coef_y_mean_noisy"] {
             let col = steps.column(name).unwrap().f64().unwrap();
             assert!(col.null_count() < steps.height(), "{id}: {name} is empty");
@@ -287,12 +305,6 @@ fn long_experiment() -> String {
         .replace("log_every = 2", "log_every = 1\ncheckpoint_every = 2")
 }
 
-fn frames_equal(a: &Path, b: &Path, drop: &[&str]) -> bool {
-    let a = store::read_parquet(a).unwrap().drop_many(drop.iter().copied());
-    let b = store::read_parquet(b).unwrap().drop_many(drop.iter().copied());
-    a.equals_missing(&b)
-}
-
 #[test]
 fn a_trial_killed_with_sigkill_resumes_to_identical_results() {
     let text = long_experiment();
@@ -307,14 +319,12 @@ fn a_trial_killed_with_sigkill_resumes_to_identical_results() {
     let resumed = work.path().join("resumed");
     let second = exp.trials[1].id();
     let dir = ExperimentDir::new(&resumed, "tiny");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
-        .args(["run", "--out"])
-        .arg(&resumed)
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let run = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_p2sbench"));
+        cmd.args(["run", "--out"]).arg(&resumed).arg(&file);
+        cmd
+    };
+    let mut child = run().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // Kill once the second trial has a checkpoint but has not finished.
     let state = dir.trial(&second).join("checkpoint").join("state.safetensors");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -328,16 +338,19 @@ fn a_trial_killed_with_sigkill_resumes_to_identical_results() {
     let status = store::TrialStatus::read(&dir.trial(&second)).unwrap();
     assert_eq!(status.state, store::State::Running, "killed mid-trial");
     assert!(!dir.trial(&second).join("steps.parquet").exists());
+    let killed_at = common::checkpoint_step(&dir.trial(&second)).expect("the killed trial has a checkpoint");
 
-    let summaries = runner::run_experiment(&exp, &RunOptions::new(&resumed)).unwrap();
-    assert!(summaries.iter().all(|s| s.state == store::State::Done));
+    let rerun = run().output().unwrap();
+    let log = String::from_utf8_lossy(&rerun.stderr);
+    assert_eq!(rerun.status.code(), Some(0), "{log}");
+    common::assert_resumed(&dir.trial(&second), killed_at, &log);
     assert_eq!(store::TrialStatus::read(&dir.trial(&second)).unwrap().attempts, 2);
     let reference_dir = ExperimentDir::new(&reference, "tiny");
     for t in &exp.trials {
         let id = t.id();
-        for file in ["steps.parquet", "evals.parquet", "angles.parquet"] {
+        for file in common::TRIAL_FRAMES {
             assert!(
-                frames_equal(&reference_dir.trial(&id).join(file), &dir.trial(&id).join(file), &["step_seconds"]),
+                common::frames_equal(&reference_dir.trial(&id).join(file), &dir.trial(&id).join(file)),
                 "{id}/{file} differs after resume"
             );
         }
@@ -359,14 +372,11 @@ fn parallel_jobs_give_the_same_results_as_sequential_ones_with_equal_threads() {
     let (a, b) = (ExperimentDir::new(seq.path(), "tiny"), ExperimentDir::new(par.path(), "tiny"));
     for t in &exp.trials {
         let id = t.id();
-        assert!(
-            frames_equal(&a.trial(&id).join("steps.parquet"), &b.trial(&id).join("steps.parquet"), &["step_seconds"]),
-            "{id}"
-        );
+        for file in common::TRIAL_FRAMES {
+            assert!(common::frames_equal(&a.trial(&id).join(file), &b.trial(&id).join(file)), "{id}/{file}");
+        }
     }
-    let ta = store::read_parquet(&a.trials_table()).unwrap().drop_many(["seconds"]);
-    let tb = store::read_parquet(&b.trials_table()).unwrap().drop_many(["seconds"]);
-    assert!(ta.equals_missing(&tb));
+    assert!(common::frames_equal(&a.trials_table(), &b.trials_table()));
 }
 
 #[test]

@@ -16,10 +16,6 @@ fn run(out: &Path) -> ExperimentDir {
     ExperimentDir::new(out, "tiny")
 }
 
-fn without(df: DataFrame, cols: &[&str]) -> DataFrame {
-    df.drop_many(cols.iter().copied())
-}
-
 #[test]
 fn trains_every_loss_writes_the_layout_and_is_deterministic() {
     let a = tempfile::tempdir().unwrap();
@@ -77,16 +73,12 @@ fn trains_every_loss_writes_the_layout_and_is_deterministic() {
         for v in acc.column("value").unwrap().f64().unwrap().into_no_null_iter() {
             assert!((0.0..=1.0).contains(&v));
         }
-        let steps_b = store::read_parquet(&dir_b.trial(id).join("steps.parquet")).unwrap();
-        assert!(
-            without(steps, &["step_seconds"]).equals_missing(&without(steps_b, &["step_seconds"])),
-            "{id}: steps differ between runs"
-        );
-        let evals_b = store::read_parquet(&dir_b.trial(id).join("evals.parquet")).unwrap();
-        assert!(evals.equals(&evals_b), "{id}: evals differ between runs");
+        for file in common::TRIAL_FRAMES {
+            let (a, b) = (tdir.join(file), dir_b.trial(id).join(file));
+            assert!(common::frames_equal(&a, &b), "{id}: {file} differs between runs");
+        }
     }
-    let trials_b = store::read_parquet(&dir_b.trials_table()).unwrap();
-    assert!(without(trials, &["seconds"]).equals_missing(&without(trials_b, &["seconds"])));
+    assert!(common::frames_equal(&dir_a.trials_table(), &dir_b.trials_table()));
 }
 
 #[test]

@@ -107,9 +107,6 @@ fn adaptive_loss_state_resumes_from_a_checkpoint() {
     let tail = &common::TINY[common::TINY.find("[eval]").unwrap()..];
     let head = head.replace("log_every = 2", "log_every = 1\ncheckpoint_every = 2");
     let exp = common::experiment(&format!("{head}{blocks}{tail}"));
-    let untimed = |rows: Vec<p2sbench::store::schema::StepRow>| {
-        rows.into_iter().map(|r| p2sbench::store::schema::StepRow { step_seconds: 0.0, ..r }).collect::<Vec<_>>()
-    };
     for trial in &exp.trials {
         let id = trial.id();
         let data = runner::shared_data(trial).unwrap();
@@ -125,7 +122,9 @@ fn adaptive_loss_state_resumes_from_a_checkpoint() {
         }));
         assert!(interrupted.is_err(), "{id}: the run was not interrupted");
         let resumed = train::train_trial(trial, &set, &evaluation, cpu, Some(&ck), &mut |_| {}).unwrap();
-        assert_eq!(untimed(resumed.rows.steps), untimed(reference.rows.steps), "{id}: telemetry differs after resume");
+        assert_eq!(resumed.resumed_from, Some(4), "{id}: the rerun did not resume from the step-4 checkpoint");
+        let (resumed, reference) = (common::untimed(resumed.rows.steps), common::untimed(reference.rows.steps));
+        assert_eq!(resumed, reference, "{id}: telemetry differs after resume");
     }
 }
 

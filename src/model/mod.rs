@@ -14,7 +14,7 @@
 
 pub mod amp;
 pub mod iresnet;
-mod layers;
+pub mod layers;
 pub mod mobilefacenet;
 pub mod weights;
 

@@ -178,6 +178,9 @@ pub struct TrialStatus {
     /// Training images left out as unreadable (`data.on_bad_image = "skip"`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped_images: u64,
+    /// The step of the checkpoint the last attempt resumed from (absent when it started afresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<i64>,
 }
 
 fn is_zero(n: &u64) -> bool {

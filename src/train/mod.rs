@@ -41,7 +41,8 @@ pub struct TrialOutcome {
     /// Telemetry, evaluation and θ_y-histogram rows.
     pub rows: Rows,
     pub init_checksum: String,
-    /// SHA-256 (first 16 hex digits) of the sequence of image indices the trial trained on.
+    /// SHA-256 (first 16 hex digits) of the sequence of training images the trial's batches
+    /// hold: each image's index, the label it is trained with and whether it is noisy.
     pub data_order_checksum: String,
     /// The step whose loss or telemetry was not finite, if any (training stopped there).
     pub diverged_step: Option<i64>,
@@ -172,6 +173,8 @@ pub fn train_trial(
         for batch in &epoch_batches {
             for &i in *batch {
                 order_hash.update((i as u64).to_le_bytes());
+                order_hash.update(train.labels[i].to_le_bytes());
+                order_hash.update([u8::from(train.noisy.get(i).copied().unwrap_or(false))]);
             }
         }
         let first = match epoch.cmp(&resume_epoch) {

@@ -51,8 +51,21 @@ pub fn frame(data: &[u8]) -> Vec<u8> {
 }
 
 /// Writes a pack of `identities` (each a list of encoded images) into `dir`; returns the byte
-/// offset of every record key.
+/// offset of every record key. The records lie in the file in key order, as insightface's packs
+/// do: header, images, identity records.
 pub fn write_pack(dir: &Path, identities: &[Vec<Vec<u8>>], size: usize) -> Vec<u64> {
+    write_pack_laid_out(dir, identities, size, false)
+}
+
+/// [`write_pack`], laid out otherwise in the file (`train.idx` says where each record is, so the
+/// keys are the same): header, identity records, then the images last key first. Cutting the file
+/// short then cuts only images, and the first to go are identity 0's (key 1 is the file's last
+/// record).
+pub fn write_pack_identities_first(dir: &Path, identities: &[Vec<Vec<u8>>], size: usize) -> Vec<u64> {
+    write_pack_laid_out(dir, identities, size, true)
+}
+
+fn write_pack_laid_out(dir: &Path, identities: &[Vec<Vec<u8>>], size: usize, identities_first: bool) -> Vec<u64> {
     std::fs::create_dir_all(dir).unwrap();
     let images: usize = identities.iter().map(Vec::len).sum();
     let first_identity = images + 1;
@@ -70,12 +83,17 @@ pub fn write_pack(dir: &Path, identities: &[Vec<Vec<u8>>], size: usize) -> Vec<u
         let key = records.len() as u64;
         records.push(ir_record(&[start as f32, end as f32], key, &[]));
     }
-    let (mut rec, mut idx, mut offsets) = (Vec::new(), String::new(), Vec::new());
-    for (key, data) in records.iter().enumerate() {
-        offsets.push(rec.len() as u64);
-        idx.push_str(&format!("{key}\t{}\n", rec.len()));
-        rec.extend_from_slice(&frame(data));
+    let mut file_order: Vec<usize> = (0..records.len()).collect();
+    if identities_first {
+        let image = |key: usize| key != 0 && key < first_identity;
+        file_order.sort_by_key(|&key| (image(key), if image(key) { usize::MAX - key } else { key }));
     }
+    let (mut rec, mut offsets) = (Vec::new(), vec![0u64; records.len()]);
+    for key in file_order {
+        offsets[key] = rec.len() as u64;
+        rec.extend_from_slice(&frame(&records[key]));
+    }
+    let idx: String = offsets.iter().enumerate().map(|(key, offset)| format!("{key}\t{offset}\n")).collect();
     std::fs::write(dir.join("train.rec"), rec).unwrap();
     std::fs::write(dir.join("train.idx"), idx).unwrap();
     std::fs::write(dir.join("property"), format!("{},{size},{size}\n", identities.len())).unwrap();
