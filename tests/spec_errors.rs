@@ -205,9 +205,10 @@ fn unknown_report_baseline() {
     expect_error(
         &format!("{GOOD}[report]\nbaseline = \"nosuch\"\n"),
         18,
+        "\"nosuch\"",
         "report.baseline: expected one of the file's losses",
     );
-    expect_error(&format!("{GOOD}[report]\ncomparisons = \"some\"\n"), 18, "unknown variant `some`");
+    expect_error(&format!("{GOOD}[report]\ncomparisons = \"some\"\n"), 18, "\"some\"", "unknown variant `some`");
 }
 
 #[test]
