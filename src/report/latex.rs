@@ -274,7 +274,7 @@ impl ReportTables {
         let clean = aggregate::clean_ratio(r)?;
         let paired = Paired::load(r, &aggregate::headline_columns(&rows))?;
         let std_cells = r.spec_value("report.latex_cells").and_then(|v| v.as_str()) == Some("std");
-        let cells = if std_cells { tables::LatexCells::Std } else { tables::LatexCells::Interval };
+        let cells = if std_cells { tables::CellStyle::Std } else { tables::CellStyle::Interval };
         let key = label(&r.name);
         let mut out = Vec::new();
         if !rows.is_empty() {

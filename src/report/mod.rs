@@ -37,7 +37,7 @@ pub struct ReportFiles {
 /// Loads the results in `dir`, writes `report.md`, `report.html` and `tables.tex` there (all
 /// built before any is written), and returns their paths.
 pub fn write_report(dir: &Path) -> Result<ReportFiles> {
-    let r = Results::load(dir)?;
+    let r = Results::load_evaluations(dir)?;
     let text = render(&r)?;
     let page = html::to_html(&text, &r.dir.root)?;
     let tex = latex::ReportTables::build(&r)?;
@@ -166,7 +166,7 @@ pub fn render(r: &Results) -> Result<String> {
     if rows.is_empty() {
         writeln!(md, "No done trial has evaluations yet: there is nothing to tabulate.\n")?;
     } else {
-        let (table, notes) = tables::paper_table(&rows, clean, &paired, tables::LatexCells::Interval);
+        let (table, notes) = tables::paper_table(&rows, clean, &paired, tables::CellStyle::Interval);
         writeln!(
             md,
             "Final evaluation of each setting{}: the mean over seeds and its 95 % interval `[lo, hi]` (rates in %); with one seed, LFW-style accuracy also shows ± the std over its folds (insightface's convention). A cell is **bold** only where its setting is better than the next best of the column in a paired comparison (p < 0.05; see Comparisons). `n/r`: a rate its protocol cannot resolve. Only trials with status `done` are counted.\n",

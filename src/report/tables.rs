@@ -61,7 +61,7 @@ fn settings_at(rows: &[SettingMetric], noise: f64) -> Vec<(String, String, Strin
 /// What a table cell shows beside the mean: the 95 % interval, or the std over seeds
 /// (`[report] latex_cells`, for tables.tex).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LatexCells {
+pub enum CellStyle {
     Interval,
     Std,
 }
@@ -69,13 +69,13 @@ pub enum LatexCells {
 /// A metric's cell: `mean [lo, hi]` (rates in %), `mean ± fold std [lo, hi]` for one trial's
 /// LFW-style accuracy (insightface prints the std over folds), `n/r` for a rate its protocol
 /// cannot resolve. `std` cells show `mean ± std` over seeds instead of the interval.
-pub fn metric_cell(m: &SettingMetric, fold_std: Option<f64>, cells: LatexCells) -> String {
+pub fn metric_cell(m: &SettingMetric, fold_std: Option<f64>, cells: CellStyle) -> String {
     if m.resolvable == Some(false) {
         return "n/r".into();
     }
     let rate = Metric::parse(&m.metric).is_rate();
     let k = if rate { 100.0 } else { 1.0 };
-    if cells == LatexCells::Std {
+    if cells == CellStyle::Std {
         return mean_std(m.mean, m.std, rate);
     }
     let mut text = format!("{:.2}", m.mean * k);
@@ -137,7 +137,7 @@ pub fn paper_table(
     rows: &[SettingMetric],
     clean: f64,
     paired: &Paired,
-    cells: LatexCells,
+    cells: CellStyle,
 ) -> (Table, Vec<(String, String)>) {
     let clean_rows: Vec<SettingMetric> = rows.iter().filter(|m| m.noise_ratio == clean).cloned().collect();
     let keys = aggregate::headline_columns(&clean_rows);
@@ -302,7 +302,7 @@ pub fn noise_tables(r: &Results, rows: &[SettingMetric], paired: &Paired) -> Res
                 row.push(match m {
                     Some(m) => {
                         shown.push(m);
-                        metric_cell(m, None, LatexCells::Interval)
+                        metric_cell(m, None, CellStyle::Interval)
                     }
                     None => "–".into(),
                 });
@@ -507,18 +507,18 @@ pub fn selection_table(r: &Results) -> Result<Option<Table>> {
     let tested = match aggregate::final_evals(r) {
         Some(f) => f
             .filter(col("protocol").eq(lit(protocol)).and(col("metric").eq(lit(metric))))
-            .select([col("trial"), col("variant"), col("value")])
+            .select([col("trial"), col("variant"), col("value"), col("ci_lo"), col("ci_hi")])
             .collect()?,
         None => DataFrame::empty(),
     };
     let (mut ids, mut values) = (Vec::new(), Vec::new());
     if tested.height() > 0 {
-        let rows =
-            strings(&tested, "trial")?.into_iter().zip(strings(&tested, "variant")?).zip(floats(&tested, "value")?);
+        let (variant, value) = (strings(&tested, "variant")?, floats(&tested, "value")?);
+        let (lo, hi) = (floats(&tested, "ci_lo")?, floats(&tested, "ci_hi")?);
         // Rows of one part of a protocol (IJB-C's galleries) are not the headline number.
-        for ((id, _), value) in rows.filter(|((_, variant), _)| !variant.contains("part=")) {
+        for (i, id) in strings(&tested, "trial")?.into_iter().enumerate().filter(|(i, _)| !variant[*i].contains("part=")) {
             ids.push(id);
-            values.push(value);
+            values.push(value[i].map(|v| (v, lo[i].zip(hi[i]))));
         }
     }
     let header = vec![
@@ -532,15 +532,22 @@ pub fn selection_table(r: &Results) -> Result<Option<Table>> {
     let mut t = Table::new(header, 4);
     for c in &sel.choices {
         let space: Vec<String> = c.search_space.iter().map(|(k, v)| format!("{k} ∈ {{{}}}", v.join(", "))).collect();
-        let test: Vec<f64> =
+        let test: Vec<(f64, Option<(f64, f64)>)> =
             ids.iter().zip(&values).filter(|(id, _)| c.final_trials.contains(id)).filter_map(|(_, v)| *v).collect();
-        let test_cell = if test.is_empty() {
-            "not trained yet".to_string()
-        } else {
-            let mean = test.iter().sum::<f64>() / test.len() as f64;
-            let std = (test.len() > 1)
-                .then(|| (test.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (test.len() - 1) as f64).sqrt());
-            format!("{} (n = {})", mean_std(mean, std, rate), test.len())
+        let points: Vec<f64> = test.iter().map(|t| t.0).collect();
+        // One final seed: its identity-bootstrap interval; more: the t-interval over them.
+        let interval = match test.as_slice() {
+            [(_, one)] => *one,
+            _ => crate::stats::t_interval(&points, crate::stats::LEVEL).map(|i| (i.lo, i.hi)),
+        };
+        let k = if rate { 100.0 } else { 1.0 };
+        let test_cell = match (points.is_empty(), interval) {
+            (true, _) => "not trained yet".to_string(),
+            (false, Some((lo, hi))) => {
+                let (lo, hi) = if rate { (lo.max(0.0), hi.min(1.0)) } else { (lo, hi) };
+                format!("{:.2} [{:.2}, {:.2}] (n = {})", crate::stats::mean(&points) * k, lo * k, hi * k, points.len())
+            }
+            (false, None) => format!("{} (n = {})", mean_std(crate::stats::mean(&points), None, rate), points.len()),
         };
         t.rows.push(vec![
             c.group.clone(),

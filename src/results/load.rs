@@ -11,6 +11,7 @@ use crate::store::selection::Selection;
 use crate::store::{self, trial_files, ExperimentDir};
 use anyhow::Result;
 use polars::prelude::*;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -141,6 +142,17 @@ pub fn concat_diagonal(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
 impl Results {
     /// Loads `dir` (a `results/<experiment>/` directory).
     pub fn load(dir: &Path) -> Result<Results> {
+        Results::load_parts(dir, true)
+    }
+
+    /// [`Results::load`] without the step telemetry and angle histograms (`steps` and `angles`
+    /// stay `None`): what the report reads.
+    pub fn load_evaluations(dir: &Path) -> Result<Results> {
+        Results::load_parts(dir, false)
+    }
+
+    /// Loads `dir`; the per-trial files are read in parallel, the telemetry only with `telemetry`.
+    fn load_parts(dir: &Path, telemetry: bool) -> Result<Results> {
         let dir = ExperimentDir { root: dir.to_path_buf() };
         if !dir.root.is_dir() {
             return Err(missing(&dir.root, "no such results directory (run `p2sbench run <experiment.toml>` first)"));
@@ -184,24 +196,40 @@ impl Results {
         let ids = strings(&all, "trial")?;
         let states = strings(&all, "status")?;
 
+        // Per trial: (steps, evals, angles), each read when present.
+        type Frames = (Option<DataFrame>, Option<DataFrame>, Option<DataFrame>);
+        let per_trial: Vec<Frames> = ids
+            .par_iter()
+            .zip(&states)
+            .map(|(id, state)| -> Result<Frames> {
+                let tdir = dir.trial(id);
+                let finished = FINISHED.contains(&state.as_str());
+                let required = |file: &str, columns: &[&str]| -> Result<Option<DataFrame>> {
+                    let path = tdir.join(file);
+                    if path.exists() {
+                        Ok(Some(with_trial(read(&path, columns)?, id)?))
+                    } else if finished {
+                        Err(missing(&path, &format!("trial {id} is marked {state} in trials.parquet")))
+                    } else {
+                        Ok(None)
+                    }
+                };
+                let steps = if telemetry { required(trial_files::STEPS, &["step"])? } else { None };
+                let evals = required(trial_files::EVALS, EVAL_COLUMNS)?;
+                let path = tdir.join(ANGLES);
+                let angles = if telemetry && path.exists() {
+                    Some(with_trial(read(&path, ANGLE_COLUMNS)?, id)?)
+                } else {
+                    None
+                };
+                Ok((steps, evals, angles))
+            })
+            .collect::<Result<_>>()?;
         let (mut steps, mut evals, mut angles) = (Vec::new(), Vec::new(), Vec::new());
-        for (id, state) in ids.iter().zip(&states) {
-            let tdir = dir.trial(id);
-            let finished = FINISHED.contains(&state.as_str());
-            for (file, frames, required) in
-                [(trial_files::STEPS, &mut steps, &["step"][..]), (trial_files::EVALS, &mut evals, EVAL_COLUMNS)]
-            {
-                let path = tdir.join(file);
-                if path.exists() {
-                    frames.push(with_trial(read(&path, required)?, id)?);
-                } else if finished {
-                    return Err(missing(&path, &format!("trial {id} is marked {state} in trials.parquet")));
-                }
-            }
-            let path = tdir.join(ANGLES);
-            if path.exists() {
-                angles.push(with_trial(read(&path, ANGLE_COLUMNS)?, id)?);
-            }
+        for (s, e, a) in per_trial {
+            steps.extend(s);
+            evals.extend(e);
+            angles.extend(a);
         }
         Ok(Results {
             dir,
