@@ -218,9 +218,10 @@ fn the_suite_runs_every_selected_builtin_protocol() {
     for name in ["tar@far=1e-4", "auc", "rank1", "g1/rank1"] {
         assert!(ij.get(name).is_some(), "{name}: {ij:?}");
     }
-    // Same network, same numbers.
+    // Same network, same numbers (compared as text: a resample without a mated search leaves a
+    // NaN replicate, which is not equal to itself).
     let again = suite.run(&cfg.eval, &cfg.data, &net, &heldout, tch::Device::Cpu).unwrap();
-    assert_eq!(again, results);
+    assert_eq!(format!("{again:?}"), format!("{results:?}"));
 }
 
 fn spec_error(edit: (&str, &str)) -> String {

@@ -516,7 +516,9 @@ pub fn selection_table(r: &Results) -> Result<Option<Table>> {
         let (variant, value) = (strings(&tested, "variant")?, floats(&tested, "value")?);
         let (lo, hi) = (floats(&tested, "ci_lo")?, floats(&tested, "ci_hi")?);
         // Rows of one part of a protocol (IJB-C's galleries) are not the headline number.
-        for (i, id) in strings(&tested, "trial")?.into_iter().enumerate().filter(|(i, _)| !variant[*i].contains("part=")) {
+        for (i, id) in
+            strings(&tested, "trial")?.into_iter().enumerate().filter(|(i, _)| !variant[*i].contains("part="))
+        {
             ids.push(id);
             values.push(value[i].map(|v| (v, lo[i].zip(hi[i]))));
         }

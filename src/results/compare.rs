@@ -111,10 +111,30 @@ impl Paired {
     /// The contrast Σ coef·cell, paired over seeds and identity resamples; `None` when a cell is
     /// missing, the cells share no seed, or nothing varies (one seed without replicates).
     pub fn contrast(&self, terms: &[(f64, &Cell)]) -> Option<Contrast> {
-        let terms: Vec<Term> = terms
-            .iter()
-            .map(|(coef, cell)| Some(Term { coef: *coef, seeds: self.cells.get(cell)? }))
-            .collect::<Option<_>>()?;
+        let maps: Vec<&BTreeMap<i64, SeedValues>> =
+            terms.iter().map(|(_, cell)| self.cells.get(cell)).collect::<Option<_>>()?;
+        // A resample some trial could not score (NaN: no mated search drawn) is left out of every
+        // term, so the replicates stay paired.
+        let r = maps.iter().flat_map(|m| m.values().map(|v| v.replicates.len())).min().unwrap_or(0);
+        let scored = |i: usize| maps.iter().all(|m| m.values().all(|v| v.replicates[i].is_finite()));
+        let keep: Vec<usize> = (0..r).filter(|&i| scored(i)).collect();
+        let cleaned: Vec<BTreeMap<i64, SeedValues>> = if keep.len() < r {
+            maps.iter()
+                .map(|m| {
+                    m.iter()
+                        .map(|(&s, v)| {
+                            let replicates = keep.iter().map(|&i| v.replicates[i]).collect();
+                            (s, SeedValues { point: v.point, replicates })
+                        })
+                        .collect()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let seeds = |k: usize| if cleaned.is_empty() { maps[k] } else { &cleaned[k] };
+        let terms: Vec<Term> =
+            terms.iter().enumerate().map(|(k, (coef, _))| Term { coef: *coef, seeds: seeds(k) }).collect();
         stats::paired_contrast(&terms, RESAMPLES, SEED, stats::LEVEL)
     }
 

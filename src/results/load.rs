@@ -217,11 +217,8 @@ impl Results {
                 let steps = if telemetry { required(trial_files::STEPS, &["step"])? } else { None };
                 let evals = required(trial_files::EVALS, EVAL_COLUMNS)?;
                 let path = tdir.join(ANGLES);
-                let angles = if telemetry && path.exists() {
-                    Some(with_trial(read(&path, ANGLE_COLUMNS)?, id)?)
-                } else {
-                    None
-                };
+                let angles =
+                    if telemetry && path.exists() { Some(with_trial(read(&path, ANGLE_COLUMNS)?, id)?) } else { None };
                 Ok((steps, evals, angles))
             })
             .collect::<Result<_>>()?;
