@@ -155,8 +155,8 @@ fn the_shipped_experiments_validate() {
     for (study, count) in [
         ("quickstart.toml", 5),
         ("quickstart_tuning.toml", 18),
-        ("sensitivity.toml", 34),
-        ("noise.toml", 40),
+        ("sensitivity.toml", 42),
+        ("noise.toml", 36),
         ("p2sgrad_capacity.toml", 30),
         ("arcface_degeneracy.toml", 12),
         ("zoo.toml", 13),
