@@ -1,7 +1,7 @@
 //! `p2sbench::stats` against its references, on the same numbers: scipy (t and normal cdf and
 //! quantiles, `t.interval`, `ttest_rel`; the distribution of a t plus a normal behind
 //! `paired_contrast`, by `integrate.quad` and `optimize.brentq`), statsmodels (`multipletests`
-//! Holm, `TTestPower`) and numpy (`percentile`, mean, sd), run by `reference/statistics.py` in
+//! Holm, `TTestPower`) and numpy (`percentile`, mean, sd), run by `reference/stats_reference.py` in
 //! the set-up's Python (`$P2SBENCH_CACHE/venv`, where `make test` installs the pinned packages
 //! through `scripts/setup-python-reference.sh`). Exact procedures must agree to a relative 1e-9.
 //!
@@ -43,10 +43,10 @@ fn python() -> PathBuf {
     python
 }
 
-/// reference/statistics.py's answer for `kind` on `cases`.
+/// reference/stats_reference.py's answer for `kind` on `cases`.
 fn reference(kind: &str, cases: Value) -> Vec<Value> {
     let python = python();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference/statistics.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference/stats_reference.py");
     let mut child = Command::new(&python)
         .arg(&script)
         .stdin(Stdio::piped())
