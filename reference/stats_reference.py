@@ -1,8 +1,8 @@
 """The references of tests/statistics.rs: reads {"kind": ..., "cases": [...]} as JSON on stdin and
-# Named stats_reference.py, not statistics.py: a file of that name in reference/ would shadow the
-# standard library module for the other reference scripts run from here (torch imports it via triton).
 prints one JSON list, one result per case, computed by scipy, statsmodels or numpy on exactly the
 numbers given. Run by the set-up's Python (scripts/setup-python-reference.sh installs the pins)."""
+# Named stats_reference.py, not statistics.py: a file of that name in reference/ would shadow the
+# standard library module for the other reference scripts run from here (torch imports it via triton).
 
 import json
 import sys
