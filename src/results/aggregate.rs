@@ -169,8 +169,9 @@ pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
     let (noise, value, lo, hi) =
         (floats(&df, "noise_ratio")?, floats(&df, "value")?, floats(&df, "ci_lo")?, floats(&df, "ci_hi")?);
     let (resolvable, comparisons) = (floats(&df, "resolvable")?, floats(&df, "comparisons")?);
-    // (setting, kind, ratio bits, protocol, variant, metric) → row indices.
-    let mut groups: BTreeMap<(String, String, u64, String, String, String), Vec<usize>> = BTreeMap::new();
+    // (setting, noise kind, noise ratio bits, protocol, variant, metric) → row indices.
+    type Group = (String, String, u64, String, String, String);
+    let mut groups: BTreeMap<Group, Vec<usize>> = BTreeMap::new();
     for i in 0..df.height() {
         let key = (
             setting[i].clone(),
@@ -457,6 +458,9 @@ fn done_evals(r: &Results, key: &ColumnKey) -> Option<LazyFrame> {
     )
 }
 
+/// One evaluation of a setting's metric over training: step, mean over trials, 95 % interval.
+pub type SeriesPoint = (f64, f64, Option<(f64, f64)>);
+
 /// A setting's evaluations of one metric over training: per evaluated step, the mean over its
 /// done trials and its 95 % interval (t over seeds; with one trial, that evaluation's bootstrap
 /// interval), as `(step, mean, interval)` (headline rows only, not one part of a protocol).
@@ -466,7 +470,7 @@ pub fn eval_series(
     noise_kind: &str,
     noise_ratio: f64,
     key: &ColumnKey,
-) -> Result<Vec<(f64, f64, Option<(f64, f64)>)>> {
+) -> Result<Vec<SeriesPoint>> {
     let Some(df) = done_evals(r, key) else { return Ok(Vec::new()) };
     let df = df
         .filter(
