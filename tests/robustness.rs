@@ -220,8 +220,9 @@ fn a_full_disk_stops_the_run_cleanly_and_a_rerun_resumes_to_identical_results() 
     let clean_out = dir.path().join("clean");
     assert_eq!(p2sbench_run(&file, &clean_out).status.code(), Some(0));
 
-    // 200 KiB holds the first trial (about 95 KB with its checkpoint) but not all three.
-    let disk = SmallDisk::mount(&dir.path().join("small"), "200k");
+    // 260 KiB holds the first trial (124 KiB on disk with its checkpoint) and a checkpoint of the
+    // second, but not all three.
+    let disk = SmallDisk::mount(&dir.path().join("small"), "260k");
     let full = p2sbench_run(&file, &disk.at);
     let stderr = String::from_utf8_lossy(&full.stderr);
     assert_eq!(full.status.code(), Some(1), "{stderr}");
