@@ -145,6 +145,7 @@ fn build(root: &Path, seeds: usize) -> usize {
 }
 
 fn main() {
+    p2sbench::store::large_thread_stacks();
     let rounds: usize = common::env_or("REPORT_BENCH_ROUNDS", 3);
     let sizes = [(6, "100"), (59, "1,000")];
     let dirs: Vec<(tempfile::TempDir, usize)> = sizes

@@ -81,12 +81,8 @@ impl Paired {
         let mut trials: Vec<&str> = wanted.iter().map(|&i| trial[i].as_str()).collect();
         trials.sort_unstable();
         trials.dedup();
-        let replicates: HashMap<&str, Replicates> = trials
-            .par_iter()
-            .map(|&t| Ok((t, read_replicates(r, t)?)))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .collect();
+        let read = || trials.par_iter().map(|&t| Ok((t, read_replicates(r, t)?))).collect::<Result<Vec<_>>>();
+        let replicates: HashMap<&str, Replicates> = super::reading(read)?.into_iter().collect();
         let mut cells: HashMap<Cell, BTreeMap<i64, SeedValues>> = HashMap::new();
         for i in wanted {
             let key =

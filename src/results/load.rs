@@ -136,6 +136,11 @@ pub fn concat_diagonal(frames: Vec<DataFrame>) -> Result<Option<DataFrame>> {
             }
         }
     }
+    // One chunk, not one per trial: polars' kernels recurse over chunks, and a thousand of them
+    // overflowed a worker thread's stack.
+    if let Some(df) = out.as_mut() {
+        df.as_single_chunk_par();
+    }
     Ok(out)
 }
 
@@ -198,30 +203,34 @@ impl Results {
 
         // Per trial: (steps, evals, angles), each read when present.
         type Frames = (Option<DataFrame>, Option<DataFrame>, Option<DataFrame>);
-        let per_trial: Vec<Frames> = ids
-            .par_iter()
-            .zip(&states)
-            .map(|(id, state)| -> Result<Frames> {
-                let tdir = dir.trial(id);
-                let finished = FINISHED.contains(&state.as_str());
-                let required = |file: &str, columns: &[&str]| -> Result<Option<DataFrame>> {
-                    let path = tdir.join(file);
-                    if path.exists() {
-                        Ok(Some(with_trial(read(&path, columns)?, id)?))
-                    } else if finished {
-                        Err(missing(&path, &format!("trial {id} is marked {state} in trials.parquet")))
+        let per_trial: Vec<Frames> = reading(|| {
+            ids.par_iter()
+                .zip(&states)
+                .map(|(id, state)| -> Result<Frames> {
+                    let tdir = dir.trial(id);
+                    let finished = FINISHED.contains(&state.as_str());
+                    let required = |file: &str, columns: &[&str]| -> Result<Option<DataFrame>> {
+                        let path = tdir.join(file);
+                        if path.exists() {
+                            Ok(Some(with_trial(read(&path, columns)?, id)?))
+                        } else if finished {
+                            Err(missing(&path, &format!("trial {id} is marked {state} in trials.parquet")))
+                        } else {
+                            Ok(None)
+                        }
+                    };
+                    let steps = if telemetry { required(trial_files::STEPS, &["step"])? } else { None };
+                    let evals = required(trial_files::EVALS, EVAL_COLUMNS)?;
+                    let path = tdir.join(ANGLES);
+                    let angles = if telemetry && path.exists() {
+                        Some(with_trial(read(&path, ANGLE_COLUMNS)?, id)?)
                     } else {
-                        Ok(None)
-                    }
-                };
-                let steps = if telemetry { required(trial_files::STEPS, &["step"])? } else { None };
-                let evals = required(trial_files::EVALS, EVAL_COLUMNS)?;
-                let path = tdir.join(ANGLES);
-                let angles =
-                    if telemetry && path.exists() { Some(with_trial(read(&path, ANGLE_COLUMNS)?, id)?) } else { None };
-                Ok((steps, evals, angles))
-            })
-            .collect::<Result<_>>()?;
+                        None
+                    };
+                    Ok((steps, evals, angles))
+                })
+                .collect::<Result<_>>()
+        })?;
         let (mut steps, mut evals, mut angles) = (Vec::new(), Vec::new(), Vec::new());
         for (s, e, a) in per_trial {
             steps.extend(s);
@@ -296,6 +305,18 @@ impl Results {
     /// Whether the trials span more than one noise setting.
     pub fn has_noise_study(&self) -> Result<bool> {
         Ok(self.noise_settings()?.len() > 1)
+    }
+}
+
+/// Runs `f` (parallel reads of per-trial parquet files) on a pool whose threads have 64 MiB
+/// stacks: polars' parquet reader is built unoptimised (Cargo.toml) and its metadata decoding
+/// overflowed rayon's default 2 MiB worker stack.
+pub fn reading<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build().ok());
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
     }
 }
 

@@ -92,6 +92,17 @@ fn hostname() -> String {
     }
 }
 
+/// Gives every thread the process spawns from now on (polars' and rayon's pools included) a
+/// 64 MiB stack, unless `RUST_MIN_STACK` is set: polars is built unoptimised (Cargo.toml), and
+/// its parquet reader's recursion over nested columns (bootstrap.parquet's replicate lists)
+/// overflowed the default 2 MiB of a pool thread at a thousand trials. Call it first in `main`,
+/// before any thread exists (the standard library reads the variable once).
+pub fn large_thread_stacks() {
+    if std::env::var_os("RUST_MIN_STACK").is_none() {
+        std::env::set_var("RUST_MIN_STACK", (64usize << 20).to_string());
+    }
+}
+
 /// Writes `path` through a temporary file in the same directory: `write` fills the file at
 /// the path it is given, the data is synced to the disk, then the file is renamed over `path`.
 /// On any failure (a full disk) the temporary file is removed and `path` is untouched, so no
