@@ -114,22 +114,16 @@ fn unit(key: &ColumnKey) -> (f64, &'static str) {
     }
 }
 
+/// A table of one row per comparison: metric, setting, against, seeds, then `columns`.
+fn comparison_table(columns: &[&str]) -> Table {
+    let header = ["metric", "setting", "against", "seeds"].iter().chain(columns).map(|c| c.to_string()).collect();
+    Table::new(header, 3)
+}
+
 /// The Comparisons table.
 pub fn comparisons_table(r: &Results, found: &[Comparison]) -> Table {
-    let mut t = Table::new(
-        vec![
-            "metric".into(),
-            "setting".into(),
-            "against".into(),
-            "seeds".into(),
-            "difference [95 % interval]".into(),
-            "p".into(),
-            "p (Holm)".into(),
-            "P(X > Y)".into(),
-            "verdict".into(),
-        ],
-        3,
-    );
+    let columns = ["difference [95 % interval]", "p", "p (Holm)", "P(X > Y)", "verdict"];
+    let mut t = comparison_table(&columns);
     for c in found {
         let rate = Metric::parse(&c.key.metric).is_rate();
         t.rows.push(vec![
@@ -186,18 +180,7 @@ pub fn seeds_for(c: &Contrast, delta: f64) -> std::result::Result<usize, &'stati
 /// The Power table: per comparison, its standard error, the smallest difference it could
 /// detect, and the seeds that would detect one point.
 pub fn power_table(r: &Results, found: &[Comparison]) -> Table {
-    let mut t = Table::new(
-        vec![
-            "metric".into(),
-            "setting".into(),
-            "against".into(),
-            "seeds".into(),
-            "standard error".into(),
-            "detectable difference (80 % power)".into(),
-            "seeds to detect 1 point".into(),
-        ],
-        3,
-    );
+    let mut t = comparison_table(&["standard error", "detectable difference (80 % power)", "seeds to detect 1 point"]);
     for c in found {
         let (k, _) = unit(&c.key);
         let one_point = if k == 100.0 { 0.01 } else { 1.0 };
