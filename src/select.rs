@@ -63,6 +63,20 @@ fn group_of(select: &SelectSpec, t: &TrialConfig) -> String {
     label
 }
 
+/// The last evaluated value of `protocol`/`metric` of a done trial: from its status, or from
+/// its evals.parquet in directories written before statuses recorded their results.
+fn final_value(
+    trial_dir: &std::path::Path,
+    status: Option<&TrialStatus>,
+    protocol: &str,
+    metric: &str,
+) -> anyhow::Result<Option<f64>> {
+    match status.and_then(|s| s.results.as_ref()) {
+        Some(results) => Ok(results.final_value(protocol, metric)),
+        None => last_value(trial_dir, protocol, metric),
+    }
+}
+
 /// The last evaluated value of `protocol`/`metric` in a trial directory (headline rows only:
 /// rows of one part of a protocol carry `part=` in their variant).
 fn last_value(trial_dir: &std::path::Path, protocol: &str, metric: &str) -> anyhow::Result<Option<f64>> {
@@ -111,8 +125,8 @@ pub fn choose(exp: &Experiment, dir: &ExperimentDir) -> anyhow::Result<(Vec<Choi
         let tdir = dir.trial(&t.id());
         let status = TrialStatus::read(&tdir);
         *seconds.entry(group.clone()).or_default() += status.as_ref().map_or(0.0, |s| s.seconds);
-        match status.map(|s| s.state) {
-            Some(State::Done) => match last_value(&tdir, protocol, metric)? {
+        match status.as_ref().map(|s| s.state) {
+            Some(State::Done) => match final_value(&tdir, status.as_ref(), protocol, metric)? {
                 Some(v) => scores.push(v),
                 None => {
                     return Err(InputError {
@@ -193,7 +207,10 @@ pub fn record(exp: &Experiment, select: &SelectSpec, choices: &[Choice]) -> Sele
         tune: select.tune.clone(),
         validation_identities: validation,
         test_identities: heldout.saturating_sub(validation),
-        search_seeds: exp.trials.first().map(|t| t.train.seeds.clone()).unwrap_or_default(),
+        search_seeds: {
+            let mut seen = std::collections::BTreeSet::new();
+            exp.trials.iter().map(|t| t.seed).filter(|&s| seen.insert(s)).collect()
+        },
         final_seeds: select.seeds.clone(),
         choices: choices
             .iter()

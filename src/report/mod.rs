@@ -38,9 +38,10 @@ pub struct ReportFiles {
 /// built before any is written), and returns their paths.
 pub fn write_report(dir: &Path) -> Result<ReportFiles> {
     let r = Results::load_evaluations(dir)?;
-    let text = render(&r)?;
+    let basis = Basis::load(&r)?;
+    let text = render(&r, &basis)?;
     let page = html::to_html(&text, &r.dir.root)?;
-    let tex = latex::ReportTables::build(&r)?;
+    let tex = latex::ReportTables::build(&r, &basis)?;
     let files = ReportFiles { markdown: r.dir.report(), html: r.dir.report_html(), latex: r.dir.tables_tex() };
     crate::store::write_atomic(&files.markdown, text.as_bytes())?;
     crate::store::write_atomic(&files.html, page.as_bytes())?;
@@ -105,12 +106,29 @@ pub fn scale_short(r: &Results) -> String {
     }
 }
 
+/// What the markdown and the LaTeX tables are both built from, computed once: each setting's
+/// final metrics, the clean noise ratio, and the paired values behind the comparisons (every
+/// done trial's bootstrap replicates).
+pub struct Basis {
+    pub rows: Vec<aggregate::SettingMetric>,
+    pub clean: f64,
+    pub paired: Paired,
+}
+
+impl Basis {
+    pub fn load(r: &Results) -> Result<Basis> {
+        let rows = aggregate::by_setting(r)?;
+        let clean = aggregate::clean_ratio(r)?;
+        let paired = Paired::load(r, &aggregate::headline_columns(&rows))?;
+        Ok(Basis { rows, clean, paired })
+    }
+}
+
 /// The whole report as markdown.
-pub fn render(r: &Results) -> Result<String> {
+pub fn render(r: &Results, basis: &Basis) -> Result<String> {
     let mut md = String::new();
-    let rows = aggregate::by_setting(r)?;
-    let clean = aggregate::clean_ratio(r)?;
-    let paired = Paired::load(r, &aggregate::headline_columns(&rows))?;
+    let Basis { rows, clean, paired } = basis;
+    let (rows, clean) = (rows.clone(), *clean);
     let description = r.spec_value("description").and_then(|d| d.as_str()).unwrap_or("");
     writeln!(md, "# Report: {}\n", r.name)?;
     if !description.is_empty() {
@@ -166,7 +184,7 @@ pub fn render(r: &Results) -> Result<String> {
     if rows.is_empty() {
         writeln!(md, "No done trial has evaluations yet: there is nothing to tabulate.\n")?;
     } else {
-        let (table, notes) = tables::paper_table(&rows, clean, &paired, tables::CellStyle::Interval);
+        let (table, notes) = tables::paper_table(&rows, clean, paired, tables::CellStyle::Interval);
         writeln!(
             md,
             "Final evaluation of each setting{}: the mean over seeds and its 95 % interval `[lo, hi]` (rates in %); with one seed, LFW-style accuracy also shows ± the std over its folds (insightface's convention). A cell is **bold** only where its setting is better than the next best of the column in a paired comparison (p < 0.05; see Comparisons). `n/r`: a rate its protocol cannot resolve. Only trials with status `done` are counted.\n",
@@ -198,7 +216,7 @@ pub fn render(r: &Results) -> Result<String> {
 
     // Comparisons.
     writeln!(md, "## Comparisons\n")?;
-    let found = comparisons::comparisons(r, &rows, &paired, clean)?;
+    let found = comparisons::comparisons(r, &rows, paired, clean)?;
     if found.is_empty() {
         writeln!(md, "Nothing to compare: fewer than two settings with evaluations.\n")?;
     } else {
@@ -235,7 +253,7 @@ pub fn render(r: &Results) -> Result<String> {
 
     // Sensitivity.
     writeln!(md, "## Sensitivity to hyper-parameters\n")?;
-    match tables::sensitivity_table(r, &rows, &paired)? {
+    match tables::sensitivity_table(r, &rows, paired)? {
         Some(t) => {
             writeln!(
                 md,
@@ -252,7 +270,7 @@ pub fn render(r: &Results) -> Result<String> {
 
     // Noise.
     writeln!(md, "## Label-noise robustness\n")?;
-    let noise = tables::noise_tables(r, &rows, &paired)?;
+    let noise = tables::noise_tables(r, &rows, paired)?;
     if noise.is_empty() {
         writeln!(md, "No noise study: every trial trained at the same noise ratio.\n")?;
     } else {
@@ -269,7 +287,7 @@ pub fn render(r: &Results) -> Result<String> {
             }
             md.push('\n');
         }
-        if let Some((t, metric)) = comparisons::drop_table(r, &rows, &paired)? {
+        if let Some((t, metric)) = comparisons::drop_table(r, &rows, paired)? {
             writeln!(md, "### Drop against drop\n")?;
             writeln!(
                 md,

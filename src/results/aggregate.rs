@@ -42,15 +42,21 @@ pub struct SettingMetric {
 pub enum IntervalMethod {
     /// One seed: that trial's bootstrap over the held-out identities.
     Identities,
-    /// 2 to [`SEED_BOOTSTRAP_FROM`] − 1 seeds: Student's t-interval over the seeds.
+    /// 2 to [`SEED_BOOTSTRAP_FROM`] − 1 seeds, or more than [`SEED_BOOTSTRAP_UNTIL`]: Student's
+    /// t-interval over the seeds.
     TOverSeeds,
-    /// [`SEED_BOOTSTRAP_FROM`] seeds or more: the percentile bootstrap of the mean over seeds.
+    /// [`SEED_BOOTSTRAP_FROM`] to [`SEED_BOOTSTRAP_UNTIL`] seeds: the percentile bootstrap of the
+    /// mean over seeds.
     BootstrapOverSeeds,
 }
 
 /// From this many seeds on, a setting's interval is the bootstrap over seeds rather than the
 /// t-interval (a percentile bootstrap of a mean needs about ten values to cover well).
 pub const SEED_BOOTSTRAP_FROM: usize = 10;
+/// Beyond this many seeds the t-interval again: the mean of so many is normal to within the
+/// bootstrap's own Monte-Carlo error, and the bootstrap's cost grows with seeds × resamples (a
+/// ten-thousand-seed sweep took seconds per metric).
+pub const SEED_BOOTSTRAP_UNTIL: usize = 1000;
 
 impl IntervalMethod {
     /// How the report describes it.
@@ -195,7 +201,7 @@ pub fn by_setting(r: &Results) -> Result<Vec<SettingMetric>> {
                 let i = idx.iter().find(|&&i| value[i].is_some_and(f64::is_finite)).copied().unwrap_or(idx[0]);
                 (lo[i].zip(hi[i]), lo[i].zip(hi[i]).map(|_| IntervalMethod::Identities))
             }
-            n if n < SEED_BOOTSTRAP_FROM => {
+            n if !(SEED_BOOTSTRAP_FROM..=SEED_BOOTSTRAP_UNTIL).contains(&n) => {
                 (stats::t_interval(&values, stats::LEVEL).map(|i| (i.lo, i.hi)), Some(IntervalMethod::TOverSeeds))
             }
             _ => {

@@ -22,7 +22,6 @@ use crate::stats::{self, Contrast, SeedValues, Term};
 use crate::store::trial_files;
 use anyhow::Result;
 use polars::prelude::*;
-use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
 /// A setting's metric at one noise setting: what a comparison compares.
@@ -78,17 +77,16 @@ impl Paired {
             })
             .filter(|&i| value[i].is_some_and(f64::is_finite))
             .collect();
-        let mut trials: Vec<&str> = wanted.iter().map(|&i| trial[i].as_str()).collect();
+        let mut trials: Vec<String> = wanted.iter().map(|&i| trial[i].clone()).collect();
         trials.sort_unstable();
         trials.dedup();
-        let read = || trials.par_iter().map(|&t| Ok((t, read_replicates(r, t)?))).collect::<Result<Vec<_>>>();
-        let replicates: HashMap<&str, Replicates> = super::reading(read)?.into_iter().collect();
+        let replicates = read_replicates(r, &trials)?;
         let mut cells: HashMap<Cell, BTreeMap<i64, SeedValues>> = HashMap::new();
         for i in wanted {
             let key =
                 ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
             let reps = replicates
-                .get(trial[i].as_str())
+                .get(&trial[i])
                 .and_then(|m| m.get(&(step[i].unwrap_or(0.0) as i64, key.clone())))
                 .cloned()
                 .unwrap_or_default();
@@ -156,19 +154,26 @@ pub const PERMUTATIONS: usize = 10_000;
 /// One trial's replicates by (step, column).
 type Replicates = HashMap<(i64, ColumnKey), Vec<f32>>;
 
-/// A trial's bootstrap.parquet, if it has one.
-fn read_replicates(r: &Results, trial: &str) -> Result<Replicates> {
-    let path = r.dir.trial(trial).join(trial_files::BOOTSTRAP);
-    let mut out = Replicates::new();
-    if !path.is_file() {
+/// The bootstrap.parquet replicates of `trials`, by trial (trials without the file have none).
+fn read_replicates(r: &Results, trials: &[String]) -> Result<HashMap<String, Replicates>> {
+    let read = |id: &str| -> Result<Option<DataFrame>> {
+        let path = r.dir.trial(id).join(trial_files::BOOTSTRAP);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let df = crate::store::read_parquet(&path)
+            .map_err(|e| crate::error::InputError::file(&path, format!("not a readable parquet file ({e:#})")))?;
+        Ok(Some(df.lazy().with_column(lit(id).alias("trial")).collect()?))
+    };
+    let mut out: HashMap<String, Replicates> = HashMap::new();
+    let Some(df) = super::cache::trial_frames(&r.dir.root, trial_files::BOOTSTRAP, trials, read)? else {
         return Ok(out);
-    }
-    let df = crate::store::read_parquet(&path)
-        .map_err(|e| crate::error::InputError::file(&path, format!("not a readable parquet file ({e:#})")))?;
+    };
     if df.height() == 0 {
         return Ok(out);
     }
-    let (protocol, variant, metric) = (strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
+    let (trial, protocol, variant, metric) =
+        (strings(&df, "trial")?, strings(&df, "protocol")?, strings(&df, "variant")?, strings(&df, "metric")?);
     let step = floats(&df, "step")?;
     let lists = df.column("replicates")?.list()?.clone();
     for i in 0..df.height() {
@@ -176,7 +181,7 @@ fn read_replicates(r: &Results, trial: &str) -> Result<Replicates> {
         let values: Vec<f32> =
             series.cast(&DataType::Float32)?.f32()?.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect();
         let key = ColumnKey { protocol: protocol[i].clone(), variant: variant[i].clone(), metric: metric[i].clone() };
-        out.insert((step[i].unwrap_or(0.0) as i64, key), values);
+        out.entry(trial[i].clone()).or_default().insert((step[i].unwrap_or(0.0) as i64, key), values);
     }
     Ok(out)
 }

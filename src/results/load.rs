@@ -11,7 +11,6 @@ use crate::store::selection::Selection;
 use crate::store::{self, trial_files, ExperimentDir};
 use anyhow::Result;
 use polars::prelude::*;
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -201,42 +200,24 @@ impl Results {
         let ids = strings(&all, "trial")?;
         let states = strings(&all, "status")?;
 
-        // Per trial: (steps, evals, angles), each read when present.
-        type Frames = (Option<DataFrame>, Option<DataFrame>, Option<DataFrame>);
-        let per_trial: Vec<Frames> = reading(|| {
-            ids.par_iter()
-                .zip(&states)
-                .map(|(id, state)| -> Result<Frames> {
-                    let tdir = dir.trial(id);
-                    let finished = FINISHED.contains(&state.as_str());
-                    let required = |file: &str, columns: &[&str]| -> Result<Option<DataFrame>> {
-                        let path = tdir.join(file);
-                        if path.exists() {
-                            Ok(Some(with_trial(read(&path, columns)?, id)?))
-                        } else if finished {
-                            Err(missing(&path, &format!("trial {id} is marked {state} in trials.parquet")))
-                        } else {
-                            Ok(None)
-                        }
-                    };
-                    let steps = if telemetry { required(trial_files::STEPS, &["step"])? } else { None };
-                    let evals = required(trial_files::EVALS, EVAL_COLUMNS)?;
-                    let path = tdir.join(ANGLES);
-                    let angles = if telemetry && path.exists() {
-                        Some(with_trial(read(&path, ANGLE_COLUMNS)?, id)?)
-                    } else {
-                        None
-                    };
-                    Ok((steps, evals, angles))
-                })
-                .collect::<Result<_>>()
-        })?;
-        let (mut steps, mut evals, mut angles) = (Vec::new(), Vec::new(), Vec::new());
-        for (s, e, a) in per_trial {
-            steps.extend(s);
-            evals.extend(e);
-            angles.extend(a);
-        }
+        // Each trial's file of a kind, when present; required of a finished trial for `required`.
+        let frames = |file: &str, columns: &[&str], required: bool| -> Result<Option<DataFrame>> {
+            let state: BTreeMap<&str, &str> =
+                ids.iter().map(String::as_str).zip(states.iter().map(String::as_str)).collect();
+            super::cache::trial_frames(&dir.root, file, &ids, |id| {
+                let path = dir.trial(id).join(file);
+                if path.exists() {
+                    Ok(Some(with_trial(read(&path, columns)?, id)?))
+                } else if required && FINISHED.contains(&state[id]) {
+                    Err(missing(&path, &format!("trial {id} is marked {} in trials.parquet", state[id])))
+                } else {
+                    Ok(None)
+                }
+            })
+        };
+        let steps = if telemetry { frames(trial_files::STEPS, &["step"], true)? } else { None };
+        let evals = frames(trial_files::EVALS, EVAL_COLUMNS, true)?;
+        let angles = if telemetry { frames(ANGLES, ANGLE_COLUMNS, false)? } else { None };
         Ok(Results {
             dir,
             name,
@@ -246,9 +227,9 @@ impl Results {
             axes,
             search,
             selection,
-            steps: concat_diagonal(steps)?,
-            evals: concat_diagonal(evals)?.map(with_uncertainty_columns).transpose()?,
-            angles: concat_diagonal(angles)?,
+            steps,
+            evals: evals.map(with_uncertainty_columns).transpose()?,
+            angles,
         })
     }
 

@@ -5,6 +5,7 @@
 //! draws.
 
 pub mod aggregate;
+mod cache;
 pub mod compare;
 mod load;
 mod manifest;

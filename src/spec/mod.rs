@@ -213,13 +213,16 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
                 let spec = expander.resolve(&axes, &places, &[Key::from("loss"), Key::Index(index)])?;
                 for noise in &noises {
                     for &seed in &spec.train.seeds {
+                        // A trial's own config names only its seed: the list of every seed in
+                        // each of a sweep's trials would grow with the square of the sweep.
+                        let train = TrainSpec { seeds: vec![seed], ..spec.train.clone() };
                         trials.push(TrialConfig {
                             experiment: raw.name.clone(),
                             seed,
                             loss: loss.clone(),
                             data: spec.data.clone(),
                             model: spec.model.clone(),
-                            train: spec.train.clone(),
+                            train,
                             eval: spec.eval.clone(),
                             noise: *noise,
                             axes: axes.clone(),

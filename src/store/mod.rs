@@ -10,6 +10,7 @@ pub mod selection;
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// `results/<experiment>/` and the paths inside it.
@@ -39,6 +40,11 @@ impl ExperimentDir {
     }
     pub fn report_html(&self) -> PathBuf {
         self.root.join("report.html")
+    }
+    /// Every trial's result files of one kind in one file each (`results::cache`), rebuilt from
+    /// the trial directories whenever they change; safe to delete.
+    pub fn cache(&self) -> PathBuf {
+        self.root.join(".cache")
     }
     /// The report's tables as LaTeX.
     pub fn tables_tex(&self) -> PathBuf {
@@ -126,10 +132,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_via_temp(path, |tmp| Ok(std::fs::write(tmp, bytes)?))
 }
 
-/// Writes a data frame as parquet, atomically ([`write_via_temp`]).
+/// Writes a data frame as parquet, atomically ([`write_via_temp`]), Snappy-compressed: a
+/// results directory holds many small files, and polars' zstd reader sets up a decompression
+/// context per column chunk, which cost a fifth of reading ten thousand trials.
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
     write_via_temp(path, |tmp| {
-        ParquetWriter::new(std::fs::File::create(tmp)?).finish(df)?;
+        ParquetWriter::new(std::fs::File::create(tmp)?).with_compression(ParquetCompression::Snappy).finish(df)?;
         Ok(())
     })
 }
@@ -145,8 +153,22 @@ pub fn is_storage_full(error: &anyhow::Error) -> bool {
 
 /// Reads a parquet file written by [`write_parquet`].
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    if path.components().any(|c| c.as_os_str() == "trials") {
+        TRIAL_PARQUET_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    anyhow::Context::with_context(ParquetReader::new(file).finish(), || format!("reading parquet {}", path.display()))
+    // One thread per file: the readers of many files already run them side by side, and
+    // polars' per-file parallelism only hands tiny files between threads.
+    let reader = ParquetReader::new(file).read_parallel(ParallelStrategy::None);
+    anyhow::Context::with_context(reader.finish(), || format!("reading parquet {}", path.display()))
+}
+
+static TRIAL_PARQUET_READS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many parquet files inside trial directories (`trials/<id>/*.parquet`) this process has
+/// read through [`read_parquet`]: bookkeeping that must not open them is tested by it.
+pub fn trial_parquet_reads() -> usize {
+    TRIAL_PARQUET_READS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A trial's lifecycle state.
@@ -192,6 +214,49 @@ pub struct TrialStatus {
     /// The step of the checkpoint the last attempt resumed from (absent when it started afresh).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<i64>,
+    /// For a finished trial: what its result files hold that bookkeeping needs, so that a run
+    /// skipping it, trials.parquet and `[select]` never open them. Absent in directories written
+    /// before it existed (their files are read instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<TrialResults>,
+}
+
+/// A finished trial's results in brief ([`TrialStatus::results`]).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TrialResults {
+    /// The byte size of each result file as written: a done trial whose files differ (cut
+    /// short, replaced) runs again.
+    pub files: BTreeMap<String, u64>,
+    /// The last evaluation's value of every metric by protocol and metric (headline rows: not a
+    /// `part=` variant); `null` for a value that is not a number.
+    pub finals: BTreeMap<String, BTreeMap<String, Option<f64>>>,
+    /// Mean training-batch accuracy over the logged steps of the last epoch trained.
+    pub train_accuracy: Option<f64>,
+}
+
+impl TrialResults {
+    /// The last evaluated value of `protocol`/`metric` (NaN where it was not a number); `None`
+    /// when the trial has no such metric.
+    pub fn final_value(&self, protocol: &str, metric: &str) -> Option<f64> {
+        self.finals.get(protocol)?.get(metric).map(|v| v.unwrap_or(f64::NAN))
+    }
+
+    /// The first of a trial's result files in `trial_dir` whose size is not the recorded one,
+    /// as a message naming it.
+    pub fn changed_file(&self, trial_dir: &Path) -> Option<String> {
+        self.files.iter().find_map(|(name, &size)| {
+            let path = trial_dir.join(name);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() == size => None,
+                Ok(m) => Some(format!(
+                    "{}: parquet file of {} bytes where status.json recorded {size}",
+                    path.display(),
+                    m.len()
+                )),
+                Err(e) => Some(format!("{}: {e}", path.display())),
+            }
+        })
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -5,19 +5,21 @@
 //! every trial under a lock of its own, and trials.parquet is rebuilt from the trial directories
 //! under a lock by whoever writes it.
 
+mod registry;
+
+pub use registry::{refresh_statuses, write_trials_table, Known, Registry};
+
 use crate::data::{self, noise};
 use crate::data::{Dataset, ImageSet};
 use crate::extract::suite::Suite;
-use crate::loss::ParamValue;
 use crate::model::Network;
 use crate::spec::shard::Shard;
 use crate::spec::{EvalSpec, Experiment, SelectSpec, Split, SplitPart, TrialConfig};
 use crate::store::schema;
-use crate::store::{self, trial_files, ExperimentDir, State, TrialStatus};
+use crate::store::{self, trial_files, ExperimentDir, State, TrialResults, TrialStatus};
 use crate::train;
 use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -123,9 +125,10 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
         pool.threads,
         started.elapsed().as_secs_f64()
     ))?;
-    let (mut summaries, stopped) = pool.run(&mine, exp, &dir, &data, device)?;
+    let (registry, _) = Registry::open(exp, &dir)?;
+    let (mut summaries, stopped) = flushed(&registry, pool.run(&mine, &dir, &data, device, &registry))?;
     if let (Some(select), false) = (&exp.select, stopped || pool.interrupted()) {
-        let known = refresh_tables(exp, &dir)?;
+        let known = registry.reload(exp)?;
         for p in &known.pending {
             pool.say(match p {
                 crate::select::Pending::Searching { group, unfinished } => {
@@ -155,11 +158,11 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
                 }
             },
         };
-        let (finals, _) = pool.run(&chosen, exp, &dir, &data, device)?;
+        let (finals, _) = flushed(&registry, pool.run(&chosen, &dir, &data, device, &registry))?;
         summaries.extend(finals);
     }
     pool.overall.finish_and_clear();
-    let known = refresh_tables(exp, &dir)?;
+    let known = registry.reload(exp)?;
     if pool.interrupted() {
         return Err(Interrupted.into());
     }
@@ -173,6 +176,14 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
         );
     }
     Ok(summaries)
+}
+
+/// `result`, with trials.parquet written first when it is an error (the run ends there).
+fn flushed<T>(registry: &Registry, result: Result<T>) -> Result<T> {
+    if result.is_err() {
+        let _ = registry.flush();
+    }
+    result
 }
 
 /// The final trials that `selected` search trials lead to: those of the `choices` whose chosen
@@ -204,30 +215,6 @@ pub fn unfinished_trials(exp: &Experiment, selected: &[TrialConfig], dir: &Exper
     Ok(left)
 }
 
-/// What the trial directories say now: the trials trials.parquet lists (every trial of the
-/// file and, under `[select]`, the final trials of every group whose search is complete), with
-/// the choices and the pending groups of `[select]`.
-pub struct Known {
-    pub trials: Vec<TrialConfig>,
-    pub choices: Vec<crate::select::Choice>,
-    pub pending: Vec<crate::select::Pending>,
-}
-
-/// Rebuilds trials.parquet (and under `[select]` selection.json) from the trial directories,
-/// under the tables lock: every process that writes them (shards, `--jobs` workers) rereads
-/// every trial's files, so no writer drops a row or a status that another wrote before it.
-pub fn refresh_tables(exp: &Experiment, dir: &ExperimentDir) -> Result<Known> {
-    let _tables = store::lock_tables(&dir.root)?;
-    let (choices, pending) = crate::select::choose(exp, dir)?;
-    let mut trials = exp.trials.clone();
-    if let Some(select) = &exp.select {
-        trials.extend(crate::select::final_trials(select, &choices));
-        crate::select::record(exp, select, &choices).write(&dir.root)?;
-    }
-    write_trials_table(dir, &trials)?;
-    Ok(Known { trials, choices, pending })
-}
-
 /// A trial's setting without its seed: what `--only`/`--skip` kept of the search decides which
 /// final trials run.
 fn setting_key(t: &TrialConfig) -> String {
@@ -249,9 +236,6 @@ struct Pool {
     bars: MultiProgress,
     overall: ProgressBar,
     style: ProgressStyle,
-    /// Taken around table rebuilds by this process's workers: the tables' `flock` does not
-    /// order the threads of one process on every filesystem (NFS emulates it per process).
-    tables: Mutex<()>,
 }
 
 impl Pool {
@@ -268,7 +252,7 @@ impl Pool {
         });
         let style = crate::progress::style();
         let overall = bars.add(ProgressBar::new(selected as u64).with_style(style.clone()).with_prefix("experiment"));
-        Pool { jobs, threads, fail_fast: opts.fail_fast, stop: opts.stop, bars, overall, style, tables: Mutex::new(()) }
+        Pool { jobs, threads, fail_fast: opts.fail_fast, stop: opts.stop, bars, overall, style }
     }
 
     /// Whether a stop was requested ([`RunOptions::stop`]).
@@ -280,15 +264,15 @@ impl Pool {
         say(&self.bars, line)
     }
 
-    /// Trains `trials` on the workers, keeping trials.parquet current; the summaries in order,
-    /// and whether `--fail-fast` stopped the run.
+    /// Trains `trials` on the workers, keeping trials.parquet current through `registry`; the
+    /// summaries in order, and whether `--fail-fast` stopped the run.
     fn run(
         &self,
         trials: &[TrialConfig],
-        exp: &Experiment,
         dir: &ExperimentDir,
         data: &DataCache,
         device: tch::Device,
+        registry: &Registry,
     ) -> Result<(Vec<TrialSummary>, bool)> {
         self.overall.set_length(self.overall.position() + trials.len() as u64);
         let next = AtomicUsize::new(0);
@@ -301,14 +285,18 @@ impl Pool {
                 if k >= trials.len() || stop.load(Ordering::SeqCst) || self.interrupted() {
                     return Ok(());
                 }
-                let summary = run_trial(&trials[k], dir, data.get(&trials[k]), device, self)
-                    .inspect_err(|e| mark_failed(dir, &trials[k], e))?;
+                let (summary, changed) =
+                    run_trial(&trials[k], dir, data.get(&trials[k]), device, self).inspect_err(|e| {
+                        mark_failed(dir, &trials[k], e);
+                        let _ = registry.record(&trials[k].id());
+                    })?;
                 if self.fail_fast && matches!(summary.state, State::Failed | State::Diverged) {
                     stop.store(true, Ordering::SeqCst);
                 }
                 results.lock().expect("no poisoned lock")[k] = Some(summary);
-                let _tables = self.tables.lock().expect("no poisoned lock");
-                refresh_tables(exp, dir)?;
+                if changed {
+                    registry.record(&trials[k].id())?;
+                }
                 self.overall.inc(1);
             }
         };
@@ -337,34 +325,35 @@ fn say(bars: &MultiProgress, line: String) -> std::io::Result<()> {
 
 /// Trains one trial (or resumes it from its checkpoint) unless it is done or another process
 /// holds its lock; writes its files. On a stop request it saves a checkpoint and stays `running`.
+/// Returns its summary and whether its status changed (false when it was left as it was).
 fn run_trial(
     cfg: &TrialConfig,
     dir: &ExperimentDir,
     data: &TrialData,
     device: tch::Device,
     pool: &Pool,
-) -> Result<TrialSummary> {
+) -> Result<(TrialSummary, bool)> {
     let (bars, style) = (&pool.bars, &pool.style);
     let id = cfg.id();
     let trial_dir = dir.trial(&id);
     if let Some(status) = TrialStatus::read(&trial_dir).filter(|s| s.state == State::Done) {
-        if train::checkpoint::read_rows(&trial_dir).is_ok() {
-            return Ok(summary(cfg, &status, &trial_dir));
+        if done_files_problem(&trial_dir, &status).is_none() {
+            return Ok((summary(cfg, &status, &trial_dir), false));
         }
     }
     let Some(_trial_lock) = store::try_lock_trial(&trial_dir)? else {
         say(bars, format!("{id}: another process is training it; left to that one"))?;
         let running = TrialStatus { state: State::Running, ..Default::default() };
-        return Ok(summary(cfg, &TrialStatus::read(&trial_dir).unwrap_or(running), &trial_dir));
+        return Ok((summary(cfg, &TrialStatus::read(&trial_dir).unwrap_or(running), &trial_dir), false));
     };
     // Read under the lock: another process may have finished the trial since.
     let warn = |message: String| say(bars, format!("warning: {message}"));
     let previous = TrialStatus::read_checked(&trial_dir)
         .or_else(|m| warn(format!("{m}; the trial runs again from its last good checkpoint")).map(|()| None))?;
     if let Some(status) = previous.as_ref().filter(|s| s.state == State::Done) {
-        match train::checkpoint::read_rows(&trial_dir) {
-            Ok(_) => return Ok(summary(cfg, status, &trial_dir)),
-            Err(e) => warn(format!("{e:#}; the trial runs again from its last good checkpoint"))?,
+        match done_files_problem(&trial_dir, status) {
+            None => return Ok((summary(cfg, status, &trial_dir), false)),
+            Some(problem) => warn(format!("{problem}; the trial runs again from its last good checkpoint"))?,
         }
     }
     let checkpoint_dir = trial_dir.join(trial_files::CHECKPOINT);
@@ -402,26 +391,14 @@ fn run_trial(
     let seconds = earlier_seconds + t0.elapsed().as_secs_f64();
     let status = match result {
         Ok(outcome) => {
-            let rows = &outcome.rows;
-            for (file, mut frame) in [
-                (trial_files::STEPS, schema::steps_frame(&id, &rows.steps)?),
-                (trial_files::EVALS, schema::evals_frame(&id, &rows.evals)?),
-                (trial_files::ANGLES, schema::angles_frame(&id, &rows.angles)?),
-                (trial_files::BOOTSTRAP, schema::bootstrap_frame(&id, &rows.evals)?),
-            ] {
-                store::write_parquet(&trial_dir.join(file), &mut frame)?;
-            }
-            let checksums = Checksums { init: outcome.init_checksum, data_order: outcome.data_order_checksum };
-            store::write_atomic(
-                &trial_dir.join(trial_files::CHECKSUMS),
-                serde_json::to_string_pretty(&checksums)?.as_bytes(),
-            )?;
+            let results = write_trial_results(&trial_dir, &id, &outcome)?;
             let state = if outcome.diverged_step.is_some() { State::Diverged } else { State::Done };
             let resumed = outcome.resumed_from.map_or(String::new(), |s| format!(", resumed from step {s}"));
             say(bars, format!("{id}: {} in {seconds:.1}s{resumed}", state.as_str()))?;
             let (skipped_images, resumed_from) = (outcome.skipped_images, outcome.resumed_from);
             let diverged_step = outcome.diverged_step;
-            TrialStatus { state, seconds, diverged_step, skipped_images, resumed_from, ..running.clone() }
+            let results = Some(results);
+            TrialStatus { state, seconds, diverged_step, skipped_images, resumed_from, results, ..running.clone() }
         }
         Err(e) if e.is::<train::Stopped>() => {
             say(bars, format!("{id}: {e}; it resumes from there when run again"))?;
@@ -439,7 +416,58 @@ fn run_trial(
         }
     };
     status.write(&trial_dir)?;
-    Ok(summary(cfg, &status, &trial_dir))
+    Ok((summary(cfg, &status, &trial_dir), true))
+}
+
+/// Writes a trained trial's result files into `trial_dir` (steps, evals, angles and bootstrap
+/// parquet, checksums.json); returns what its status records of them.
+pub fn write_trial_results(trial_dir: &Path, id: &str, outcome: &train::TrialOutcome) -> Result<TrialResults> {
+    let rows = &outcome.rows;
+    let mut files = BTreeMap::new();
+    for (file, mut frame) in [
+        (trial_files::STEPS, schema::steps_frame(id, &rows.steps)?),
+        (trial_files::EVALS, schema::evals_frame(id, &rows.evals)?),
+        (trial_files::ANGLES, schema::angles_frame(id, &rows.angles)?),
+        (trial_files::BOOTSTRAP, schema::bootstrap_frame(id, &rows.evals)?),
+    ] {
+        let path = trial_dir.join(file);
+        store::write_parquet(&path, &mut frame)?;
+        files.insert(file.to_string(), std::fs::metadata(&path)?.len());
+    }
+    let checksums = Checksums { init: outcome.init_checksum.clone(), data_order: outcome.data_order_checksum.clone() };
+    store::write_atomic(&trial_dir.join(trial_files::CHECKSUMS), serde_json::to_string_pretty(&checksums)?.as_bytes())?;
+    Ok(TrialResults {
+        files,
+        finals: final_values(&rows.evals),
+        train_accuracy: registry::last_epoch_train_accuracy(&rows.steps),
+    })
+}
+
+/// Why a done trial's result files are not the ones its status recorded (a file cut short or
+/// replaced), if they are not; read from its files for directories written before statuses
+/// recorded them.
+fn done_files_problem(trial_dir: &Path, status: &TrialStatus) -> Option<String> {
+    match &status.results {
+        Some(results) => results.changed_file(trial_dir),
+        None => train::checkpoint::read_rows(trial_dir).err().map(|e| format!("{e:#}")),
+    }
+}
+
+/// The last evaluated value of every protocol's metrics (headline rows only, as `[select]`
+/// reads them: rows of one part of a protocol carry `part=` in their variant).
+fn final_values(evals: &[schema::EvalRow]) -> BTreeMap<String, BTreeMap<String, Option<f64>>> {
+    let mut last: BTreeMap<(&str, &str), (i64, f64)> = BTreeMap::new();
+    for r in evals.iter().filter(|r| !r.variant.contains("part=")) {
+        let entry = last.entry((&r.protocol, &r.metric)).or_insert((r.step, r.value));
+        if r.step >= entry.0 {
+            *entry = (r.step, r.value);
+        }
+    }
+    let mut out: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
+    for ((protocol, metric), (_, value)) in last {
+        out.entry(protocol.to_string()).or_default().insert(metric.to_string(), value.is_finite().then_some(value));
+    }
+    out
 }
 
 /// Runs `f` behind a panic boundary: tch reports a libtorch error (out of memory, a shape
@@ -620,31 +648,6 @@ impl DataCache {
     }
 }
 
-/// The last value of each of `metrics` of `protocol` in a trial's evals.parquet (read once).
-fn final_metrics<const N: usize>(trial_dir: &Path, protocol: &str, metrics: [&str; N]) -> [Option<f64>; N] {
-    let Ok(df) = store::read_parquet(&trial_dir.join(trial_files::EVALS)) else { return [None; N] };
-    metrics.map(|metric| {
-        let out = df
-            .clone()
-            .lazy()
-            .filter(col("protocol").eq(lit(protocol)).and(col("metric").eq(lit(metric))))
-            .sort(["step"], Default::default())
-            .select([col("value").last()])
-            .collect()
-            .ok()?;
-        out.column("value").ok()?.f64().ok()?.get(0)
-    })
-}
-
-/// Mean `train_acc` of the logged steps of the last epoch in a trial's steps.parquet.
-fn last_epoch_train_accuracy(trial_dir: &Path) -> Option<f64> {
-    let frame = store::read_parquet(&trial_dir.join(trial_files::STEPS)).ok()?;
-    let rows = schema::steps_from_frame(&frame).ok()?;
-    let last = rows.last()?.epoch;
-    let accs: Vec<f64> = rows.iter().filter(|r| r.epoch == last).map(|r| r.train_acc).collect();
-    Some(accs.iter().sum::<f64>() / accs.len() as f64)
-}
-
 fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSummary {
     TrialSummary {
         id: cfg.id(),
@@ -657,149 +660,12 @@ fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSu
         seed: cfg.seed,
         noise: cfg.noise.label(),
         state: status.state,
-        lfw_accuracy: final_metrics(trial_dir, "lfw", ["accuracy_mean"])[0],
-        train_accuracy: last_epoch_train_accuracy(trial_dir),
+        lfw_accuracy: registry::final_metrics(trial_dir, status, "lfw", ["accuracy_mean"])[0],
+        train_accuracy: registry::train_accuracy(trial_dir, status),
         seconds: status.seconds,
         diverged_step: status.diverged_step,
         error: status.error.clone(),
     }
-}
-
-/// trials.parquet: one row per trial, with every hyper-parameter and swept key as a column.
-pub fn write_trials_table(dir: &ExperimentDir, trials: &[TrialConfig]) -> Result<()> {
-    let ids: Vec<String> = trials.iter().map(TrialConfig::id).collect();
-    let mut columns = vec![
-        Column::new("trial".into(), ids.clone()),
-        Column::new("loss".into(), trials.iter().map(|t| t.loss.name.as_str()).collect::<Vec<_>>()),
-        Column::new("params".into(), trials.iter().map(|t| t.loss.params_text()).collect::<Vec<_>>()),
-    ];
-    columns.push(Column::new("axes".into(), trials.iter().map(|t| t.axes_text()).collect::<Vec<_>>()));
-    columns.push(Column::new("setting".into(), trials.iter().map(|t| t.setting()).collect::<Vec<_>>()));
-    let names: BTreeSet<&String> = trials.iter().flat_map(|t| t.loss.params.keys()).collect();
-    for name in names {
-        let values: Vec<Option<&ParamValue>> = trials.iter().map(|t| t.loss.params.get(name)).collect();
-        let column = if values.iter().flatten().all(|v| v.as_f64().is_some()) {
-            Column::new(name.as_str().into(), values.iter().map(|v| v.and_then(ParamValue::as_f64)).collect::<Vec<_>>())
-        } else {
-            Column::new(name.as_str().into(), values.iter().map(|v| v.map(ParamValue::short)).collect::<Vec<_>>())
-        };
-        columns.push(column);
-    }
-    let axes: BTreeSet<&String> = trials.iter().flat_map(|t| t.axes.keys()).collect();
-    for name in axes {
-        let values: Vec<Option<&toml::Value>> = trials.iter().map(|t| t.axes.get(name)).collect();
-        let number = |v: &toml::Value| v.as_float().or(v.as_integer().map(|i| i as f64));
-        let column = if values.iter().flatten().all(|v| number(v).is_some()) {
-            Column::new(name.as_str().into(), values.iter().map(|v| v.and_then(number)).collect::<Vec<_>>())
-        } else {
-            Column::new(
-                name.as_str().into(),
-                values.iter().map(|v| v.map(crate::spec::short_value)).collect::<Vec<_>>(),
-            )
-        };
-        columns.push(column);
-    }
-    columns.extend([
-        Column::new("split".into(), trials.iter().map(|t| t.split.map_or("", |s| s.part.as_str())).collect::<Vec<_>>()),
-        Column::new(
-            "validation_identities".into(),
-            trials.iter().map(|t| t.split.map(|s| s.validation_identities as i64)).collect::<Vec<_>>(),
-        ),
-        Column::new("seed".into(), trials.iter().map(|t| t.seed as i64).collect::<Vec<_>>()),
-        Column::new("noise".into(), trials.iter().map(|t| t.noise.label()).collect::<Vec<_>>()),
-        Column::new(
-            "noise_kind".into(),
-            trials.iter().map(|t| format!("{:?}", t.noise.kind).to_lowercase()).collect::<Vec<_>>(),
-        ),
-        Column::new("noise_ratio".into(), trials.iter().map(|t| t.noise.ratio).collect::<Vec<_>>()),
-    ]);
-    columns.extend(status_columns(dir, &ids));
-    let mut df = DataFrame::new(columns)?;
-    store::write_parquet(&dir.trials_table(), &mut df)
-}
-
-/// The columns of trials.parquet that the trial directories hold (status, checksums, final
-/// metrics), last in the table, in this order.
-const STATUS_COLUMNS: [&str; 11] = [
-    "status",
-    "attempts",
-    "diverged_step",
-    "error",
-    "device",
-    "skipped_images",
-    "init_checksum",
-    "data_order_checksum",
-    "lfw_accuracy_mean",
-    "lfw_accuracy_std",
-    "seconds",
-];
-
-/// [`STATUS_COLUMNS`] of the trials `ids`, read from their directories.
-fn status_columns(dir: &ExperimentDir, ids: &[String]) -> Vec<Column> {
-    let n = ids.len();
-    let mut states = Vec::with_capacity(n);
-    let mut init_checksums = Vec::with_capacity(n);
-    let mut order_checksums = Vec::with_capacity(n);
-    let mut seconds = Vec::with_capacity(n);
-    let mut attempts = Vec::with_capacity(n);
-    let mut diverged = Vec::with_capacity(n);
-    let mut errors = Vec::with_capacity(n);
-    let mut devices = Vec::with_capacity(n);
-    let mut skipped = Vec::with_capacity(n);
-    let mut acc_mean = Vec::with_capacity(n);
-    let mut acc_std = Vec::with_capacity(n);
-    for id in ids {
-        let tdir = dir.trial(id);
-        let status = TrialStatus::read(&tdir);
-        states.push(status.as_ref().map_or("pending", |s| s.state.as_str()));
-        seconds.push(status.as_ref().map(|s| s.seconds));
-        attempts.push(status.as_ref().map_or(0, |s| s.attempts as i64));
-        diverged.push(status.as_ref().and_then(|s| s.diverged_step));
-        errors.push(status.as_ref().and_then(|s| s.error.clone()));
-        devices.push(status.as_ref().and_then(|s| s.device.clone()));
-        skipped.push(status.as_ref().map_or(0, |s| s.skipped_images));
-        let checksums = Checksums::read(&tdir);
-        init_checksums.push(checksums.as_ref().map(|c| c.init.clone()));
-        order_checksums.push(checksums.map(|c| c.data_order));
-        let [mean, std] = final_metrics(&tdir, "lfw", ["accuracy_mean", "accuracy_std"]);
-        acc_mean.push(mean);
-        acc_std.push(std);
-    }
-    let [status, attempts_, diverged_, error, device, skipped_, init, order, mean, std, seconds_] = STATUS_COLUMNS;
-    vec![
-        Column::new(status.into(), states),
-        Column::new(attempts_.into(), attempts),
-        Column::new(diverged_.into(), diverged),
-        Column::new(error.into(), errors),
-        Column::new(device.into(), devices),
-        Column::new(skipped_.into(), skipped),
-        Column::new(init.into(), init_checksums),
-        Column::new(order.into(), order_checksums),
-        Column::new(mean.into(), acc_mean),
-        Column::new(std.into(), acc_std),
-        Column::new(seconds_.into(), seconds),
-    ]
-}
-
-/// Before `plot` and `report`: the status columns of trials.parquet read again from the trial
-/// directories, under the tables lock, so that the table shows what every shard (and a shard
-/// stopped before it could write the table) left there. The rows stay as they are. Returns the
-/// tables lock, to be held while rendering; `None` without a trials.parquet.
-pub fn refresh_statuses(root: &Path) -> Result<Option<store::DirLock>> {
-    let dir = ExperimentDir { root: root.to_path_buf() };
-    if !dir.trials_table().is_file() {
-        return Ok(None);
-    }
-    let lock = store::lock_tables(root)?;
-    // A table that does not read is left to the report's loader, which names what is wrong.
-    let Ok(table) = store::read_parquet(&dir.trials_table()) else { return Ok(Some(lock)) };
-    let Ok(ids) = table.column("trial").and_then(|c| c.str().cloned()) else { return Ok(Some(lock)) };
-    let ids: Vec<String> = ids.into_iter().map(|id| id.unwrap_or_default().to_string()).collect();
-    let kept: Vec<Column> =
-        table.get_columns().iter().filter(|c| !STATUS_COLUMNS.contains(&c.name().as_str())).cloned().collect();
-    let mut df = DataFrame::new(kept.into_iter().chain(status_columns(&dir, &ids)).collect())?;
-    store::write_parquet(&dir.trials_table(), &mut df)?;
-    Ok(Some(lock))
 }
 
 /// The closing table: loss, parameters, noise, held-out accuracy, seconds.
