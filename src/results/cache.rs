@@ -57,7 +57,7 @@ fn read_cache(root: &Path, file: &str) -> Option<(Manifest, DataFrame)> {
 
 fn write_cache(root: &Path, file: &str, frame: &mut DataFrame, trials: Vec<Entry>) -> Result<()> {
     let (data, manifest) = paths(root, file);
-    store::write_parquet(&data, frame)?;
+    store::write_derived_parquet(&data, frame)?;
     let bytes = std::fs::metadata(&data)?.len();
     store::write_atomic(&manifest, &serde_json::to_vec(&Manifest { bytes, trials })?)
 }

@@ -142,6 +142,28 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
     })
 }
 
+/// Writes a data frame as parquet under a temporary name, then renames it over `path`, without
+/// syncing it to the disk: for files derived from others (`results::cache`), whose reader
+/// checks them and falls back to the originals, where a sync of tens of megabytes would cost
+/// more than rebuilding them after a crash.
+pub fn write_derived_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = temp_path(path);
+    let none = StatisticsOptions { min_value: false, max_value: false, distinct_count: false, null_count: false };
+    let result = ParquetWriter::new(std::fs::File::create(&tmp)?)
+        .with_compression(ParquetCompression::Uncompressed)
+        .with_statistics(none)
+        .finish(df)
+        .map_err(anyhow::Error::from)
+        .and_then(|_| Ok(std::fs::rename(&tmp, path)?));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
+}
+
 /// Whether `error` comes from a full disk (or quota): the run stops then, since every further
 /// trial would fail the same way.
 pub fn is_storage_full(error: &anyhow::Error) -> bool {
