@@ -383,3 +383,33 @@ fn paper_scale_keys_are_checked() {
         "data.path: kind = \"recordio\" needs path",
     );
 }
+
+#[test]
+fn a_range_draws_its_values_and_a_bad_one_is_located() {
+    let text = replace("m = 0.35", "m = { uniform = [0.2, 0.5], samples = 4 }");
+    let exp = p2sbench::spec::parse(Path::new("ranges.toml"), &text).unwrap();
+    let m: Vec<f64> = exp.trials.iter().map(|t| t.loss.params["m"].as_f64().unwrap()).collect();
+    assert_eq!(m.len(), 4);
+    assert!(m.iter().all(|v| (0.2..=0.5).contains(v)), "{m:?}");
+    assert_eq!(
+        m,
+        p2sbench::spec::parse(Path::new("ranges.toml"), &text)
+            .unwrap()
+            .trials
+            .iter()
+            .map(|t| t.loss.params["m"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    );
+    expect_error(
+        &replace("m = 0.35", "m = { uniform = [0.5, 0.2], samples = 4 }"),
+        16,
+        "{ uniform",
+        "loss[0].m: the range [0.5, 0.2] needs lo < hi",
+    );
+    expect_error(
+        &format!("{GOOD}[sweep]\n\"train.lr\" = {{ log_uniform = [0.1, 1], samples = 2, step = 1 }}\n"),
+        18,
+        "{ log_uniform",
+        "sweep.train.lr: a range is",
+    );
+}

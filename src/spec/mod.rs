@@ -4,6 +4,7 @@
 
 mod error;
 pub mod filter;
+mod ranges;
 mod schema;
 pub mod shard;
 mod sweep;
@@ -181,6 +182,13 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
     let mut base: toml::Table = toml::from_str(source).map_err(|e| loc.at(&[], e.to_string()))?;
     if schema::real_data_defaults(&mut base) {
         raw = base.clone().try_into().map_err(|e: toml::de::Error| loc.at(&[], e.message().trim().to_string()))?;
+    }
+    let mut dimension = 0;
+    if let Some(table) = raw.sweep.as_mut() {
+        ranges::expand(table, &[Key::from("sweep")], &mut dimension).map_err(|(k, m)| loc.at(&k, m))?;
+    }
+    for (i, block) in raw.losses.iter_mut().enumerate() {
+        ranges::expand(block, &[Key::from("loss"), Key::Index(i)], &mut dimension).map_err(|(k, m)| loc.at(&k, m))?;
     }
     let file_dir = std::path::absolute(path).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default();
     raw.anchor_paths(&file_dir);
