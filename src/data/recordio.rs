@@ -211,16 +211,50 @@ pub fn parse_index(path: &Path, bytes: &[u8]) -> Result<Vec<Option<u64>>, InputE
     Ok(offsets)
 }
 
-/// `property`: (classes, height, width).
+/// `property`: (classes, height, width). Its first line is `classes,height,width`; insightface's
+/// `RecBuilder` writes the image count on a second line, which is accepted (and must be a count).
 pub fn read_property(path: &Path) -> Result<(usize, usize, usize), InputError> {
     let text = std::fs::read_to_string(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("");
+    let expected = || InputError::line(path, 1, format!("expected `classes,height,width`, found {first:?}"));
     let values: Vec<usize> =
-        text.trim().split(',').map(|v| v.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|_| {
-            InputError::line(path, 1, format!("expected `classes,height,width`, found {:?}", text.trim()))
-        })?;
-    match values.as_slice() {
-        &[c, h, w] => Ok((c, h, w)),
-        _ => Err(InputError::line(path, 1, format!("expected `classes,height,width`, found {:?}", text.trim()))),
+        first.split(',').map(|v| v.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|_| expected())?;
+    let &[c, h, w] = values.as_slice() else { return Err(expected()) };
+    match (lines.next(), lines.next()) {
+        (None, _) => {}
+        (Some(count), None) if count.parse::<usize>().is_ok() => {}
+        (Some(count), None) => {
+            return Err(InputError::line(path, 2, format!("expected the image count, found {count:?}")));
+        }
+        (Some(_), Some(extra)) => {
+            return Err(InputError::line(path, 3, format!("expected at most two lines, found {extra:?}")));
+        }
+    }
+    Ok((c, h, w))
+}
+
+#[cfg(test)]
+mod property_tests {
+    use super::read_property;
+
+    #[test]
+    fn one_line_and_recbuilders_two_lines_read_and_others_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("property");
+        for (text, expected) in [("40,112,112\n", Ok((40, 112, 112))), ("40,112,112\n480\n", Ok((40, 112, 112)))] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(read_property(&path).map_err(|e| e.to_string()), expected);
+        }
+        for (text, line, message) in [
+            ("40,112\n", 1, "expected `classes,height,width`"),
+            ("40,112,112\nmany\n", 2, "expected the image count"),
+            ("40,112,112\n480\n3\n", 3, "at most two lines"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = read_property(&path).unwrap_err().to_string();
+            assert!(e.contains(&format!("property:{line}")) && e.contains(message), "{text:?}: {e}");
+        }
     }
 }
 
