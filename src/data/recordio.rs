@@ -234,30 +234,6 @@ pub fn read_property(path: &Path) -> Result<(usize, usize, usize), InputError> {
     Ok((c, h, w))
 }
 
-#[cfg(test)]
-mod property_tests {
-    use super::read_property;
-
-    #[test]
-    fn one_line_and_recbuilders_two_lines_read_and_others_are_located() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("property");
-        for (text, expected) in [("40,112,112\n", Ok((40, 112, 112))), ("40,112,112\n480\n", Ok((40, 112, 112)))] {
-            std::fs::write(&path, text).unwrap();
-            assert_eq!(read_property(&path).map_err(|e| e.to_string()), expected);
-        }
-        for (text, line, message) in [
-            ("40,112\n", 1, "expected `classes,height,width`"),
-            ("40,112,112\nmany\n", 2, "expected the image count"),
-            ("40,112,112\n480\n3\n", 3, "at most two lines"),
-        ] {
-            std::fs::write(&path, text).unwrap();
-            let e = read_property(&path).unwrap_err().to_string();
-            assert!(e.contains(&format!("property:{line}")) && e.contains(message), "{text:?}: {e}");
-        }
-    }
-}
-
 /// The message for a pack with `available` identities where the spec needs more.
 fn too_few_identities(available: usize, spec: &DataSpec) -> String {
     format!(
@@ -427,5 +403,29 @@ impl Dataset for RecordSet {
             return Err(fail(format!("label {label}, but its identity record says {expected}")));
         }
         folder::decode_into(record.image, self.channels, self.size, out).map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod property_tests {
+    use super::read_property;
+
+    #[test]
+    fn one_line_and_recbuilders_two_lines_read_and_others_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("property");
+        for (text, expected) in [("40,112,112\n", Ok((40, 112, 112))), ("40,112,112\n480\n", Ok((40, 112, 112)))] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(read_property(&path).map_err(|e| e.to_string()), expected);
+        }
+        for (text, line, message) in [
+            ("40,112\n", 1, "expected `classes,height,width`"),
+            ("40,112,112\nmany\n", 2, "expected the image count"),
+            ("40,112,112\n480\n3\n", 3, "at most two lines"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = read_property(&path).unwrap_err().to_string();
+            assert!(e.contains(&format!("property:{line}")) && e.contains(message), "{text:?}: {e}");
+        }
     }
 }
