@@ -71,14 +71,18 @@ fn template(root: &Path) -> Template {
     template_from(root)
 }
 
-/// The template's outcome as trial `cfg` (its evaluations shifted by its seed, so that seeds
-/// differ).
+/// The template's outcome as trial `cfg`: its evaluations shifted by its seed and its bootstrap
+/// replicates perturbed by it, so that no two trials' files are alike (as no two real trials'
+/// are: a file of repeated values would compress unrealistically well).
 fn outcome(t: &Template, cfg: &TrialConfig) -> TrialOutcome {
     let mut rows = t.rows.clone();
     let shift = (cfg.seed % 11) as f64 * 1e-3;
     for e in &mut rows.evals {
         e.value += shift;
-        e.replicates.iter_mut().for_each(|r| *r += shift as f32);
+        for (k, r) in e.replicates.iter_mut().enumerate() {
+            let noise = (cfg.seed.wrapping_mul(2_654_435_761).wrapping_add(k as u64 * 40_503) % 1000) as f32;
+            *r += shift as f32 + noise * 1e-5;
+        }
     }
     TrialOutcome {
         rows,

@@ -190,3 +190,23 @@ fn results_load_from_the_cache_until_a_trial_file_changes() {
     let rebuilt = p2sbench::results::Results::load(&dir.root).unwrap();
     assert_eq!(values(&rebuilt), new);
 }
+
+#[test]
+fn a_report_from_the_cache_equals_one_from_the_trial_files() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = sweep(2)
+        .replace("[[loss]]\nname = \"cosface\"\n", "[[loss]]\nname = \"cosface\"\n[[loss]]\nname = \"p2sgrad\"\n");
+    let exp = common::experiment(&text);
+    let dir = ExperimentDir::new(tmp.path(), &exp.name);
+    runner::run_experiment(&exp, &RunOptions::new(tmp.path())).unwrap();
+    let _ = std::fs::remove_dir_all(dir.cache());
+    p2sbench::report::write_report(&dir.root).unwrap();
+    let cold = std::fs::read_to_string(dir.report()).unwrap();
+    assert!(cold.contains("Comparisons"), "the report compares the two losses from their replicates");
+    assert!(dir.cache().join("bootstrap.parquet").is_file());
+    let reads = store::trial_parquet_reads();
+    p2sbench::report::write_report(&dir.root).unwrap();
+    assert_eq!(store::trial_parquet_reads(), reads, "the second report reads the cache only");
+    assert_eq!(std::fs::read_to_string(dir.report()).unwrap(), cold);
+}

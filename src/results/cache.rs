@@ -14,9 +14,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The cache's format: 1 stores bootstrap replicates as f32 bytes (`results::compare`).
+const VERSION: u32 = 1;
+
 /// What the cache of one file kind holds: each trial's key and rows, in the cache's order.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Manifest {
+    /// [`VERSION`] when written; a cache of another version is ignored.
+    #[serde(default)]
+    version: u32,
     /// The cache parquet's byte size: a cache file and manifest from different writes disagree.
     bytes: u64,
     trials: Vec<Entry>,
@@ -48,7 +54,7 @@ fn paths(root: &Path, file: &str) -> (PathBuf, PathBuf) {
 fn read_cache(root: &Path, file: &str) -> Option<(Manifest, DataFrame)> {
     let (data, manifest) = paths(root, file);
     let manifest: Manifest = serde_json::from_slice(&std::fs::read(manifest).ok()?).ok()?;
-    if std::fs::metadata(&data).ok()?.len() != manifest.bytes {
+    if manifest.version != VERSION || std::fs::metadata(&data).ok()?.len() != manifest.bytes {
         return None;
     }
     let frame = store::read_parquet(&data).ok()?;
@@ -59,7 +65,7 @@ fn write_cache(root: &Path, file: &str, frame: &mut DataFrame, trials: Vec<Entry
     let (data, manifest) = paths(root, file);
     store::write_derived_parquet(&data, frame)?;
     let bytes = std::fs::metadata(&data)?.len();
-    store::write_atomic(&manifest, &serde_json::to_vec(&Manifest { bytes, trials })?)
+    store::write_atomic(&manifest, &serde_json::to_vec(&Manifest { version: VERSION, bytes, trials })?)
 }
 
 /// The frames of `file` of the trials `ids` (each read by `read` from its own file: `None` where
