@@ -175,6 +175,17 @@ fn a_truncated_or_corrupt_pack_is_a_clear_error() {
     assert!(!out.exists());
     std::fs::write(root.join("train.idx"), idx).unwrap();
 
+    // A pack of non-square images (RecBuilder's two-line property): refused, not stretched.
+    let property = std::fs::read_to_string(root.join("property")).unwrap();
+    let classes = property.split(',').next().unwrap().to_string();
+    std::fs::write(root.join("property"), format!("{classes},112,96\n500\n")).unwrap();
+    let run = run_binary(&["run"], &file, &out);
+    assert_eq!(run.status.code(), Some(2));
+    let expected = format!("{}:1: the pack's images are 112×96", root.join("property").display());
+    assert!(String::from_utf8_lossy(&run.stderr).contains(&expected), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(!out.exists());
+    std::fs::write(root.join("property"), property).unwrap();
+
     // A corrupt training image (record 10): its trial stops naming the record and byte offset.
     let mut corrupt = original.clone();
     let at = offsets[10] as usize + 8 + 24 + 8;

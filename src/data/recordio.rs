@@ -268,9 +268,19 @@ impl RecordSet {
         let index = read_index(&idx_path)?;
         let property = dir.join("property");
         if property.is_file() {
-            let (classes, _, _) = read_property(&property)?;
+            let (classes, height, width) = read_property(&property)?;
             if classes < first + count {
                 return Err(InputError::file(&property, too_few_identities(classes, spec)));
+            }
+            if height != width {
+                return Err(InputError::line(
+                    &property,
+                    1,
+                    format!(
+                        "the pack's images are {height}×{width} (height×width); p2sbench trains square images of data.image_size = {}, and would stretch these",
+                        spec.image_size
+                    ),
+                ));
             }
         }
         RecordSet::select(spec, rec, &idx_path, &index, first, count)
