@@ -200,15 +200,14 @@ fn main() {
     let shard_trials: usize = common::env_or("BOOKKEEPING_SHARD_TRIALS", 800);
     // BOOKKEEPING_DIR keeps the studies there (for profiling); by default a temporary directory.
     let temporary = tempfile::tempdir().expect("temporary directory");
-    let kept = std::env::var_os("BOOKKEEPING_DIR").map(PathBuf::from);
-    let work = Work(kept.as_deref().unwrap_or(temporary.path()));
-    let template_root = work.path().join("template");
+    let work = std::env::var_os("BOOKKEEPING_DIR").map_or_else(|| temporary.path().to_path_buf(), PathBuf::from);
+    let template_root = work.join("template");
     let t = template(&template_root);
 
     println!("bookkeeping of a seed sweep of tiny trials (release build, {} cores):", num_cores());
     let mut studies = Vec::new();
     for &n in &sizes {
-        let root = work.path().join(format!("n{n}"));
+        let root = work.join(format!("n{n}"));
         let (file, exp) = experiment(&root, n);
         let out = root.join("results");
         let (total, table) = bookkeep_all(&exp, &out, None, &t);
@@ -285,13 +284,13 @@ fn main() {
     }
 
     // 8 shard processes against one, on the same trials' bookkeeping.
-    let (file, _) = experiment(&work.path().join("shards"), shard_trials);
+    let (file, _) = experiment(&work.join("shards"), shard_trials);
     let mut one = Vec::new();
     let mut eight = Vec::new();
     let exe = std::env::current_exe().expect("this benchmark");
     for round in 0..rounds {
         for (shards, times) in [(1usize, &mut one), (8, &mut eight)] {
-            let out = work.path().join(format!("shards-{round}-{shards}"));
+            let out = work.join(format!("shards-{round}-{shards}"));
             let started = Instant::now();
             let children: Vec<_> = (0..shards)
                 .map(|s| {
@@ -320,14 +319,6 @@ fn main() {
         b * 1e3,
         b / a
     );
-}
-
-struct Work<'a>(&'a Path);
-
-impl Work<'_> {
-    fn path(&self) -> &Path {
-        self.0
-    }
 }
 
 fn num_cores() -> usize {

@@ -7,7 +7,7 @@
 use crate::error::InputError;
 use crate::spec::{short_value, Experiment, Goal, SelectSpec, Split, SplitPart, TrialConfig};
 use crate::store::selection::{ChoiceRecord, Selection};
-use crate::store::{self, schema, trial_files, ExperimentDir, State, TrialStatus};
+use crate::store::{ExperimentDir, State, TrialStatus};
 use std::collections::BTreeMap;
 
 /// One group's choice.
@@ -63,32 +63,6 @@ fn group_of(select: &SelectSpec, t: &TrialConfig) -> String {
     label
 }
 
-/// The last evaluated value of `protocol`/`metric` of a done trial: from its status, or from
-/// its evals.parquet in directories written before statuses recorded their results.
-fn final_value(
-    trial_dir: &std::path::Path,
-    status: Option<&TrialStatus>,
-    protocol: &str,
-    metric: &str,
-) -> anyhow::Result<Option<f64>> {
-    match status.and_then(|s| s.results.as_ref()) {
-        Some(results) => Ok(results.final_value(protocol, metric)),
-        None => last_value(trial_dir, protocol, metric),
-    }
-}
-
-/// The last evaluated value of `protocol`/`metric` in a trial directory (headline rows only:
-/// rows of one part of a protocol carry `part=` in their variant).
-fn last_value(trial_dir: &std::path::Path, protocol: &str, metric: &str) -> anyhow::Result<Option<f64>> {
-    let path = trial_dir.join(trial_files::EVALS);
-    let rows = schema::evals_from_frame(&store::read_parquet(&path)?)?;
-    Ok(rows
-        .iter()
-        .filter(|r| r.protocol == protocol && r.metric == metric && !r.variant.contains("part="))
-        .max_by_key(|r| r.step)
-        .map(|r| r.value))
-}
-
 /// How many loss/condition groups the search of `exp` has (each gets its own final trials).
 pub fn group_count(exp: &Experiment) -> usize {
     let Some(select) = &exp.select else { return 0 };
@@ -125,8 +99,8 @@ pub fn choose(exp: &Experiment, dir: &ExperimentDir) -> anyhow::Result<(Vec<Choi
         let tdir = dir.trial(&t.id());
         let status = TrialStatus::read(&tdir);
         *seconds.entry(group.clone()).or_default() += status.as_ref().map_or(0.0, |s| s.seconds);
-        match status.as_ref().map(|s| s.state) {
-            Some(State::Done) => match final_value(&tdir, status.as_ref(), protocol, metric)? {
+        match &status {
+            Some(s) if s.state == State::Done => match s.results_in(&tdir)?.and_then(|r| r.final_value(protocol, metric)) {
                 Some(v) => scores.push(v),
                 None => {
                     return Err(InputError {
@@ -140,7 +114,7 @@ pub fn choose(exp: &Experiment, dir: &ExperimentDir) -> anyhow::Result<(Vec<Choi
                     .into())
                 }
             },
-            Some(State::Failed | State::Diverged) => {}
+            Some(s) if matches!(s.state, State::Failed | State::Diverged) => {}
             _ => *unfinished.entry(group.clone()).or_default() += 1,
         }
     }

@@ -269,14 +269,13 @@ impl ReportTables {
     /// Builds the tables from the results (the same calls as [`super::render`]): Results (cells
     /// as `[report] latex_cells` says), Comparisons, sensitivity, noise and drop against drop.
     pub fn build(r: &Results, basis: &super::Basis) -> Result<ReportTables> {
-        let super::Basis { rows, clean, paired } = basis;
-        let (rows, clean) = (rows.clone(), *clean);
+        let (rows, clean, paired) = (basis.rows.as_slice(), basis.clean, &basis.paired);
         let std_cells = r.spec_value("report.latex_cells").and_then(|v| v.as_str()) == Some("std");
         let cells = if std_cells { tables::CellStyle::Std } else { tables::CellStyle::Interval };
         let key = label(&r.name);
         let mut out = Vec::new();
         if !rows.is_empty() {
-            let (table, variants) = tables::paper_table(&rows, clean, paired, cells);
+            let (table, variants) = tables::paper_table(rows, clean, paired, cells);
             let mut notes: Vec<String> = variants
                 .iter()
                 .map(|(tag, v)| if tag.is_empty() { v.clone() } else { format!("{tag}: {v}") })
@@ -291,7 +290,7 @@ impl ReportTables {
             let caption = format!("{}: final evaluation of each setting{at}, {what}.", r.name);
             out.push((caption, format!("tab:{key}:results"), table, notes));
         }
-        let found = comparisons::comparisons(r, &rows, paired, clean)?;
+        let found = comparisons::comparisons(r, rows, paired, clean)?;
         if !found.is_empty() {
             let caption = format!(
                 "{}: paired comparisons (difference X − Y with its 95 % interval; p two-sided, Holm-corrected across the table; P(X > Y) over seeds).",
@@ -303,21 +302,21 @@ impl ReportTables {
             )];
             out.push((caption, format!("tab:{key}:comparisons"), comparisons::comparisons_table(r, &found), notes));
         }
-        if let Some(t) = tables::sensitivity_table(r, &rows, paired)? {
+        if let Some(t) = tables::sensitivity_table(r, rows, paired)? {
             let caption = format!(
                 "{}: sensitivity to hyper-parameters: the spread (max − min) of the seed means over each loss's grid, its range, and p of a permutation test of the settings within each seed.",
                 r.name
             );
             out.push((caption, format!("tab:{key}:sensitivity"), t, Vec::new()));
         }
-        for (i, (title, t, notes)) in tables::noise_tables(r, &rows, paired)?.into_iter().enumerate() {
+        for (i, (title, t, notes)) in tables::noise_tables(r, rows, paired)?.into_iter().enumerate() {
             let caption = format!(
                 "{}: label-noise robustness, {title}: mean [95 % interval] per noise setting and the drop from clean training (clean − noisy), paired.",
                 r.name
             );
             out.push((caption, format!("tab:{key}:noise{}", i + 1), t, notes));
         }
-        if let Some((t, metric)) = comparisons::drop_table(r, &rows, paired)? {
+        if let Some((t, metric)) = comparisons::drop_table(r, rows, paired)? {
             let caption = format!("{}: one loss's drop in {metric} against another's, paired, Holm-corrected.", r.name);
             out.push((caption, format!("tab:{key}:drops"), t, Vec::new()));
         }

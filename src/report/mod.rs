@@ -127,8 +127,7 @@ impl Basis {
 /// The whole report as markdown.
 pub fn render(r: &Results, basis: &Basis) -> Result<String> {
     let mut md = String::new();
-    let Basis { rows, clean, paired } = basis;
-    let (rows, clean) = (rows.clone(), *clean);
+    let (rows, clean, paired) = (basis.rows.as_slice(), basis.clean, &basis.paired);
     let description = r.spec_value("description").and_then(|d| d.as_str()).unwrap_or("");
     writeln!(md, "# Report: {}\n", r.name)?;
     if !description.is_empty() {
@@ -184,7 +183,7 @@ pub fn render(r: &Results, basis: &Basis) -> Result<String> {
     if rows.is_empty() {
         writeln!(md, "No done trial has evaluations yet: there is nothing to tabulate.\n")?;
     } else {
-        let (table, notes) = tables::paper_table(&rows, clean, paired, tables::CellStyle::Interval);
+        let (table, notes) = tables::paper_table(rows, clean, paired, tables::CellStyle::Interval);
         writeln!(
             md,
             "Final evaluation of each setting{}: the mean over seeds and its 95 % interval `[lo, hi]` (rates in %); with one seed, LFW-style accuracy also shows ± the std over its folds (insightface's convention). A cell is **bold** only where its setting is better than the next best of the column in a paired comparison (p < 0.05; see Comparisons). `n/r`: a rate its protocol cannot resolve. Only trials with status `done` are counted.\n",
@@ -216,7 +215,7 @@ pub fn render(r: &Results, basis: &Basis) -> Result<String> {
 
     // Comparisons.
     writeln!(md, "## Comparisons\n")?;
-    let found = comparisons::comparisons(r, &rows, paired, clean)?;
+    let found = comparisons::comparisons(r, rows, paired, clean)?;
     if found.is_empty() {
         writeln!(md, "Nothing to compare: fewer than two settings with evaluations.\n")?;
     } else {
@@ -241,7 +240,7 @@ pub fn render(r: &Results, basis: &Basis) -> Result<String> {
     }
 
     // Convergence.
-    if let Some((name, table)) = tables::plateau_table(r, &rows)? {
+    if let Some((name, table)) = tables::plateau_table(r, rows)? {
         writeln!(md, "## Convergence\n")?;
         writeln!(
             md,
@@ -253,7 +252,7 @@ pub fn render(r: &Results, basis: &Basis) -> Result<String> {
 
     // Sensitivity.
     writeln!(md, "## Sensitivity to hyper-parameters\n")?;
-    match tables::sensitivity_table(r, &rows, paired)? {
+    match tables::sensitivity_table(r, rows, paired)? {
         Some(t) => {
             writeln!(
                 md,
@@ -270,7 +269,7 @@ pub fn render(r: &Results, basis: &Basis) -> Result<String> {
 
     // Noise.
     writeln!(md, "## Label-noise robustness\n")?;
-    let noise = tables::noise_tables(r, &rows, paired)?;
+    let noise = tables::noise_tables(r, rows, paired)?;
     if noise.is_empty() {
         writeln!(md, "No noise study: every trial trained at the same noise ratio.\n")?;
     } else {
@@ -287,7 +286,7 @@ pub fn render(r: &Results, basis: &Basis) -> Result<String> {
             }
             md.push('\n');
         }
-        if let Some((t, metric)) = comparisons::drop_table(r, &rows, paired)? {
+        if let Some((t, metric)) = comparisons::drop_table(r, rows, paired)? {
             writeln!(md, "### Drop against drop\n")?;
             writeln!(
                 md,
@@ -305,7 +304,7 @@ pub fn render(r: &Results, basis: &Basis) -> Result<String> {
         md,
         "The published figures come from ResNet-scale networks trained on MS1M and evaluated on the real MegaFace (refined) and IJB-C benchmarks. Ours come from this run ({scale}) and its protocols; they show how the losses compare with each other here, not how they compare with the published numbers.\n"
     )?;
-    md.push_str(&tables::published_table(r, &rows, &scale_short(r))?.to_markdown());
+    md.push_str(&tables::published_table(r, rows, &scale_short(r))?.to_markdown());
     md.push('\n');
 
     // Figures.

@@ -78,8 +78,10 @@ pub fn trial_frames(
     ids: &[String],
     read: impl Fn(&str) -> Result<Option<DataFrame>> + Sync,
 ) -> Result<Option<DataFrame>> {
-    let keys: Vec<Option<FileKey>> =
-        ids.par_iter().map(|id| file_key(&root.join("trials").join(id).join(file))).collect();
+    let keys: Vec<Option<FileKey>> = ids
+        .par_iter()
+        .map(|id| file_key(&store::ExperimentDir { root: root.to_path_buf() }.trial(id).join(file)))
+        .collect();
     let cached = read_cache(root, file);
     // Each cached trial's key and row range.
     let mut ranges: HashMap<&str, (FileKey, usize, usize)> = HashMap::new();

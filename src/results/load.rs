@@ -201,9 +201,9 @@ impl Results {
         let states = strings(&all, "status")?;
 
         // Each trial's file of a kind, when present; required of a finished trial for `required`.
+        let state: BTreeMap<&str, &str> =
+            ids.iter().map(String::as_str).zip(states.iter().map(String::as_str)).collect();
         let frames = |file: &str, columns: &[&str], required: bool| -> Result<Option<DataFrame>> {
-            let state: BTreeMap<&str, &str> =
-                ids.iter().map(String::as_str).zip(states.iter().map(String::as_str)).collect();
             super::cache::trial_frames(&dir.root, file, &ids, |id| {
                 let path = dir.trial(id).join(file);
                 if path.exists() {

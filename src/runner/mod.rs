@@ -2,8 +2,8 @@
 //! once, trains each trial (skipping those already done), writes each trial's files as it
 //! finishes, keeps trials.parquet current, and prints the summary table. Several processes can
 //! share one results directory as shards (`--shard I/N`): each trains its part of the trials,
-//! every trial under a lock of its own, and trials.parquet is rebuilt from the trial directories
-//! under a lock by whoever writes it.
+//! every trial under a lock of its own, and each keeps trials.parquet current through its
+//! [`Registry`], merging with what the others wrote.
 
 mod registry;
 
@@ -436,11 +436,7 @@ pub fn write_trial_results(trial_dir: &Path, id: &str, outcome: &train::TrialOut
     }
     let checksums = Checksums { init: outcome.init_checksum.clone(), data_order: outcome.data_order_checksum.clone() };
     store::write_atomic(&trial_dir.join(trial_files::CHECKSUMS), serde_json::to_string_pretty(&checksums)?.as_bytes())?;
-    Ok(TrialResults {
-        files,
-        finals: final_values(&rows.evals),
-        train_accuracy: registry::last_epoch_train_accuracy(&rows.steps),
-    })
+    Ok(TrialResults::of(files, &rows.steps, &rows.evals))
 }
 
 /// Why a done trial's result files are not the ones its status recorded (a file cut short or
@@ -451,23 +447,6 @@ fn done_files_problem(trial_dir: &Path, status: &TrialStatus) -> Option<String> 
         Some(results) => results.changed_file(trial_dir),
         None => train::checkpoint::read_rows(trial_dir).err().map(|e| format!("{e:#}")),
     }
-}
-
-/// The last evaluated value of every protocol's metrics (headline rows only, as `[select]`
-/// reads them: rows of one part of a protocol carry `part=` in their variant).
-fn final_values(evals: &[schema::EvalRow]) -> BTreeMap<String, BTreeMap<String, Option<f64>>> {
-    let mut last: BTreeMap<(&str, &str), (i64, f64)> = BTreeMap::new();
-    for r in evals.iter().filter(|r| !r.variant.contains("part=")) {
-        let entry = last.entry((&r.protocol, &r.metric)).or_insert((r.step, r.value));
-        if r.step >= entry.0 {
-            *entry = (r.step, r.value);
-        }
-    }
-    let mut out: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
-    for ((protocol, metric), (_, value)) in last {
-        out.entry(protocol.to_string()).or_default().insert(metric.to_string(), value.is_finite().then_some(value));
-    }
-    out
 }
 
 /// Runs `f` behind a panic boundary: tch reports a libtorch error (out of memory, a shape
@@ -649,6 +628,7 @@ impl DataCache {
 }
 
 fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSummary {
+    let results = status.results_in(trial_dir).ok().flatten();
     TrialSummary {
         id: cfg.id(),
         loss: cfg.loss.name.clone(),
@@ -660,8 +640,8 @@ fn summary(cfg: &TrialConfig, status: &TrialStatus, trial_dir: &Path) -> TrialSu
         seed: cfg.seed,
         noise: cfg.noise.label(),
         state: status.state,
-        lfw_accuracy: registry::final_metrics(trial_dir, status, "lfw", ["accuracy_mean"])[0],
-        train_accuracy: registry::train_accuracy(trial_dir, status),
+        lfw_accuracy: results.as_ref().and_then(|r| r.final_value("lfw", "accuracy_mean")),
+        train_accuracy: results.and_then(|r| r.train_accuracy),
         seconds: status.seconds,
         diverged_step: status.diverged_step,
         error: status.error.clone(),

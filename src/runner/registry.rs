@@ -9,7 +9,7 @@
 use super::Checksums;
 use crate::loss::ParamValue;
 use crate::spec::{Experiment, TrialConfig};
-use crate::store::{self, schema, trial_files, ExperimentDir, State, TrialStatus};
+use crate::store::{self, ExperimentDir, State, TrialStatus};
 use anyhow::Result;
 use polars::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -171,7 +171,9 @@ impl Row {
     fn read(trial_dir: &Path) -> Row {
         let Some(status) = TrialStatus::read(trial_dir) else { return Row::default() };
         let checksums = Checksums::read(trial_dir);
-        let [mean, std] = final_metrics(trial_dir, &status, "lfw", ["accuracy_mean", "accuracy_std"]);
+        let results = status.results_in(trial_dir).ok().flatten();
+        let lfw = |metric: &str| results.as_ref().and_then(|r| r.final_value("lfw", metric));
+        let (mean, std) = (lfw("accuracy_mean"), lfw("accuracy_std"));
         Row {
             state: status.state,
             attempts: status.attempts as i64,
@@ -197,51 +199,6 @@ impl Row {
         };
         (self.attempts, stage, self.seconds.unwrap_or(0.0))
     }
-}
-
-/// The last value of each of `metrics` of `protocol` in a trial: from its status when it
-/// records its results, else (directories written before it did) from its evals.parquet.
-pub(super) fn final_metrics<const N: usize>(
-    trial_dir: &Path,
-    status: &TrialStatus,
-    protocol: &str,
-    metrics: [&str; N],
-) -> [Option<f64>; N] {
-    if let Some(results) = &status.results {
-        return metrics.map(|metric| results.final_value(protocol, metric));
-    }
-    if status.state != State::Done {
-        return [None; N];
-    }
-    let Ok(df) = store::read_parquet(&trial_dir.join(trial_files::EVALS)) else { return [None; N] };
-    metrics.map(|metric| {
-        let out = df
-            .clone()
-            .lazy()
-            .filter(col("protocol").eq(lit(protocol)).and(col("metric").eq(lit(metric))))
-            .sort(["step"], Default::default())
-            .select([col("value").last()])
-            .collect()
-            .ok()?;
-        out.column("value").ok()?.f64().ok()?.get(0)
-    })
-}
-
-/// Mean training-batch accuracy of the last epoch: from the trial's status when it records its
-/// results, else from its steps.parquet.
-pub(super) fn train_accuracy(trial_dir: &Path, status: &TrialStatus) -> Option<f64> {
-    if let Some(results) = &status.results {
-        return results.train_accuracy;
-    }
-    let frame = store::read_parquet(&trial_dir.join(trial_files::STEPS)).ok()?;
-    last_epoch_train_accuracy(&schema::steps_from_frame(&frame).ok()?)
-}
-
-/// Mean `train_acc` of the logged steps of the last epoch.
-pub(super) fn last_epoch_train_accuracy(rows: &[schema::StepRow]) -> Option<f64> {
-    let last = rows.last()?.epoch;
-    let accs: Vec<f64> = rows.iter().filter(|r| r.epoch == last).map(|r| r.train_acc).collect();
-    Some(accs.iter().sum::<f64>() / accs.len() as f64)
 }
 
 /// trials.parquet with the trials' statuses read from their directories: one row per trial,
@@ -371,9 +328,7 @@ fn parse_rows(df: &DataFrame) -> PolarsResult<Vec<(String, Row)>> {
 }
 
 fn parse_state(text: &str) -> Option<State> {
-    [State::Pending, State::Running, State::Done, State::Failed, State::Diverged]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
 }
 
 /// Before `plot` and `report`: the status columns of trials.parquet read again from the trial

@@ -114,12 +114,17 @@ pub fn large_thread_stacks() {
 /// On any failure (a full disk) the temporary file is removed and `path` is untouched, so no
 /// file is ever left half-written; the error names `path`.
 pub fn write_via_temp(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    through_temp(path, true, write)
+}
+
+/// [`write_via_temp`], syncing the data before the rename only with `sync`.
+fn through_temp(path: &Path, sync: bool, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let tmp = temp_path(path);
     let result = write(&tmp)
-        .and_then(|()| Ok(std::fs::File::open(&tmp)?.sync_all()?))
+        .and_then(|()| if sync { Ok(std::fs::File::open(&tmp)?.sync_all()?) } else { Ok(()) })
         .and_then(|()| Ok(std::fs::rename(&tmp, path)?));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -142,26 +147,19 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
     })
 }
 
-/// Writes a data frame as parquet under a temporary name, then renames it over `path`, without
-/// syncing it to the disk: for files derived from others (`results::cache`), whose reader
-/// checks them and falls back to the originals, where a sync of tens of megabytes would cost
-/// more than rebuilding them after a crash.
+/// Writes a data frame as parquet through a temporary name ([`write_via_temp`]) but without
+/// syncing it, uncompressed and without column statistics: for files derived from others
+/// (`results::cache`), whose reader checks them and falls back to the originals, where a sync of
+/// tens of megabytes would cost more than rebuilding them after a crash.
 pub fn write_derived_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = temp_path(path);
     let none = StatisticsOptions { min_value: false, max_value: false, distinct_count: false, null_count: false };
-    let result = ParquetWriter::new(std::fs::File::create(&tmp)?)
-        .with_compression(ParquetCompression::Uncompressed)
-        .with_statistics(none)
-        .finish(df)
-        .map_err(anyhow::Error::from)
-        .and_then(|_| Ok(std::fs::rename(&tmp, path)?));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
+    through_temp(path, false, |tmp| {
+        ParquetWriter::new(std::fs::File::create(tmp)?)
+            .with_compression(ParquetCompression::Uncompressed)
+            .with_statistics(none)
+            .finish(df)?;
+        Ok(())
+    })
 }
 
 /// Whether `error` comes from a full disk (or quota): the run stops then, since every further
@@ -175,10 +173,10 @@ pub fn is_storage_full(error: &anyhow::Error) -> bool {
 
 /// Reads a parquet file written by [`write_parquet`].
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     if path.components().any(|c| c.as_os_str() == "trials") {
         TRIAL_PARQUET_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     // One thread per file: the readers of many files already run them side by side, and
     // polars' per-file parallelism only hands tiny files between threads.
     let reader = ParquetReader::new(file).read_parallel(ParallelStrategy::None);
@@ -257,6 +255,46 @@ pub struct TrialResults {
 }
 
 impl TrialResults {
+    /// What a status records of a trial's rows, with the byte sizes of its result `files`: the
+    /// last evaluated value of every metric (headline rows only: rows of one part of a protocol
+    /// carry `part=` in their variant) and the last epoch's mean training-batch accuracy.
+    pub fn of(files: BTreeMap<String, u64>, steps: &[schema::StepRow], evals: &[schema::EvalRow]) -> TrialResults {
+        let mut last: BTreeMap<(&str, &str), (i64, f64)> = BTreeMap::new();
+        for r in evals.iter().filter(|r| !r.variant.contains("part=")) {
+            let entry = last.entry((&r.protocol, &r.metric)).or_insert((r.step, r.value));
+            if r.step >= entry.0 {
+                *entry = (r.step, r.value);
+            }
+        }
+        let mut finals: BTreeMap<String, BTreeMap<String, Option<f64>>> = BTreeMap::new();
+        for ((protocol, metric), (_, value)) in last {
+            finals
+                .entry(protocol.to_string())
+                .or_default()
+                .insert(metric.to_string(), value.is_finite().then_some(value));
+        }
+        let train_accuracy = steps.last().map(|last| {
+            let accs: Vec<f64> = steps.iter().filter(|r| r.epoch == last.epoch).map(|r| r.train_acc).collect();
+            accs.iter().sum::<f64>() / accs.len() as f64
+        });
+        TrialResults { files, finals, train_accuracy }
+    }
+
+    /// The same read from a trial's steps and evals parquet (without file sizes), for trial
+    /// directories written before statuses recorded their results.
+    pub fn read_files(trial_dir: &Path) -> Result<TrialResults> {
+        let rows = |file: &str| {
+            let path = trial_dir.join(file);
+            read_parquet(&path).map(|df| (path, df))
+        };
+        let (path, steps) = rows(trial_files::STEPS)?;
+        let steps =
+            schema::steps_from_frame(&steps).with_context(|| format!("{}: not step telemetry", path.display()))?;
+        let (path, evals) = rows(trial_files::EVALS)?;
+        let evals = schema::evals_from_frame(&evals).with_context(|| format!("{}: not evaluations", path.display()))?;
+        Ok(TrialResults::of(BTreeMap::new(), &steps, &evals))
+    }
+
     /// The last evaluated value of `protocol`/`metric` (NaN where it was not a number); `None`
     /// when the trial has no such metric.
     pub fn final_value(&self, protocol: &str, metric: &str) -> Option<f64> {
@@ -286,6 +324,19 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl TrialStatus {
+    /// The trial's results in brief: as its status records them, or, for a finished trial of a
+    /// directory written before statuses did, read from its files; `None` for a trial that has
+    /// none (pending, running, failed).
+    pub fn results_in(&self, trial_dir: &Path) -> Result<Option<std::borrow::Cow<'_, TrialResults>>> {
+        match (&self.results, self.state) {
+            (Some(results), _) => Ok(Some(std::borrow::Cow::Borrowed(results))),
+            (None, State::Done | State::Diverged) => {
+                Ok(Some(std::borrow::Cow::Owned(TrialResults::read_files(trial_dir)?)))
+            }
+            (None, _) => Ok(None),
+        }
+    }
+
     /// status.json, or `None` when it is absent or unreadable.
     pub fn read(trial_dir: &Path) -> Option<TrialStatus> {
         Self::read_checked(trial_dir).ok().flatten()
