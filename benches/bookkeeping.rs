@@ -91,6 +91,7 @@ fn outcome(t: &Template, cfg: &TrialConfig) -> TrialOutcome {
         diverged_step: None,
         resumed_from: None,
         skipped_images: 0,
+        paused_after: None,
     }
 }
 

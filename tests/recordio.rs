@@ -136,7 +136,7 @@ fn augmentation_is_the_same_for_any_worker_count_and_across_a_resume() {
     resumable.train.checkpoint_every = 2;
     let ck_dir = tempfile::tempdir().unwrap();
     let id = resumable.id();
-    let ck = Checkpointing { dir: ck_dir.path(), trial: &id, stop: None };
+    let ck = Checkpointing { dir: ck_dir.path(), trial: &id, stop: None, pause_after: None };
     assert!(train(&resumable, Some(&ck), Some(3)).is_none(), "interrupted after step 3");
     let (resumed_from, resumed) = train(&resumable, Some(&ck), None).unwrap();
     assert_eq!(resumed_from, Some(2), "the rerun did not resume from the step-2 checkpoint");

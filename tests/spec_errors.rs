@@ -313,6 +313,16 @@ fn select_errors() {
         "\"accuracy\"",
         "expected \"<protocol>/<metric>\"",
     );
+    // Successive halving: η of at least 2, a first rung before the last epoch, known methods.
+    let halving = format!("{ok}method = \"halving\"\n");
+    expect_error(&select(&format!("{halving}eta = 1\n")), 24, "1", "select.eta: 1 keeps every setting");
+    expect_error(
+        &select(&halving),
+        19,
+        "[select]",
+        "select.min_epochs: 1 is not between 1 and the shortest trial's train.epochs 1",
+    );
+    expect_error(&select(&format!("{ok}method = \"hyperband\"\n")), 23, "\"hyperband\"", "unknown variant");
 }
 
 #[test]

@@ -115,7 +115,7 @@ fn adaptive_loss_state_resumes_from_a_checkpoint() {
         let evaluation = runner::HeldoutEvaluation { cfg: trial, data: &data };
         let reference = train::train_trial(trial, &set, &evaluation, cpu, None, &mut |_| {}).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let ck = Checkpointing { dir: dir.path(), trial: &id, stop: None };
+        let ck = Checkpointing { dir: dir.path(), trial: &id, stop: None, pause_after: None };
         // Interrupt after step 5; the last checkpoint is at step 4.
         let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             train::train_trial(trial, &set, &evaluation, cpu, Some(&ck), &mut |step| assert!(step < 5, "interrupt"))

@@ -57,6 +57,10 @@ pub enum Command {
     /// and the report. On SIGTERM a run saves a checkpoint of every trial under way after its
     /// current step and exits with code 3; running it again resumes from there.
     ///
+    /// Under `[select]` with `method = "halving"` the search is successive halving: trials
+    /// pause at each rung (`paused`), the best 1/η of each group's settings go on from their
+    /// checkpoints and the others stop (`pruned`); shards take any trial whose rung is ready.
+    ///
     /// Exit codes: 0 every selected trial is done; 1 some trial failed or diverged (the summary
     /// lists each with its reason), or the run stopped on an error such as a full disk; 2 the
     /// experiment file, a filter, --shard or a data file is invalid (the message names
@@ -339,6 +343,14 @@ pub fn dry_run_table(exp: &spec::Experiment, trials: &[spec::TrialConfig]) -> St
             exp.trials[0].data.heldout_identities - split.validation_identities,
             groups * select.seeds.len()
         ));
+        if select.method == spec::SearchMethod::Halving {
+            let rungs = select.rungs(exp.trials[0].train.epochs);
+            let grid: usize = exp.trials.iter().map(|t| t.train.epochs).sum();
+            out.push_str(&format!(
+                "the search is successive halving (η = {}): rungs at {rungs:?} epochs; the best 1/η of each group's settings go on at each rung, the others are pruned (the full grid would train {grid} trial-epochs)\n",
+                select.eta
+            ));
+        }
     }
     out
 }

@@ -83,10 +83,13 @@ fn badge_color(state: State) -> &'static str {
         State::Diverged => "#bc4c00",
         State::Running => "#0969da",
         State::Pending => "#6e7781",
+        State::Paused => "#8250df",
+        State::Pruned => "#57606a",
     }
 }
 
-const STATES: [State; 5] = [State::Pending, State::Running, State::Done, State::Failed, State::Diverged];
+const STATES: [State; 7] =
+    [State::Pending, State::Running, State::Paused, State::Done, State::Pruned, State::Failed, State::Diverged];
 
 /// report.md's text as the page; images are read from `root` (the results directory).
 pub fn to_html(markdown: &str, root: &Path) -> Result<String> {

@@ -176,6 +176,14 @@ pub fn render(r: &Results, basis: &Basis) -> Result<String> {
         )?;
         md.push_str(&table.to_markdown());
         md.push('\n');
+        if let Some(table) = tables::halving_table(r) {
+            writeln!(
+                md,
+                "The search was successive halving: every setting trained to the first rung; at each rung the best 1/η of a group's settings (at least one) went on from their checkpoints, the others stopped (`pruned`); the last rung is the full training, and its best setting is the choice.\n"
+            )?;
+            md.push_str(&table.to_markdown());
+            md.push('\n');
+        }
     }
 
     // Results.

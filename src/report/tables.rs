@@ -554,13 +554,59 @@ pub fn selection_table(r: &Results) -> Result<Option<Table>> {
         t.rows.push(vec![
             c.group.clone(),
             if space.is_empty() { "–".into() } else { space.join("; ") },
-            format!("{} settings, {} trials, {}", c.settings_searched, c.search_trials, duration(c.search_seconds)),
+            match &c.halving {
+                Some(h) => format!(
+                    "{} settings, {} trials, {}; successive halving (η = {}): {} of the grid's {} trial-epochs ({:.0} %)",
+                    c.settings_searched,
+                    c.search_trials,
+                    duration(c.search_seconds),
+                    h.eta,
+                    h.trial_epochs,
+                    h.grid_trial_epochs,
+                    100.0 * h.trial_epochs as f64 / h.grid_trial_epochs.max(1) as f64
+                ),
+                None => {
+                    format!("{} settings, {} trials, {}", c.settings_searched, c.search_trials, duration(c.search_seconds))
+                }
+            },
             c.chosen.clone(),
             mean_std(c.validation_score, None, rate),
             test_cell,
         ]);
     }
     Ok(Some(t))
+}
+
+/// Under successive halving: per group and rung, the epochs there and each setting's mean
+/// validation score, those that went on in bold. `None` when no choice was made by halving.
+pub fn halving_table(r: &Results) -> Option<Table> {
+    let sel = r.selection.as_ref()?;
+    let (_, metric) = sel.metric.split_once('/').unwrap_or(("", sel.metric.as_str()));
+    let rate = crate::results::names::Metric::parse(metric).is_rate();
+    let mut t = Table::new(
+        vec!["loss (and condition)".into(), "rung (epochs)".into(), format!("validation {} (**went on**)", sel.metric)],
+        2,
+    );
+    for c in &sel.choices {
+        let Some(h) = &c.halving else { continue };
+        for rung in &h.rungs {
+            let cells: Vec<String> = rung
+                .settings
+                .iter()
+                .map(|s| {
+                    let score = s.score.map_or("–".to_string(), |v| mean_std(v, None, rate));
+                    let cell = format!("{}: {score}", s.setting);
+                    if s.promoted {
+                        format!("**{cell}**")
+                    } else {
+                        cell
+                    }
+                })
+                .collect();
+            t.rows.push(vec![c.group.clone(), rung.epochs.to_string(), cells.join("; ")]);
+        }
+    }
+    (!t.rows.is_empty()).then_some(t)
 }
 
 /// Convergence: per setting, how far the first headline metric moved over the last fifth of

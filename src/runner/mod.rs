@@ -14,7 +14,7 @@ use crate::data::{Dataset, ImageSet};
 use crate::extract::suite::Suite;
 use crate::model::Network;
 use crate::spec::shard::Shard;
-use crate::spec::{EvalSpec, Experiment, SelectSpec, Split, SplitPart, TrialConfig};
+use crate::spec::{EvalSpec, Experiment, SearchMethod, SelectSpec, Split, SplitPart, TrialConfig};
 use crate::store::schema;
 use crate::store::{self, trial_files, ExperimentDir, State, TrialResults, TrialStatus};
 use crate::train;
@@ -126,7 +126,16 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
         started.elapsed().as_secs_f64()
     ))?;
     let (registry, _) = Registry::open(exp, &dir)?;
-    let (mut summaries, stopped) = flushed(&registry, pool.run(&mine, &dir, &data, device, &registry))?;
+    let search = match &exp.select {
+        Some(select) if select.method == SearchMethod::Halving => {
+            // Any process may take any selected trial's next rung; its own part first.
+            let rest = selected.iter().filter(|t| !mine.iter().any(|m| m.id() == t.id()));
+            let order: Vec<TrialConfig> = mine.iter().chain(rest).cloned().collect();
+            pool.halve(exp, select, &order, &dir, &data, device, &registry)
+        }
+        _ => pool.run(&Job::whole(&mine), &dir, &data, device, &registry),
+    };
+    let (mut summaries, stopped) = flushed(&registry, search)?;
     if let (Some(select), false) = (&exp.select, stopped || pool.interrupted()) {
         let known = registry.reload(exp)?;
         for p in &known.pending {
@@ -158,7 +167,7 @@ pub fn run_selected(exp: &Experiment, selected: &[TrialConfig], opts: &RunOption
                 }
             },
         };
-        let (finals, _) = flushed(&registry, pool.run(&chosen, &dir, &data, device, &registry))?;
+        let (finals, _) = flushed(&registry, pool.run(&Job::whole(&chosen), &dir, &data, device, &registry))?;
         summaries.extend(finals);
     }
     pool.overall.finish_and_clear();
@@ -194,11 +203,12 @@ fn finals_to_run(select: &SelectSpec, choices: &[crate::select::Choice], selecte
     finals.into_iter().filter(|t| searched.contains(&setting_key(t))).collect()
 }
 
-/// How many of `trials` have not finished (done, failed or diverged) in the results directory.
+/// How many of `trials` have not finished (done, pruned, failed or diverged) in the results
+/// directory.
 fn unfinished(trials: &[TrialConfig], dir: &ExperimentDir) -> usize {
     let finished = |t: &TrialConfig| {
         TrialStatus::read(&dir.trial(&t.id()))
-            .is_some_and(|s| matches!(s.state, State::Done | State::Failed | State::Diverged))
+            .is_some_and(|s| matches!(s.state, State::Done | State::Pruned | State::Failed | State::Diverged))
     };
     trials.iter().filter(|t| !finished(t)).count()
 }
@@ -226,6 +236,27 @@ fn setting_key(t: &TrialConfig) -> String {
         t.split.map_or(0, |s| s.validation_identities)
     )
 }
+
+/// A trial to train, and how far: to the end, or to a rung of successive halving.
+#[derive(Debug, Clone)]
+struct Job {
+    cfg: TrialConfig,
+    /// The epochs of the rung to reach (`train.epochs` for the last); `None` outside halving.
+    rung: Option<usize>,
+}
+
+impl Job {
+    fn whole(trials: &[TrialConfig]) -> Vec<Job> {
+        trials.iter().map(|t| Job { cfg: t.clone(), rung: None }).collect()
+    }
+}
+
+/// How long a process under halving waits before looking again for work, while the only work
+/// left is in other processes' hands (their results may promote settings it can then train).
+const HALVING_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Passes of halving with the same work, one after another, before it stops as stuck.
+const HALVING_REPEATS: usize = 5;
 
 /// The worker threads that train trials, their progress bars, and the core split between them.
 struct Pool {
@@ -264,11 +295,92 @@ impl Pool {
         say(&self.bars, line)
     }
 
+    /// Successive halving over the search trials `order` (this process's part first): trains
+    /// every trial that has a rung to reach and that no other process is training, prunes those
+    /// a complete rung stops, and looks again, until no work is left; waits while only other
+    /// processes have work (it may promote settings). One summary per trial, in `order`.
+    #[allow(clippy::too_many_arguments)]
+    fn halve(
+        &self,
+        exp: &Experiment,
+        select: &SelectSpec,
+        order: &[TrialConfig],
+        dir: &ExperimentDir,
+        data: &DataCache,
+        device: tch::Device,
+        registry: &Registry,
+    ) -> Result<(Vec<TrialSummary>, bool)> {
+        let mut latest: BTreeMap<String, TrialSummary> = BTreeMap::new();
+        let position: BTreeMap<String, usize> = order.iter().enumerate().map(|(i, t)| (t.id(), i)).collect();
+        let (mut previous, mut repeats): (Option<Vec<(String, usize)>>, usize) = (None, 0);
+        loop {
+            let plan = crate::select::halving::plan(exp, select, dir)?;
+            for t in plan.prune.iter().filter(|t| position.contains_key(&t.id())) {
+                if mark_pruned(dir, t)? {
+                    registry.record(&t.id())?;
+                }
+            }
+            let mut work: Vec<Job> = plan
+                .work
+                .into_iter()
+                .filter(|(t, _)| position.contains_key(&t.id()))
+                .map(|(cfg, rung)| Job { cfg, rung: Some(rung) })
+                .collect();
+            work.sort_by_key(|j| position[&j.cfg.id()]);
+            let mut busy = 0;
+            work.retain(|j| match store::try_lock_trial(&dir.trial(&j.cfg.id())) {
+                Ok(Some(_)) => true,
+                Ok(None) => {
+                    busy += 1;
+                    false
+                }
+                Err(_) => true, // run_trial reports it
+            });
+            if work.is_empty() {
+                if busy == 0 || self.interrupted() {
+                    break;
+                }
+                std::thread::sleep(HALVING_POLL);
+                continue;
+            }
+            let pass: Vec<(String, usize)> = work.iter().map(|j| (j.cfg.id(), j.rung.unwrap_or(0))).collect();
+            // The same work twice: another process held a lock for a moment, or training cannot
+            // reach the rung; the first clears up on its own.
+            repeats = if previous.as_ref() == Some(&pass) { repeats + 1 } else { 0 };
+            if repeats > 0 {
+                std::thread::sleep(HALVING_POLL);
+            }
+            if repeats == HALVING_REPEATS {
+                anyhow::bail!(
+                    "successive halving made no progress: {} trial(s) did not reach their rung (first: {} to {} epochs); see their status.json",
+                    pass.len(),
+                    pass[0].0,
+                    pass[0].1
+                );
+            }
+            previous = Some(pass);
+            let (summaries, stopped) = self.run(&work, dir, data, device, registry)?;
+            for s in summaries {
+                latest.insert(s.id.clone(), s);
+            }
+            if stopped || self.interrupted() {
+                return Ok((in_order(latest, order), true));
+            }
+        }
+        // Every selected trial's line as it stands now: pruned since it paused, or trained by
+        // another process.
+        let lines = order.iter().map(|t| {
+            let trial_dir = dir.trial(&t.id());
+            summary(t, &TrialStatus::read(&trial_dir).unwrap_or_default(), &trial_dir)
+        });
+        Ok((lines.collect(), false))
+    }
+
     /// Trains `trials` on the workers, keeping trials.parquet current through `registry`; the
     /// summaries in order, and whether `--fail-fast` stopped the run.
     fn run(
         &self,
-        trials: &[TrialConfig],
+        trials: &[Job],
         dir: &ExperimentDir,
         data: &DataCache,
         device: tch::Device,
@@ -285,17 +397,17 @@ impl Pool {
                 if k >= trials.len() || stop.load(Ordering::SeqCst) || self.interrupted() {
                     return Ok(());
                 }
-                let (summary, changed) =
-                    run_trial(&trials[k], dir, data.get(&trials[k]), device, self).inspect_err(|e| {
-                        mark_failed(dir, &trials[k], e);
-                        let _ = registry.record(&trials[k].id());
-                    })?;
+                let Job { cfg, rung } = &trials[k];
+                let (summary, changed) = run_trial(cfg, *rung, dir, data.get(cfg), device, self).inspect_err(|e| {
+                    mark_failed(dir, cfg, e);
+                    let _ = registry.record(&cfg.id());
+                })?;
                 if self.fail_fast && matches!(summary.state, State::Failed | State::Diverged) {
                     stop.store(true, Ordering::SeqCst);
                 }
                 results.lock().expect("no poisoned lock")[k] = Some(summary);
                 if changed {
-                    registry.record(&trials[k].id())?;
+                    registry.record(&cfg.id())?;
                 }
                 self.overall.inc(1);
             }
@@ -323,11 +435,40 @@ fn say(bars: &MultiProgress, line: String) -> std::io::Result<()> {
     }
 }
 
-/// Trains one trial (or resumes it from its checkpoint) unless it is done or another process
-/// holds its lock; writes its files. On a stop request it saves a checkpoint and stays `running`.
-/// Returns its summary and whether its status changed (false when it was left as it was).
+/// `summaries` in the order of `order`.
+fn in_order(mut summaries: BTreeMap<String, TrialSummary>, order: &[TrialConfig]) -> Vec<TrialSummary> {
+    order.iter().filter_map(|t| summaries.remove(&t.id())).collect()
+}
+
+/// Marks a trial paused at a rung it does not go on from as pruned (under its lock; left alone
+/// when another process holds it or it is no longer paused). Whether it marked it.
+fn mark_pruned(dir: &ExperimentDir, cfg: &TrialConfig) -> Result<bool> {
+    let trial_dir = dir.trial(&cfg.id());
+    let Some(_lock) = store::try_lock_trial(&trial_dir)? else { return Ok(false) };
+    match TrialStatus::read(&trial_dir).filter(|s| s.state == State::Paused) {
+        Some(status) => {
+            TrialStatus { state: State::Pruned, ..status }.write(&trial_dir)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Whether a trial with `status` has already reached `rung` epochs (a paused or pruned trial
+/// of successive halving).
+fn reached(status: &TrialStatus, rung: Option<usize>) -> bool {
+    let trained = status.rungs.iter().map(|r| r.epochs).max().unwrap_or(0);
+    matches!(status.state, State::Paused | State::Pruned) && rung.is_some_and(|r| trained >= r)
+}
+
+/// Trains one trial (or resumes it from its checkpoint) unless it is done (or, under halving,
+/// has reached `rung`) or another process holds its lock; writes its files. With `rung` below
+/// its epochs it pauses there, `paused`, with that rung's evaluation in its status. On a stop
+/// request it saves a checkpoint and stays `running`. Returns its summary and whether its status
+/// changed (false when it was left as it was).
 fn run_trial(
     cfg: &TrialConfig,
+    rung: Option<usize>,
     dir: &ExperimentDir,
     data: &TrialData,
     device: tch::Device,
@@ -336,8 +477,9 @@ fn run_trial(
     let (bars, style) = (&pool.bars, &pool.style);
     let id = cfg.id();
     let trial_dir = dir.trial(&id);
-    if let Some(status) = TrialStatus::read(&trial_dir).filter(|s| s.state == State::Done) {
-        if done_files_problem(&trial_dir, &status).is_none() {
+    if let Some(status) = TrialStatus::read(&trial_dir) {
+        let finished = status.state == State::Done || reached(&status, rung);
+        if finished && done_files_problem(&trial_dir, &status).is_none() {
             return Ok((summary(cfg, &status, &trial_dir), false));
         }
     }
@@ -350,7 +492,7 @@ fn run_trial(
     let warn = |message: String| say(bars, format!("warning: {message}"));
     let previous = TrialStatus::read_checked(&trial_dir)
         .or_else(|m| warn(format!("{m}; the trial runs again from its last good checkpoint")).map(|()| None))?;
-    if let Some(status) = previous.as_ref().filter(|s| s.state == State::Done) {
+    if let Some(status) = previous.as_ref().filter(|s| s.state == State::Done || reached(s, rung)) {
         match done_files_problem(&trial_dir, status) {
             None => return Ok((summary(cfg, status, &trial_dir), false)),
             Some(problem) => warn(format!("{problem}; the trial runs again from its last good checkpoint"))?,
@@ -372,6 +514,7 @@ fn run_trial(
         attempts,
         seconds: earlier_seconds,
         device: Some(device_name.clone()),
+        rungs: previous.as_ref().map(|s| s.rungs.clone()).unwrap_or_default(),
         ..Default::default()
     };
     running.write(&trial_dir)?;
@@ -380,8 +523,12 @@ fn run_trial(
     let bar = bars.add(ProgressBar::new(total_steps as u64).with_style(style.clone()).with_prefix("trial"));
     bar.set_message(id.clone());
     let t0 = Instant::now();
-    let checkpointing =
-        train::Checkpointing { dir: &checkpoint_dir, trial: &id, stop: pool.stop.map(|s| s as &AtomicBool) };
+    let checkpointing = train::Checkpointing {
+        dir: &checkpoint_dir,
+        trial: &id,
+        stop: pool.stop.map(|s| s as &AtomicBool),
+        pause_after: rung,
+    };
     let result = behind_boundary(|| {
         train::train_trial(cfg, &train_set, &HeldoutEvaluation { cfg, data }, device, Some(&checkpointing), &mut |s| {
             bar.set_position(s as u64)
@@ -392,13 +539,33 @@ fn run_trial(
     let status = match result {
         Ok(outcome) => {
             let results = write_trial_results(&trial_dir, &id, &outcome)?;
-            let state = if outcome.diverged_step.is_some() { State::Diverged } else { State::Done };
+            let state = match (outcome.diverged_step, outcome.paused_after) {
+                (Some(_), _) => State::Diverged,
+                (None, Some(_)) => State::Paused,
+                (None, None) => State::Done,
+            };
             let resumed = outcome.resumed_from.map_or(String::new(), |s| format!(", resumed from step {s}"));
-            say(bars, format!("{id}: {} in {seconds:.1}s{resumed}", state.as_str()))?;
+            let at = outcome.paused_after.map_or(String::new(), |e| format!(" at epoch {e}"));
+            say(bars, format!("{id}: {}{at} in {seconds:.1}s{resumed}", state.as_str()))?;
             let (skipped_images, resumed_from) = (outcome.skipped_images, outcome.resumed_from);
             let diverged_step = outcome.diverged_step;
+            let mut rungs = running.rungs.clone();
+            if rung.is_some() && state != State::Diverged {
+                let epochs = outcome.paused_after.unwrap_or(cfg.train.epochs);
+                rungs.retain(|r| r.epochs != epochs);
+                rungs.push(store::RungResult { epochs, values: results.finals.clone() });
+            }
             let results = Some(results);
-            TrialStatus { state, seconds, diverged_step, skipped_images, resumed_from, results, ..running.clone() }
+            TrialStatus {
+                state,
+                seconds,
+                diverged_step,
+                skipped_images,
+                resumed_from,
+                results,
+                rungs,
+                ..running.clone()
+            }
         }
         Err(e) if e.is::<train::Stopped>() => {
             say(bars, format!("{id}: {e}; it resumes from there when run again"))?;

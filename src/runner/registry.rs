@@ -195,7 +195,8 @@ impl Row {
         let stage = match self.state {
             State::Pending => 0,
             State::Running => 1,
-            State::Done | State::Failed | State::Diverged => 2,
+            State::Paused => 2,
+            State::Done | State::Failed | State::Diverged | State::Pruned => 3,
         };
         (self.attempts, stage, self.seconds.unwrap_or(0.0))
     }

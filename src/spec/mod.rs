@@ -12,8 +12,8 @@ mod sweep;
 pub use error::{line_col, SpecError};
 pub use schema::{
     AugmentSpec, Backbone, BadImagePolicy, DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, Goal, LfwSpec,
-    MemoryFormat, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany, Precision, RawExperiment, SelectSpec,
-    Split, SplitPart, TrainSpec, KNOWN_PROTOCOLS,
+    MemoryFormat, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany, Precision, RawExperiment, SearchMethod,
+    SelectSpec, Split, SplitPart, TrainSpec, KNOWN_PROTOCOLS,
 };
 pub use sweep::short as short_value;
 
@@ -243,6 +243,7 @@ pub fn parse_with(path: &Path, source: &str, files: bool) -> Result<Experiment, 
     }
     if let Some(select) = &raw.select {
         check_select(&loc, select, &raw, &swept)?;
+        check_halving(&loc, select, &trials)?;
     }
     let mut seen = BTreeMap::new();
     for (i, t) in trials.iter().enumerate() {
@@ -455,6 +456,29 @@ fn check_select(loc: &Locator, select: &SelectSpec, raw: &RawExperiment, swept: 
             &at("validation_identities"),
             format!(
                 "select.validation_identities: {v} of {heldout} held-out identities; validation and test need at least 2 each"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `[select]`'s successive halving against the trials: η of at least 2, and a first rung below
+/// every trial's `train.epochs` (else it would be the grid).
+fn check_halving(loc: &Locator, select: &SelectSpec, trials: &[TrialConfig]) -> Result<(), SpecError> {
+    if select.method != SearchMethod::Halving {
+        return Ok(());
+    }
+    let at = |key: &str| vec![Key::from("select"), Key::from(key)];
+    if select.eta < 2 {
+        return Err(loc.at(&at("eta"), format!("select.eta: {} keeps every setting; expected 2 or more", select.eta)));
+    }
+    let shortest = trials.iter().map(|t| t.train.epochs).min().unwrap_or(0);
+    if select.min_epochs == 0 || select.min_epochs >= shortest {
+        return Err(loc.at(
+            &at("min_epochs"),
+            format!(
+                "select.min_epochs: {} is not between 1 and the shortest trial's train.epochs {shortest} (exclusive); halving needs a rung before the last",
+                select.min_epochs
             ),
         ));
     }

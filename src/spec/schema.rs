@@ -743,6 +743,37 @@ pub struct SelectSpec {
     /// Default: half of `data.heldout_identities`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_identities: Option<usize>,
+    /// How the search spends its epochs: every setting trained to the end, or successive halving.
+    #[serde(default)]
+    pub method: SearchMethod,
+    /// Successive halving's reduction factor η: at each rung the best 1/η of a group's settings
+    /// go on (at least one).
+    #[serde(default = "default_eta")]
+    pub eta: usize,
+    /// Successive halving's first rung, in epochs; the rungs are `min_epochs`·η^k below the
+    /// trial's `train.epochs`, and `train.epochs` itself.
+    #[serde(default = "default_min_epochs")]
+    pub min_epochs: usize,
+}
+
+fn default_eta() -> usize {
+    3
+}
+
+fn default_min_epochs() -> usize {
+    1
+}
+
+/// How `[select]` searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMethod {
+    /// Every setting trained for its full `train.epochs`.
+    #[default]
+    Grid,
+    /// Successive halving (Jamieson & Talwalkar 2016; asynchronous across groups and shards as
+    /// in ASHA, Li et al. 2020): settings stop at rungs unless among the best 1/η there.
+    Halving,
 }
 
 impl SelectSpec {
@@ -754,6 +785,21 @@ impl SelectSpec {
     /// Validation identities for `heldout` held-out identities.
     pub fn validation_identities(&self, heldout: usize) -> usize {
         self.validation_identities.unwrap_or(heldout / 2)
+    }
+
+    /// The rungs of a trial of `epochs` epochs under halving, in epochs: `min_epochs`·η^k below
+    /// `epochs`, then `epochs`; `[epochs]` under the grid.
+    pub fn rungs(&self, epochs: usize) -> Vec<usize> {
+        let mut rungs = Vec::new();
+        if self.method == SearchMethod::Halving {
+            let mut r = self.min_epochs.max(1);
+            while r < epochs {
+                rungs.push(r);
+                r = r.saturating_mul(self.eta.max(2));
+            }
+        }
+        rungs.push(epochs);
+        rungs
     }
 }
 

@@ -201,6 +201,10 @@ pub enum State {
     Done,
     Failed,
     Diverged,
+    /// Trained to a rung of successive halving, waiting for its group's decision there.
+    Paused,
+    /// Stopped at a rung of successive halving: not among the best 1/η of its group there.
+    Pruned,
 }
 
 impl State {
@@ -211,6 +215,8 @@ impl State {
             State::Done => "done",
             State::Failed => "failed",
             State::Diverged => "diverged",
+            State::Paused => "paused",
+            State::Pruned => "pruned",
         }
     }
 }
@@ -239,6 +245,29 @@ pub struct TrialStatus {
     /// before it existed (their files are read instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<TrialResults>,
+    /// Under successive halving: every rung the trial has reached, with its evaluation there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rungs: Vec<RungResult>,
+}
+
+/// A rung of successive halving a trial reached ([`TrialStatus::rungs`]).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RungResult {
+    /// Epochs trained at the rung.
+    pub epochs: usize,
+    /// The evaluation at the rung, as [`TrialResults::finals`].
+    pub values: BTreeMap<String, BTreeMap<String, Option<f64>>>,
+}
+
+impl RungResult {
+    /// `protocol`/`metric` at the rung (NaN where it was not a number).
+    pub fn value(&self, protocol: &str, metric: &str) -> Option<f64> {
+        lookup(&self.values, protocol, metric)
+    }
+}
+
+fn lookup(values: &BTreeMap<String, BTreeMap<String, Option<f64>>>, protocol: &str, metric: &str) -> Option<f64> {
+    values.get(protocol)?.get(metric).map(|v| v.unwrap_or(f64::NAN))
 }
 
 /// A finished trial's results in brief ([`TrialStatus::results`]).
@@ -298,7 +327,7 @@ impl TrialResults {
     /// The last evaluated value of `protocol`/`metric` (NaN where it was not a number); `None`
     /// when the trial has no such metric.
     pub fn final_value(&self, protocol: &str, metric: &str) -> Option<f64> {
-        self.finals.get(protocol)?.get(metric).map(|v| v.unwrap_or(f64::NAN))
+        lookup(&self.finals, protocol, metric)
     }
 
     /// The first of a trial's result files in `trial_dir` whose size is not the recorded one,

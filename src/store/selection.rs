@@ -45,6 +45,39 @@ pub struct ChoiceRecord {
     pub setting: String,
     /// The final trials' ids.
     pub final_trials: Vec<String>,
+    /// Under successive halving: every rung's decisions and the epochs spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halving: Option<HalvingRecord>,
+}
+
+/// One group's successive halving: what each rung decided, and what it cost against the grid.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct HalvingRecord {
+    pub eta: usize,
+    pub rungs: Vec<RungDecision>,
+    /// Epochs the group's search trials trained, summed over trials.
+    pub trial_epochs: usize,
+    /// Epochs the same trials would have trained under the grid (each its `train.epochs`).
+    pub grid_trial_epochs: usize,
+}
+
+/// The decision at one rung: each setting that reached it, its mean validation metric there over
+/// the search seeds, and whether it went on (at the last rung: whether it was chosen).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RungDecision {
+    /// Epochs trained at the rung (of the group's first setting, where settings differ).
+    pub epochs: usize,
+    pub settings: Vec<RungSetting>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RungSetting {
+    /// The tuned values (`train.lr=0.1`).
+    pub setting: String,
+    /// `None` when every seed failed or diverged, or when the setting had trained to the end
+    /// before halving (no evaluation at this rung; it goes on without taking a place).
+    pub score: Option<f64>,
+    pub promoted: bool,
 }
 
 impl Selection {

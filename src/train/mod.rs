@@ -51,6 +51,9 @@ pub struct TrialOutcome {
     /// Training images left out of their batch as unreadable (`data.on_bad_image = "skip"`),
     /// counted over the whole trial (resumed attempts included).
     pub skipped_images: u64,
+    /// The epochs trained when training paused at [`Checkpointing::pause_after`] (before
+    /// `train.epochs`); `None` when it trained to the end or diverged.
+    pub paused_after: Option<usize>,
 }
 
 /// Training stopped early because [`Checkpointing::stop`] was set: the checkpoint of `step` is
@@ -94,6 +97,10 @@ pub struct Checkpointing<'a> {
     /// A stop request (SIGTERM sets it): training saves a checkpoint after the step under way and
     /// returns [`Stopped`]; at an epoch's end it first finishes that epoch's evaluation.
     pub stop: Option<&'a AtomicBool>,
+    /// Pause after this many epochs (a rung of successive halving): evaluate there, save the
+    /// checkpoint and return with [`TrialOutcome::paused_after`] set. Training the trial again
+    /// goes on from that checkpoint exactly as if it had not paused.
+    pub pause_after: Option<usize>,
 }
 
 impl Checkpointing<'_> {
@@ -162,7 +169,9 @@ pub fn train_trial(
         diverged_step,
         resumed_from,
         skipped_images,
+        paused_after: None,
     };
+    let pause_after = checkpoint.and_then(|ck| ck.pause_after).filter(|&e| e < cfg.train.epochs);
     let loading = LoaderOptions::for_training(&cfg.data, cfg.seed);
     let (channels, size) = (images.channels(), images.size());
     for epoch in 0..cfg.train.epochs {
@@ -295,14 +304,18 @@ pub fn train_trial(
             return Ok(outcome(rows, order_hash, Some(bad), skipped));
         }
         let last = epoch + 1 == cfg.train.epochs;
+        let pause = pause_after == Some(epoch + 1);
         let every = cfg.eval.every_epochs;
-        if last || (every > 0 && (epoch + 1) % every == 0) {
+        if last || pause || (every > 0 && (epoch + 1) % every == 0) {
             rows.evals.extend(evaluator.evaluate(&net, device, step)?);
             rows.angles.extend(target_angle_histograms(&net, train, device, step, loading)?);
         }
         if let Some(ck) = checkpoint {
             let state = checkpoint::State { step, loss_state: &loss_fn.state(), skipped, scaler };
             checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, &state, &rows)?;
+            if pause {
+                return Ok(TrialOutcome { paused_after: Some(epoch + 1), ..outcome(rows, order_hash, None, skipped) });
+            }
             if ck.stop_requested() && !last {
                 return Err(Stopped { step }.into());
             }

@@ -2,11 +2,14 @@
 //! Check", ECCV 2020): group the search trials by loss and condition (everything but the tuned
 //! keys and the seed), average each setting's validation metric over its search seeds, choose
 //! the best setting of each group, and derive the final trials: the chosen setting on every
-//! `select.seeds` seed, evaluated on the test identities only.
+//! `select.seeds` seed, evaluated on the test identities only. The search is the full grid, or
+//! successive halving ([`halving`]).
+
+pub mod halving;
 
 use crate::error::InputError;
-use crate::spec::{short_value, Experiment, Goal, SelectSpec, Split, SplitPart, TrialConfig};
-use crate::store::selection::{ChoiceRecord, Selection};
+use crate::spec::{short_value, Experiment, Goal, SearchMethod, SelectSpec, Split, SplitPart, TrialConfig};
+use crate::store::selection::{ChoiceRecord, HalvingRecord, Selection};
 use crate::store::{ExperimentDir, State, TrialStatus};
 use std::collections::BTreeMap;
 
@@ -27,6 +30,8 @@ pub struct Choice {
     pub search_space: Vec<(String, Vec<String>)>,
     /// A search trial of the chosen setting (the final trials are it with other seeds).
     pub chosen: TrialConfig,
+    /// Under successive halving: its rungs' decisions and epochs spent.
+    pub halving: Option<HalvingRecord>,
 }
 
 /// Why a group has no choice yet.
@@ -43,6 +48,17 @@ fn tuned(select: &SelectSpec, t: &TrialConfig) -> Vec<(String, String)> {
     let params = t.loss.params.iter().map(|(k, v)| (k.clone(), v.short()));
     let axes = t.axes.iter().map(|(k, v)| (k.clone(), short_value(v)));
     params.chain(axes).filter(|(k, _)| select.tune.contains(k)).collect()
+}
+
+/// A score as settings are ranked by: to 12 significant digits, so that two scores that differ
+/// only by rounding (a mean of folds summed in another order) tie, and the earlier setting wins.
+fn comparable(score: f64) -> f64 {
+    format!("{score:.11e}").parse().unwrap_or(score)
+}
+
+/// A trial's tuned values as a label (`m=0.35, train.lr=0.1`): its setting within its group.
+fn setting_of(select: &SelectSpec, t: &TrialConfig) -> String {
+    tuned(select, t).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The group label of a trial: its loss with every untuned parameter and axis, and its noise.
@@ -93,8 +109,7 @@ pub fn choose(exp: &Experiment, dir: &ExperimentDir) -> anyhow::Result<(Vec<Choi
                 None => keys.push((k, vec![v])),
             }
         }
-        let setting: Vec<String> = tuned(select, t).iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let entry = groups.entry((order, group.clone())).or_default().entry((i, setting.join(", ")));
+        let entry = groups.entry((order, group.clone())).or_default().entry((i, setting_of(select, t)));
         let scores = &mut entry.or_insert_with(|| (t.clone(), Vec::new())).1;
         let tdir = dir.trial(&t.id());
         let status = TrialStatus::read(&tdir);
@@ -114,23 +129,31 @@ pub fn choose(exp: &Experiment, dir: &ExperimentDir) -> anyhow::Result<(Vec<Choi
                     .into())
                 }
             },
-            Some(s) if matches!(s.state, State::Failed | State::Diverged) => {}
+            Some(s) if matches!(s.state, State::Failed | State::Diverged | State::Pruned) => {}
             _ => *unfinished.entry(group.clone()).or_default() += 1,
         }
     }
+    let mut halving = match select.method {
+        SearchMethod::Halving => Some(halving::plan(exp, select, dir)?.groups),
+        SearchMethod::Grid => None,
+    };
     let (mut choices, mut pending) = (Vec::new(), Vec::new());
     for ((_, group), settings) in groups {
         if let Some(&n) = unfinished.get(&group) {
             pending.push(Pending::Searching { group, unfinished: n });
             continue;
         }
+        // Under halving, the best of the settings that reached the last rung.
+        let halved = halving.as_mut().and_then(|h| h.remove(&group));
+        let finalists = halved.as_ref().map(|h| h.finalists.clone().unwrap_or_default());
         let scored = settings
             .iter()
             .filter(|(_, (_, scores))| !scores.is_empty())
+            .filter(|((_, setting), _)| finalists.as_ref().is_none_or(|f| f.contains(setting)))
             .map(|(key, (t, scores))| (key, t, scores.iter().sum::<f64>() / scores.len() as f64));
         let better = |a: f64, b: f64| match select.goal {
-            Goal::Max => a > b,
-            Goal::Min => a < b,
+            Goal::Max => comparable(a) > comparable(b),
+            Goal::Min => comparable(a) < comparable(b),
         };
         let mut best: Option<(&(usize, String), &TrialConfig, f64)> = None;
         for candidate in scored {
@@ -148,6 +171,7 @@ pub fn choose(exp: &Experiment, dir: &ExperimentDir) -> anyhow::Result<(Vec<Choi
                 search_seconds: seconds[&group],
                 search_space: space.remove(&group).unwrap_or_default(),
                 chosen: t.clone(),
+                halving: halved.map(|h| h.record),
             }),
             None => pending.push(Pending::NothingDone { group }),
         }
@@ -198,6 +222,7 @@ pub fn record(exp: &Experiment, select: &SelectSpec, choices: &[Choice]) -> Sele
                 validation_score: c.score,
                 setting: c.chosen.setting(),
                 final_trials: final_trials(select, std::slice::from_ref(c)).iter().map(TrialConfig::id).collect(),
+                halving: c.halving.clone(),
             })
             .collect(),
     }
