@@ -52,7 +52,7 @@ test-slurm: setup
 	$(CARGO_ENV) scripts/test-slurm.sh
 
 bench: setup
-	$(CARGO_ENV) cargo bench --bench datagen --bench train_step --bench jobs --bench megaface --bench ijbc --bench loader --bench backbones --bench report --bench bookkeeping
+	$(CARGO_ENV) cargo bench --bench datagen --bench train_step --bench jobs --bench megaface --bench ijbc --bench loader --bench backbones --bench report --bench bookkeeping --bench partial_fc
 
 lint: setup
 	cargo fmt --check

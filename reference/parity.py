@@ -4,7 +4,8 @@
 
 INPUT holds p2sbench's initial variables (by p2sbench name), the training images as the network
 sees them ("data/images", float [N, C, H, W]), their labels ("data/labels") and the image order of
-every epoch ("data/order/<epoch>"). CONFIG gives the network shape, the loss, and the SGD settings
+every epoch ("data/order/<epoch>"), and under Partial FC each step's sampled classes
+("data/sample/<step>", sorted). CONFIG gives the network shape, the loss, and the SGD settings
 (lr, momentum, weight_decay, lr_milestones in epochs, lr_gamma, epochs, batch_size, threads,
 channels_last: the memory format of images and 4-D weights).
 OUTPUT gets the loss of every step ("loss", float64 [steps]) and every final variable.
@@ -40,7 +41,8 @@ def main():
         for start in range(0, len(order) - b + 1, b):
             idx = order[start : start + b]
             x = images[idx].to(memory_format=memory_format)
-            loss = loss_value(cfg["loss"], cfg["params"], net, net.embed(x), labels[idx])
+            classes = t.get(f"data/sample/{len(losses)}")
+            loss = loss_value(cfg["loss"], cfg["params"], net, net.embed(x), labels[idx], classes)
             losses.append(loss.item())
             opt.zero_grad()
             loss.backward()

@@ -226,19 +226,26 @@ def backbone(name, channels, size, embedding):
     raise SystemExit(f"torchref.py: backbone {name} is not written here")
 
 
-def loss_value(name, params, net, x, labels):
+def loss_value(name, params, net, x, labels, classes=None):
     """The batch-mean loss of `name` with `params` (dict) on features x, written with torch ops
-    in the order p2sbench's losses apply them (see the notes on softmax and ArcFace)."""
-    cos = F.linear(F.normalize(x), F.normalize(net.weight))
+    in the order p2sbench's losses apply them (see the notes on softmax and ArcFace). With
+    `classes` (Partial FC: sorted class indices), over those rows of the class layer only, the
+    labels becoming positions among them, as insightface's partial_fc_v2 does."""
+    weight, bias = net.weight, getattr(net, "bias", None)
+    if classes is not None:
+        weight = weight[classes]
+        bias = bias[classes] if bias is not None else None
+        labels = torch.searchsorted(classes, labels)
+    cos = F.linear(F.normalize(x), F.normalize(weight))
     if name == "softmax":
         # p2sbench writes W_j.x + b_j as |x|.|W_j|.cos + b_j so that cos is on the graph (its
         # telemetry reads dL/dcos for every loss). The value is F.linear's up to rounding, but a
         # rounding difference of one step grows through training (to ~1e-4 relative in 30 steps
         # here), so the reference computes the logits the same way; tests/losses.rs checks that
         # this form equals F.linear's logits and gradients to float precision.
-        x_norm, w_norm = x.norm(dim=1, keepdim=True), net.weight.norm(dim=1, keepdim=True)
-        cos = (x / x_norm.clamp_min(1e-12)) @ (net.weight / w_norm.clamp_min(1e-12)).t()
-        return F.cross_entropy(cos * x_norm * w_norm.t() + net.bias, labels)
+        x_norm, w_norm = x.norm(dim=1, keepdim=True), weight.norm(dim=1, keepdim=True)
+        cos = (x / x_norm.clamp_min(1e-12)) @ (weight / w_norm.clamp_min(1e-12)).t()
+        return F.cross_entropy(cos * x_norm * w_norm.t() + bias, labels)
     one_hot = F.one_hot(labels, cos.shape[1]).to(cos.dtype)
     if name == "p2sgrad":
         per_class = (cos - one_hot) ** 2

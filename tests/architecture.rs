@@ -29,7 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("plot", &["analysis", "error", "figure", "loss", "results", "stats", "store"]),
     ("report", &["error", "loss", "results", "stats", "store"]),
     // Layer 5: orchestration and the command line.
-    ("select", &["error", "spec", "store"]),
+    ("select", &["error", "spec", "stats", "store"]),
     (
         "runner",
         &["data", "digest", "error", "extract", "loss", "model", "progress", "select", "spec", "store", "train"],

@@ -418,6 +418,15 @@ fn the_capacity_command_states_the_bound() {
     let at = |i: usize, k: &str| rows[i][k].as_f64().unwrap();
     assert!((at(0, "best_mean_cos_y") - 0.32).abs() < 1e-12 && (at(0, "surrogate_bound") - 0.34).abs() < 1e-12);
     assert_eq!((at(1, "best_mean_cos_y"), at(1, "surrogate_bound"), at(1, "ratio")), (1.0, 0.0, 0.5));
+    // Partial FC: ⌊0.25 · 10575⌋ = 2643 centres a step in 512 dimensions.
+    let out = run(&["--classes", "10575", "--embedding", "512", "--sample-rate", "1,0.25", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((rows[0]["sampled"].as_i64(), rows[1]["sampled"].as_i64()), (Some(10575), Some(2643)));
+    assert!((rows[1]["best_mean_cos_y"].as_f64().unwrap() - 512.0 / 2643.0).abs() < 1e-12);
+    let bad = run(&["--sample-rate", "1.5"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--sample-rate"));
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("capacity.png");
     let out = run(&["--format", "png", "--out", png.to_str().unwrap()]);

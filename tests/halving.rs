@@ -119,6 +119,30 @@ fn halving_promotes_the_best_1_over_eta_per_rung_and_promoted_trials_equal_unint
             assert!(common::frames_equal(&a, &b), "{loss} {file}: halving's promoted trial ≠ uninterrupted");
         }
     }
+    // Against the whole grid: halving's choice scores on the grid run what it scored here (the
+    // same training), within or not within the grid winner's interval, at half the trial-epochs.
+    let (_, grid) = study(dir.path(), "grid");
+    let grid_out = dir.path().join("grid-all");
+    runner::run_experiment(&grid, &RunOptions::new(&grid_out)).unwrap();
+    let grid_root = ExperimentDir::new(&grid_out, "tiny");
+    let rows = p2sbench::select::against_grid::against_grid(&grid_root.root, &root.root).unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, choice) in rows.iter().zip(&selection.choices) {
+        assert_eq!((&row.group, &row.halving_choice), (&choice.group, &choice.chosen));
+        assert_eq!(row.halving_score, choice.validation_score, "{}: the same trial, trained in one go", row.group);
+        let (lo, hi) = row.grid_interval.expect("the winner's bootstrap interval");
+        assert!(lo <= row.grid_score && row.grid_score <= hi, "{row:?}");
+        assert_eq!(row.within, lo <= row.halving_score && row.halving_score <= hi, "{row:?}");
+        assert_eq!(2 * row.halving_epochs, row.grid_epochs, "{row:?}");
+    }
+    let cli = p2sbench().arg("search-vs-grid").arg(&grid_root.root).arg(&root.root).output().unwrap();
+    assert_eq!(cli.status.code(), Some(0), "{}", text(&cli));
+    let table = String::from_utf8_lossy(&cli.stdout).to_string();
+    assert!(table.contains("| cosface m=0.2, s=16 | ") && table.contains("| all | "), "{table}");
+    let swapped = p2sbench().arg("search-vs-grid").arg(&root.root).arg(&grid_root.root).output().unwrap();
+    assert_eq!(swapped.status.code(), Some(2), "{}", text(&swapped));
+    assert!(text(&swapped).contains("select.method is halving, expected grid"), "{}", text(&swapped));
+
     // trials.parquet says which trials were pruned.
     let table = p2sbench::store::read_parquet(&root.trials_table()).unwrap();
     let statuses = common::strings(&table, "status");

@@ -10,7 +10,7 @@
 mod common;
 
 use common::relative;
-use p2sbench::model::{weights, Network};
+use p2sbench::model::{partial_fc, weights, Network};
 use p2sbench::runner::{self, RunOptions};
 use p2sbench::store::{self, ExperimentDir};
 use p2sbench::train;
@@ -66,9 +66,16 @@ const TOLERANCE: f64 = 1e-5;
 /// The per-step losses of every trial of the parity experiment trained with `memory_format`,
 /// after checking each trial against the PyTorch reference trained the same way.
 fn check_against_pytorch(memory_format: &str) -> Vec<Vec<f64>> {
-    let out = tempfile::tempdir().unwrap();
     let text = EXPERIMENT.replace("log_every = 1", &format!("log_every = 1\nmemory_format = \"{memory_format}\""));
-    let exp = common::experiment(&text);
+    check_experiment(&text, memory_format)
+}
+
+/// The per-step losses of every trial of the experiment `text`, after checking each trial
+/// against the PyTorch reference trained on the same images in the same order (and under
+/// Partial FC with the same sampled classes).
+fn check_experiment(text: &str, label: &str) -> Vec<Vec<f64>> {
+    let out = tempfile::tempdir().unwrap();
+    let exp = common::experiment(text);
     runner::run_experiment(&exp, &RunOptions::new(out.path())).unwrap();
     let dir = ExperimentDir::new(out.path(), "parity");
     let data = runner::shared_data(&exp.trials[0]).unwrap();
@@ -93,9 +100,23 @@ fn check_against_pytorch(memory_format: &str) -> Vec<Vec<f64>> {
             .collect();
         inputs.push(("data/images".into(), train_set.images(&all, Device::Cpu)));
         inputs.push(("data/labels".into(), train_set.labels(&all, Device::Cpu)));
+        let sampled = cfg.model.sampled_classes(classes);
+        let (mut step, mut negatives) = (0i64, 0usize);
         for epoch in 0..cfg.train.epochs {
             let order: Vec<i64> = train::epoch_order(n, cfg.seed, epoch).into_iter().map(|i| i as i64).collect();
             inputs.push((format!("data/order/{epoch}"), Tensor::from_slice(&order)));
+            if cfg.model.sample_rate < 1.0 {
+                for batch in order.chunks_exact(cfg.train.batch_size) {
+                    let labels: Vec<i64> = batch.iter().map(|&i| train_set.labels[i as usize]).collect();
+                    let sample = partial_fc::sample(&labels, classes, sampled, cfg.seed, step);
+                    negatives += sample.classes.len() - sample.positives;
+                    inputs.push((format!("data/sample/{step}"), Tensor::from_slice(&sample.classes)));
+                    step += 1;
+                }
+            }
+        }
+        if cfg.model.sample_rate < 1.0 {
+            assert!(negatives > 0 && sampled < classes, "{id}: the sample never held a class outside the batch");
         }
         let work = tempfile::tempdir().unwrap();
         let (input_file, config_file, output_file) =
@@ -146,8 +167,25 @@ fn check_against_pytorch(memory_format: &str) -> Vec<Vec<f64>> {
         report.push(format!("{}: step loss {:.1e}, variables {:.1e}", cfg.loss.name, worst.0, worst.1));
         losses.push(ours);
     }
-    println!("{memory_format}: worst relative difference from PyTorch — {}", report.join("; "));
+    println!("{label}: worst relative difference from PyTorch — {}", report.join("; "));
     losses
+}
+
+#[test]
+fn partial_fc_matches_pytorch_step_for_step() {
+    // 80 classes at rate 0.25: 20 sampled per step, about 15 of them the batch's own.
+    let text = EXPERIMENT
+        .replace("identities = 10", "identities = 80")
+        .replace("images_per_identity = 8", "images_per_identity = 3")
+        .replace("epochs = 5", "epochs = 3")
+        .replace("lr_milestones = [3]", "lr_milestones = [2]")
+        .replace("embedding = 16", "embedding = 16\nsample_rate = 0.25");
+    let start = text.find("[[loss]]\nname = \"cosface\"").unwrap();
+    let end = text.find("[eval]").unwrap();
+    let cosface_and_p2sgrad = text[start..end].replace("[[loss]]\nname = \"arcface\"\ns = 16.0\nm = 0.5\n", "");
+    let text = format!("{}{cosface_and_p2sgrad}{}", &text[..text.find("[[loss]]").unwrap()], &text[end..]);
+    let losses = check_experiment(&text, "partial FC 0.25");
+    assert_eq!(losses.len(), 2, "CosFace and P2SGrad");
 }
 
 /// Channels-last and contiguous memory give the same training up to the kernels' summation

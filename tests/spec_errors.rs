@@ -313,6 +313,12 @@ fn select_errors() {
         "\"accuracy\"",
         "expected \"<protocol>/<metric>\"",
     );
+    // Partial FC's rate is a fraction of the classes.
+    for bad in ["0.0", "1.5"] {
+        let text = replace("embedding = 8", &format!("embedding = 8\nsample_rate = {bad}"));
+        let line = text.lines().position(|l| l.starts_with("sample_rate")).unwrap() + 1;
+        expect_error(&text, line, bad, "model.sample_rate: expected a fraction of the classes in (0, 1]");
+    }
     // Successive halving: η of at least 2, a first rung before the last epoch, known methods.
     let halving = format!("{ok}method = \"halving\"\n");
     expect_error(&select(&format!("{halving}eta = 1\n")), 24, "1", "select.eta: 1 keeps every setting");

@@ -2,7 +2,8 @@
 //! dimensions the surrogate ½Σ_j(cos θ_ij − 1[j=y])², averaged over balanced samples, is at least
 //! ½·max(0, 1 − D/C) (best rank-D approximation of the one-hot targets), and at that minimum the
 //! mean target cosine is D/C. So the best mean cos θ_y P2SGrad can reach is min(1, D/C): 1 while
-//! C ≤ D, falling as D/C beyond. The cross-entropy losses have no such bound.
+//! C ≤ D, falling as D/C beyond. The cross-entropy losses have no such bound. Under Partial FC
+//! the loss of a step sees K sampled class centres, and the bound is taken at K/D.
 
 use crate::figure::panel::{Draw, Panel, PanelFigure, Scale, Series};
 use crate::figure::style::{loss_color, LegendEntry, Mark};
@@ -13,12 +14,14 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Capacity {
     pub classes: i64,
+    /// The class centres a step's loss sees: C, or ⌊rate·C⌋ under Partial FC.
+    pub sampled: i64,
     pub embedding: i64,
-    /// C / D.
+    /// K / D (sampled classes per dimension; C/D without Partial FC).
     pub ratio: f64,
-    /// The best mean target cosine, min(1, D/C).
+    /// The best mean target cosine, min(1, D/K).
     pub best_mean_cos_y: f64,
-    /// The lower bound of the mean surrogate, ½·max(0, 1 − D/C).
+    /// The lower bound of the mean surrogate, ½·max(0, 1 − D/K).
     pub surrogate_bound: f64,
 }
 
@@ -29,9 +32,14 @@ pub fn at_ratio(ratio: f64) -> (f64, f64) {
 
 /// The bound at `classes` C and `embedding` D.
 pub fn capacity(classes: i64, embedding: i64) -> Capacity {
-    let ratio = classes as f64 / embedding as f64;
+    sampled_capacity(classes, classes, embedding)
+}
+
+/// The bound when each step's loss sees `sampled` of `classes` class centres (Partial FC).
+pub fn sampled_capacity(classes: i64, sampled: i64, embedding: i64) -> Capacity {
+    let ratio = sampled as f64 / embedding as f64;
     let (best_mean_cos_y, surrogate_bound) = at_ratio(ratio);
-    Capacity { classes, embedding, ratio, best_mean_cos_y, surrogate_bound }
+    Capacity { classes, sampled, embedding, ratio, best_mean_cos_y, surrogate_bound }
 }
 
 /// `points` C/D values spaced evenly in log2 from `lo` to `hi` (both included).

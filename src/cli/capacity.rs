@@ -17,13 +17,17 @@ every feature onto its class weight; beyond, its optimum keeps features D/C of t
 (C = 10,575 CASIA-WebFace identities at D = 512: 0.048). The cross-entropy losses have no such
 bound. The derivation is in LOSSES.md; experiments/p2sgrad_capacity.toml measures it.
 
-For every (C, D) of --classes × --embedding: C/D, the best mean cos θ_y and the surrogate bound.
+Under Partial FC (model.sample_rate r) each step's loss sees K = ⌊r·C⌋ class centres (the
+batch's own among them), and the bound is the same at K/D: --sample-rate gives r.
+
+For every (C, D, r) of --classes × --embedding × --sample-rate: K, K/D, the best mean cos θ_y
+and the surrogate bound.
 Output (--format): table (default), csv, json (stdout, or --out FILE), png, svg (the curves
 against C/D on a log axis with the asked points marked; default ./capacity.png|svg). --out FILE
 with the format's extension writes that file, any other --out is a directory that receives
 capacity.<ext>.
 
-Exit status 2 for a class count or embedding size below 1.";
+Exit status 2 for a class count or embedding size below 1, or a rate outside (0, 1].";
 
 /// Arguments of `p2sbench capacity`.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,6 +38,9 @@ pub struct CapacityArgs {
     /// Embedding dimensions D (comma list).
     #[arg(long, value_name = "D[,D...]", value_delimiter = ',', default_value = "64,512")]
     pub embedding: Vec<i64>,
+    /// Partial FC's sample rates r (comma list): each step's loss sees ⌊r·C⌋ class centres.
+    #[arg(long, value_name = "R[,R...]", value_delimiter = ',', default_value = "1")]
+    pub sample_rate: Vec<f64>,
     /// Output file (named with the format's extension) or directory; text goes to stdout without it.
     #[arg(long, value_name = "FILE|DIR")]
     pub out: Option<PathBuf>,
@@ -52,7 +59,21 @@ pub fn compute(args: &CapacityArgs) -> Result<Vec<Capacity>, InputError> {
             });
         }
     }
-    Ok(args.classes.iter().flat_map(|&c| args.embedding.iter().map(move |&d| capacity::capacity(c, d))).collect())
+    if let Some(r) = args.sample_rate.iter().find(|&&r| !(r > 0.0 && r <= 1.0)) {
+        return Err(InputError {
+            location: "--sample-rate".into(),
+            message: format!("expected rates in (0, 1], found {r}"),
+        });
+    }
+    let mut points = Vec::new();
+    for &c in &args.classes {
+        for &d in &args.embedding {
+            for &r in &args.sample_rate {
+                points.push(capacity::sampled_capacity(c, ((r * c as f64) as i64).clamp(1, c), d));
+            }
+        }
+    }
+    Ok(points)
 }
 
 fn table(points: &[Capacity]) -> String {
@@ -61,6 +82,7 @@ fn table(points: &[Capacity]) -> String {
         .map(|p| {
             vec![
                 p.classes.to_string(),
+                p.sampled.to_string(),
                 p.embedding.to_string(),
                 format!("{:.4}", p.ratio),
                 format!("{:.4}", p.best_mean_cos_y),
@@ -68,16 +90,16 @@ fn table(points: &[Capacity]) -> String {
             ]
         })
         .collect();
-    let header = ["classes C", "embedding D", "C/D", "best mean cos θ_y", "surrogate bound"];
-    crate::runner::text_columns(&header, &rows, &[true; 5])
+    let header = ["classes C", "sampled K", "embedding D", "K/D", "best mean cos θ_y", "surrogate bound"];
+    crate::runner::text_columns(&header, &rows, &[true; 6])
 }
 
 fn csv(points: &[Capacity]) -> String {
-    let mut out = String::from("classes,embedding,ratio,best_mean_cos_y,surrogate_bound\n");
+    let mut out = String::from("classes,sampled,embedding,ratio,best_mean_cos_y,surrogate_bound\n");
     for p in points {
         out.push_str(&format!(
-            "{},{},{},{},{}\n",
-            p.classes, p.embedding, p.ratio, p.best_mean_cos_y, p.surrogate_bound
+            "{},{},{},{},{},{}\n",
+            p.classes, p.sampled, p.embedding, p.ratio, p.best_mean_cos_y, p.surrogate_bound
         ));
     }
     out

@@ -133,6 +133,19 @@ pub enum Command {
     /// bound ½·max(0, 1 − D/C) for C classes in D dimensions, without training.
     #[command(long_about = capacity::LONG_ABOUT)]
     Capacity(capacity::CapacityArgs),
+    /// Successive halving against the grid on one search: two results directories of the same
+    /// search, one run with `[select] method = "grid"` and one with `method = "halving"`. Prints
+    /// a markdown table: per loss (and condition) the grid's winner with the 95 % interval of its
+    /// validation score (its search seed's identity bootstrap, or the t-interval over several
+    /// seeds), halving's choice with the grid run's validation score of that setting, whether it
+    /// lies within the interval, and each run's trial-epochs and search seconds. Exit code 2:
+    /// a directory that is not a finished search of that method.
+    SearchVsGrid {
+        /// The grid run's results directory (results/<experiment name>).
+        grid: PathBuf,
+        /// The halving run's results directory.
+        halving: PathBuf,
+    },
     /// Write (and with --submit, submit) the sbatch scripts that run an experiment on a Slurm
     /// cluster as a job array of `run --shard` tasks, and a dependent job that renders the plots
     /// and the report.
@@ -267,6 +280,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Curves(args) => curves::run(&args).map(|()| 0),
         Command::Capacity(args) => capacity::run(&args).map(|()| 0),
         Command::Slurm(args) => slurm::run(&args).map(|()| 0),
+        Command::SearchVsGrid { grid, halving } => {
+            let rows = crate::select::against_grid::against_grid(&grid, &halving)?;
+            print!("{}", crate::select::against_grid::to_markdown(&rows));
+            Ok(0)
+        }
         Command::Losses => {
             for entry in loss::registry() {
                 println!("{:<16} {}", entry.name, entry.summary);

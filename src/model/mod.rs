@@ -16,6 +16,7 @@ pub mod amp;
 pub mod iresnet;
 pub mod layers;
 pub mod mobilefacenet;
+pub mod partial_fc;
 pub mod weights;
 
 use crate::spec::{Backbone, DeviceChoice, ModelSpec};

@@ -1,5 +1,6 @@
 //! The capacity figure, for experiments that vary the classes per embedding dimension C/D
-//! (`data.identities` and/or `model.embedding` swept): each loss's final mean target cosine
+//! (`data.identities`, `model.embedding` or, under Partial FC, `model.sample_rate` swept: the
+//! loss then sees K sampled centres a step, and the ratio is K/D): each loss's final mean target cosine
 //! (training batches of the last epoch, mean over seeds) and held-out accuracy against C/D, over
 //! P2SGrad's analytic best mean cos θ_y, min(1, D/C) ([`crate::analysis::capacity`]).
 
@@ -22,22 +23,31 @@ fn per_trial(r: &Results, dotted: &str) -> Result<Vec<Option<f64>>> {
     Ok(vec![v; r.trials.height()])
 }
 
-/// Per trial: mean `cos_y_mean` over the logged steps of its last epoch.
-fn last_epoch_cos_y(r: &Results) -> Result<BTreeMap<String, f64>> {
+/// Per trial: mean `cos_y_mean` over the logged steps of its last epoch, and the mean number of
+/// class centres those steps' loss saw (`sampled_classes`: fewer than C under Partial FC; `None`
+/// for steps.parquet files written before the column).
+fn last_epoch_cos_y(r: &Results) -> Result<BTreeMap<String, (f64, Option<f64>)>> {
     let Some(steps) = &r.steps else { return Ok(BTreeMap::new()) };
     let last_epoch = steps.clone().lazy().group_by([col("trial")]).agg([col("epoch").max().alias("last_epoch")]);
+    let sampled = crate::results::has_column(steps, "sampled_classes");
+    let mut means = vec![col("cos_y_mean").mean()];
+    if sampled {
+        means.push(col("sampled_classes").cast(DataType::Float64).mean());
+    }
     let last = steps
         .clone()
         .lazy()
         .join(last_epoch, [col("trial")], [col("trial")], JoinArgs::new(JoinType::Inner))
         .filter(col("epoch").eq(col("last_epoch")))
         .group_by([col("trial")])
-        .agg([col("cos_y_mean").mean()])
+        .agg(means)
         .collect()?;
+    let k = if sampled { floats(&last, "sampled_classes")? } else { vec![None; last.height()] };
     Ok(strings(&last, "trial")?
         .into_iter()
         .zip(floats(&last, "cos_y_mean")?)
-        .filter_map(|(t, v)| Some((t, v?)))
+        .zip(k)
+        .filter_map(|((t, v), k)| Some((t, (v?, k.filter(|&k| k > 0.0).map(f64::round)))))
         .collect())
 }
 
@@ -55,24 +65,31 @@ fn accuracy(r: &Results) -> Result<BTreeMap<String, f64>> {
 pub fn capacity(ctx: &Ctx) -> Result<Rendered> {
     let r = ctx.r;
     let (classes, embedding) = (per_trial(r, "data.identities")?, per_trial(r, "model.embedding")?);
-    let ratios: Vec<Option<f64>> = classes.iter().zip(&embedding).map(|(c, d)| Some((*c)? / (*d)?)).collect();
+    let cos_y = last_epoch_cos_y(r)?;
+    let ids = strings(&r.trials, "trial")?;
+    // Classes per dimension as the loss saw them: the sampled centres K under Partial FC.
+    let ratios: Vec<Option<f64>> = (0..ids.len())
+        .map(|i| {
+            let k = cos_y.get(&ids[i]).and_then(|(_, k)| *k).or(classes[i])?;
+            Some(k / embedding[i]?)
+        })
+        .collect();
     let mut distinct: Vec<f64> = ratios.iter().flatten().copied().collect();
     distinct.sort_by(f64::total_cmp);
     distinct.dedup();
     if distinct.len() < 2 {
         return Ok(Err(
-            "the experiment does not vary the classes per dimension C/D (data.identities, model.embedding)".into(),
+            "the experiment does not vary the classes per dimension C/D (data.identities, model.embedding, model.sample_rate)".into(),
         ));
     }
-    let (cos_y, acc) = (last_epoch_cos_y(r)?, accuracy(r)?);
-    let (ids, losses, settings) =
-        (strings(&r.trials, "trial")?, strings(&r.trials, "loss")?, strings(&r.trials, "setting")?);
+    let acc = accuracy(r)?;
+    let (losses, settings) = (strings(&r.trials, "loss")?, strings(&r.trials, "setting")?);
     let states = strings(&r.trials, "status")?;
     // (loss, ratio bits) → setting → (cos θ_y values, accuracies) over its done trials
     type Values = (Vec<f64>, Vec<f64>);
     let mut cells: BTreeMap<(String, u64), BTreeMap<String, Values>> = BTreeMap::new();
     for i in 0..ids.len() {
-        let (Some(ratio), Some(&cos)) = (ratios[i], cos_y.get(&ids[i])) else { continue };
+        let (Some(ratio), Some(&(cos, _))) = (ratios[i], cos_y.get(&ids[i])) else { continue };
         if states[i] != "done" {
             continue;
         }
@@ -103,6 +120,6 @@ pub fn capacity(ctx: &Ctx) -> Result<Rendered> {
         return Ok(Err("no done trial logged cos_y_mean".into()));
     }
     let fig = capacity::figure(&[], &measured, "LFW-style accuracy (%)");
-    let caption = "Each loss's mean target cosine over its last epoch's training batches (mean over seeds) and its held-out LFW-style accuracy against the classes per embedding dimension C/D, over P2SGrad's analytic optimum min(1, D/C) (LOSSES.md). Where a loss ran several settings at one C/D, the one with the best accuracy is drawn. Bars: 95 % t-intervals over seeds (drawn with two seeds or more).";
+    let caption = "Each loss's mean target cosine over its last epoch's training batches (mean over seeds) and its held-out LFW-style accuracy against the classes per embedding dimension C/D (under Partial FC K/D, K the class centres a step's loss sees), over P2SGrad's analytic optimum min(1, D/C) (LOSSES.md). Where a loss ran several settings at one C/D, the one with the best accuracy is drawn. Bars: 95 % t-intervals over seeds (drawn with two seeds or more).";
     Ok(Ok(vec![ctx.save(&fig, "capacity", "Mean target cosine against classes per dimension", caption)?]))
 }

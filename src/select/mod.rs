@@ -5,6 +5,7 @@
 //! `select.seeds` seed, evaluated on the test identities only. The search is the full grid, or
 //! successive halving ([`halving`]).
 
+pub mod against_grid;
 pub mod halving;
 
 use crate::error::InputError;

@@ -192,11 +192,36 @@ pub struct ModelSpec {
     /// Embedding dimension D.
     #[serde(default = "default_embedding")]
     pub embedding: usize,
+    /// Partial FC (insightface's `sample_rate`): each step computes the loss over every class in
+    /// the batch and uniformly drawn others, ⌊rate·C⌋ in all; 1 uses every class.
+    #[serde(default = "default_sample_rate", skip_serializing_if = "is_one")]
+    pub sample_rate: f64,
+}
+
+fn default_sample_rate() -> f64 {
+    1.0
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 impl Default for ModelSpec {
     fn default() -> Self {
-        ModelSpec { backbone: Backbone::Cnn, widths: default_widths(), embedding: default_embedding() }
+        ModelSpec {
+            backbone: Backbone::Cnn,
+            widths: default_widths(),
+            embedding: default_embedding(),
+            sample_rate: default_sample_rate(),
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The class centres each step samples under Partial FC out of `classes` (insightface:
+    /// `int(sample_rate * num_classes)`; the batch's own classes are kept even beyond it).
+    pub fn sampled_classes(&self, classes: usize) -> usize {
+        ((self.sample_rate * classes as f64) as usize).min(classes)
     }
 }
 
@@ -957,6 +982,13 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
     }
     if m.embedding < 2 {
         return at("model", "embedding", "model.embedding: expected an embedding dimension of at least 2");
+    }
+    if !(m.sample_rate > 0.0 && m.sample_rate <= 1.0) {
+        return at(
+            "model",
+            "sample_rate",
+            &format!("model.sample_rate: expected a fraction of the classes in (0, 1], found {}", m.sample_rate),
+        );
     }
     if m.backbone.is_cnn() && d.image_size >> m.widths.len() == 0 {
         return at(

@@ -31,6 +31,10 @@ pub struct StepRow {
     pub theta_y_deg_mean_noisy: Option<f64>,
     pub coef_y_mean_clean: Option<f64>,
     pub coef_y_mean_noisy: Option<f64>,
+    /// The class centres the step's loss was over (all C without Partial FC), and how many of
+    /// them are classes of the batch.
+    pub sampled_classes: i64,
+    pub sampled_positives: i64,
 }
 
 /// How a steps.parquet column reads and writes its [`StepRow`] field.
@@ -69,7 +73,13 @@ pub const STEP_COLUMNS: &[(&str, Field)] = &[
     ("theta_y_deg_mean_noisy", Field::Optional(|r| r.theta_y_deg_mean_noisy, |r, v| r.theta_y_deg_mean_noisy = v)),
     ("coef_y_mean_clean", Field::Optional(|r| r.coef_y_mean_clean, |r, v| r.coef_y_mean_clean = v)),
     ("coef_y_mean_noisy", Field::Optional(|r| r.coef_y_mean_noisy, |r, v| r.coef_y_mean_noisy = v)),
+    ("sampled_classes", Field::Int(|r| r.sampled_classes, |r, v| r.sampled_classes = v)),
+    ("sampled_positives", Field::Int(|r| r.sampled_positives, |r, v| r.sampled_positives = v)),
 ];
+
+/// Columns added after results directories were first written: a steps.parquet (or a
+/// checkpoint's rows) without them reads as 0.
+const LATER_COLUMNS: &[&str] = &["sampled_classes", "sampled_positives"];
 
 impl StepRow {
     /// Every value but the wall-clock one is finite (absent optional values are fine).
@@ -101,6 +111,9 @@ pub fn steps_frame(trial: &str, rows: &[StepRow]) -> PolarsResult<DataFrame> {
 pub fn steps_from_frame(df: &DataFrame) -> PolarsResult<Vec<StepRow>> {
     let mut rows = vec![StepRow::default(); df.height()];
     for (name, field) in STEP_COLUMNS {
+        if LATER_COLUMNS.contains(name) && df.column(name).is_err() {
+            continue;
+        }
         let column = df.column(name)?;
         match field {
             Field::Int(_, set) => {

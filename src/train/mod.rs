@@ -14,8 +14,7 @@ use crate::data::noise::TrainSet;
 use crate::data::{self, Dataset};
 use crate::digest::short_hex;
 use crate::loss::{self, CosineBatch, LossContext};
-use crate::model::amp;
-use crate::model::Network;
+use crate::model::{amp, partial_fc, Network};
 use crate::spec::Precision;
 use crate::spec::TrialConfig;
 use crate::store::schema::{self, AngleRow, EvalRow};
@@ -123,7 +122,10 @@ pub fn train_trial(
     on_step: &mut dyn FnMut(i64),
 ) -> anyhow::Result<TrialOutcome> {
     let images = &*train.images;
-    let ctx = LossContext { num_classes: images.num_classes() as i64 };
+    // Under Partial FC the loss is over the sampled class centres: it is built for that many.
+    let sampled_classes = cfg.model.sampled_classes(images.num_classes());
+    let partial_fc = cfg.model.sample_rate < 1.0;
+    let ctx = LossContext { num_classes: sampled_classes as i64 };
     let mut loss_fn = loss::build(&cfg.loss, &ctx);
     let mut net = Network::new(
         &cfg.model,
@@ -208,7 +210,15 @@ pub fn train_trial(
             }
             let log = step % cfg.train.log_every as i64 == 0;
             let batch_images = data::input_tensor(&loaded.pixels, batch.len(), channels, size, device);
-            let labels = train_labels(train, batch, device);
+            let batch_labels: Vec<i64> = batch.iter().map(|&i| train.labels[i]).collect();
+            let sample = partial_fc
+                .then(|| partial_fc::sample(&batch_labels, images.num_classes(), sampled_classes, cfg.seed, step));
+            let labels = Tensor::from_slice(sample.as_ref().map_or(&batch_labels, |s| &s.labels)).to_device(device);
+            // The sampled rows of the class layer (all of it without Partial FC): only they get
+            // gradient; momentum and weight decay still move the others, as in PyTorch.
+            let class_index = sample.as_ref().map(|s| Tensor::from_slice(&s.classes).to_device(device));
+            let sampled_rows =
+                |t: &Tensor| class_index.as_ref().map_or_else(|| t.shallow_clone(), |ix| t.index_select(0, ix));
             loss_fn.on_step(step);
             let x = if amp_on {
                 amp::autocast(device, || net.embed(&batch_images, true)).to_kind(tch::Kind::Float)
@@ -216,15 +226,16 @@ pub fn train_trial(
                 net.embed(&batch_images, true)
             };
             let feat_norm = x.norm_scalaropt_dim(2, [1], true);
-            let w = &net.class_weights;
+            let w = sampled_rows(&net.class_weights);
+            let bias = net.class_bias.as_ref().map(sampled_rows);
             let w_norm = w.norm_scalaropt_dim(2, [1], true);
-            let cos = (&x / feat_norm.clamp_min(1e-12)).matmul(&(w / w_norm.clamp_min(1e-12)).tr());
+            let cos = (&x / feat_norm.clamp_min(1e-12)).matmul(&(&w / w_norm.clamp_min(1e-12)).tr());
             let w_norm_row = w_norm.tr();
             let out = loss_fn.forward(&CosineBatch {
                 cos: &cos,
                 feat_norm: &feat_norm,
                 weight_norm: &w_norm_row,
-                bias: net.class_bias.as_ref(),
+                bias: bias.as_ref(),
                 labels: &labels,
             });
             non_finite.record(&out.loss, step);
@@ -265,7 +276,12 @@ pub fn train_trial(
                 r.lr = lr;
                 r.loss = out.loss.double_value(&[]);
                 r.scale = out.scale;
-                r.grad_norm_class_weights = telemetry::grad_norm(std::slice::from_ref(w));
+                r.grad_norm_class_weights = telemetry::grad_norm(std::slice::from_ref(&net.class_weights));
+                r.sampled_classes = cos.size()[1];
+                r.sampled_positives = match &sample {
+                    Some(s) => s.positives as i64,
+                    None => batch_labels.iter().collect::<std::collections::BTreeSet<_>>().len() as i64,
+                };
                 r.grad_norm_backbone = telemetry::grad_norm(&backbone);
                 r.step_seconds = started.elapsed().as_secs_f64();
                 // A step the loss scaler skips (float16 overflow) logs no row: its gradients
