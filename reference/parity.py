@@ -7,7 +7,8 @@ sees them ("data/images", float [N, C, H, W]), their labels ("data/labels") and 
 every epoch ("data/order/<epoch>"), and under Partial FC each step's sampled classes
 ("data/sample/<step>", sorted). CONFIG gives the network shape, the loss, and the SGD settings
 (lr, momentum, weight_decay, lr_milestones in epochs, lr_gamma, epochs, batch_size, threads,
-channels_last: the memory format of images and 4-D weights).
+channels_last: the memory format of images and 4-D weights; clip_grad_norm: the backbone's
+gradient norm clipped to it, torch.nn.utils.clip_grad_norm_, when given).
 OUTPUT gets the loss of every step ("loss", float64 [steps]) and every final variable.
 torch.optim.SGD and MultiStepLR do the optimisation: whatever p2sbench computes must match them.
 """
@@ -46,6 +47,11 @@ def main():
             losses.append(loss.item())
             opt.zero_grad()
             loss.backward()
+            if cfg.get("clip_grad_norm"):
+                # The backbone's parameters in p2sbench's order (by name), as it clips them.
+                names = net.p2sbench_names()
+                backbone = [names[k] for k in sorted(names) if k.startswith("backbone.") and names[k].requires_grad]
+                torch.nn.utils.clip_grad_norm_(backbone, cfg["clip_grad_norm"])
             opt.step()
         schedule.step()
     out = {"loss": torch.tensor(losses, dtype=torch.float64)}

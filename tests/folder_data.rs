@@ -161,9 +161,46 @@ fn the_shipped_experiments_validate() {
         ("arcface_degeneracy.toml", 12),
         ("zoo.toml", 13),
         ("p2sgrad_few_classes.toml", 2),
+        ("quickstart_search_grid.toml", 48),
+        ("quickstart_search_halving.toml", 48),
+        ("field_ratio.toml", 48),
+        ("partial_fc.toml", 32),
     ] {
         assert_eq!(trials(study), count, "{study}");
     }
+    // The two search files differ only in their name and [select]'s method.
+    let read = |f: &str| std::fs::read_to_string(Path::new("experiments").join(f)).unwrap();
+    let body = |text: String| text.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect::<Vec<_>>();
+    let (grid, halving) = (body(read("quickstart_search_grid.toml")), body(read("quickstart_search_halving.toml")));
+    let differ: Vec<(&String, &String)> = grid.iter().zip(&halving).filter(|(a, b)| a != b).collect();
+    assert_eq!(grid.len(), halving.len());
+    assert!(
+        differ.iter().all(|(a, _)| a.starts_with("name") || a.starts_with("description") || a.starts_with("method")),
+        "{differ:?}"
+    );
+    // The studies at the field's ratio: C/D ≥ 16, validated as `run --dry-run` does.
+    for (study, groups) in
+        [("field_ratio.toml", "8 loss/condition groups"), ("partial_fc.toml", "8 loss/condition groups")]
+    {
+        let exp = spec::load(Path::new("experiments").join(study).as_path()).unwrap();
+        assert!(exp.trials.iter().all(|t| t.data.identities >= 16 * t.model.embedding), "{study}");
+        assert_eq!(exp.select.as_ref().unwrap().method, spec::SearchMethod::Halving, "{study}");
+        assert!(exp.select.as_ref().unwrap().seeds.len() >= 3, "{study}");
+        let out = Command::new(env!("CARGO_BIN_EXE_p2sbench"))
+            .args(["run", "--dry-run"])
+            .arg(Path::new("experiments").join(study))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{study}: {}", String::from_utf8_lossy(&out.stderr));
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(listed.contains(groups) && listed.contains("successive halving"), "{study}: {listed}");
+    }
+    // Partial FC's rates put K at 16D, 4D, D and D/2.
+    let exp = spec::load(Path::new("experiments/partial_fc.toml")).unwrap();
+    let d = exp.trials[0].model.embedding;
+    let sampled: std::collections::BTreeSet<usize> =
+        exp.trials.iter().map(|t| t.model.sampled_classes(t.data.identities)).collect();
+    assert_eq!(sampled.into_iter().collect::<Vec<_>>(), vec![d / 2, d, 4 * d, 16 * d]);
 }
 
 #[test]

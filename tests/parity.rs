@@ -135,6 +135,7 @@ fn check_experiment(text: &str, label: &str) -> Vec<Vec<f64>> {
             "lr_milestones": cfg.train.lr_milestones, "lr_gamma": cfg.train.lr_gamma,
             "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size, "threads": cfg.train.threads,
             "channels_last": cfg.train.memory_format.channels_last(),
+            "clip_grad_norm": cfg.train.clip_grad_norm,
         });
         std::fs::write(&config_file, config.to_string()).unwrap();
         let run = Command::new(&python)
@@ -164,6 +165,11 @@ fn check_experiment(text: &str, label: &str) -> Vec<Vec<f64>> {
             assert!(rel <= TOLERANCE, "{id}: final {name} differs from PyTorch's by {rel:.2e} (relative L2)");
         }
         assert!(ours.first() != ours.last(), "{id}: the loss did not move, so the check compares nothing");
+        if let Some(max_norm) = cfg.train.clip_grad_norm {
+            let norms = steps.column("grad_norm_backbone").unwrap().f64().unwrap().clone();
+            let clipped = norms.into_no_null_iter().filter(|&n| n > max_norm).count();
+            assert!(clipped > 0, "{id}: no step's backbone gradient norm exceeded {max_norm}: clipping never acted");
+        }
         report.push(format!("{}: step loss {:.1e}, variables {:.1e}", cfg.loss.name, worst.0, worst.1));
         losses.push(ours);
     }
@@ -172,19 +178,21 @@ fn check_experiment(text: &str, label: &str) -> Vec<Vec<f64>> {
 }
 
 #[test]
-fn partial_fc_matches_pytorch_step_for_step() {
-    // 80 classes at rate 0.25: 20 sampled per step, about 15 of them the batch's own.
+fn partial_fc_and_gradient_clipping_match_pytorch_step_for_step() {
+    // insightface's recipe: 80 classes at rate 0.25 (20 sampled per step, about 15 of them the
+    // batch's own), and the backbone's gradient norm clipped (at a norm the gradients exceed).
     let text = EXPERIMENT
         .replace("identities = 10", "identities = 80")
         .replace("images_per_identity = 8", "images_per_identity = 3")
         .replace("epochs = 5", "epochs = 3")
         .replace("lr_milestones = [3]", "lr_milestones = [2]")
-        .replace("embedding = 16", "embedding = 16\nsample_rate = 0.25");
+        .replace("embedding = 16", "embedding = 16\nsample_rate = 0.25")
+        .replace("log_every = 1", "log_every = 1\nclip_grad_norm = 0.5");
     let start = text.find("[[loss]]\nname = \"cosface\"").unwrap();
     let end = text.find("[eval]").unwrap();
     let cosface_and_p2sgrad = text[start..end].replace("[[loss]]\nname = \"arcface\"\ns = 16.0\nm = 0.5\n", "");
     let text = format!("{}{cosface_and_p2sgrad}{}", &text[..text.find("[[loss]]").unwrap()], &text[end..]);
-    let losses = check_experiment(&text, "partial FC 0.25");
+    let losses = check_experiment(&text, "partial FC 0.25, clip 0.5");
     assert_eq!(losses.len(), 2, "CosFace and P2SGrad");
 }
 

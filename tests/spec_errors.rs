@@ -313,6 +313,17 @@ fn select_errors() {
         "\"accuracy\"",
         "expected \"<protocol>/<metric>\"",
     );
+    // The scaler's and the clipping's settings.
+    for (bad, token, message) in [
+        ("scaler_growth_interval = 0", "0", "train.scaler_growth_interval: expected at least 1 step"),
+        ("clip_grad_norm = -5.0", "-5.0", "train.clip_grad_norm: expected a positive norm, found -5"),
+        ("scaler_init_scale = 0.0", "0.0", "train.scaler_init_scale: expected a positive number"),
+        ("loss_scaling = \"maybe\"", "\"maybe\"", "unknown variant"),
+    ] {
+        let text = replace("batch_size = 8", &format!("batch_size = 8\n{bad}"));
+        let line = text.lines().position(|l| l == bad).unwrap() + 1;
+        expect_error(&text, line, token, message);
+    }
     // Partial FC's rate is a fraction of the classes.
     for bad in ["0.0", "1.5"] {
         let text = replace("embedding = 8", &format!("embedding = 8\nsample_rate = {bad}"));

@@ -12,8 +12,8 @@ mod sweep;
 pub use error::{line_col, SpecError};
 pub use schema::{
     AugmentSpec, Backbone, BadImagePolicy, DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, Goal, LfwSpec,
-    MemoryFormat, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany, Precision, RawExperiment, SearchMethod,
-    SelectSpec, Split, SplitPart, TrainSpec, KNOWN_PROTOCOLS,
+    LossScaling, MemoryFormat, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany, Precision, RawExperiment,
+    SearchMethod, SelectSpec, Split, SplitPart, TrainSpec, KNOWN_PROTOCOLS,
 };
 pub use sweep::short as short_value;
 

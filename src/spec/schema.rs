@@ -294,6 +294,53 @@ pub struct TrainSpec {
     /// bfloat16 on the CPU), the losses and cosines in float32.
     #[serde(default, skip_serializing_if = "Precision::is_fp32")]
     pub precision: Precision,
+    /// Dynamic loss scaling (GradScaler's rule): `auto` scales exactly when float16 runs (`amp`
+    /// on CUDA), `on` always (also on the CPU), `off` never.
+    #[serde(default, skip_serializing_if = "LossScaling::is_auto")]
+    pub loss_scaling: LossScaling,
+    /// The loss scale's start (GradScaler's `init_scale`).
+    #[serde(default = "default_init_scale", skip_serializing_if = "is_default_init_scale")]
+    pub scaler_init_scale: f64,
+    /// Good steps in a row after which the loss scale doubles (GradScaler's `growth_interval`:
+    /// 2,000 in PyTorch, 100 in insightface's arcface_torch).
+    #[serde(default = "default_growth_interval", skip_serializing_if = "is_default_growth_interval")]
+    pub scaler_growth_interval: usize,
+    /// Clip the backbone's gradient norm to this before each step, as
+    /// `torch.nn.utils.clip_grad_norm_` (insightface's arcface_torch clips at 5); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
+}
+
+fn default_init_scale() -> f64 {
+    65536.0
+}
+
+fn is_default_init_scale(x: &f64) -> bool {
+    *x == default_init_scale()
+}
+
+fn default_growth_interval() -> usize {
+    2000
+}
+
+fn is_default_growth_interval(n: &usize) -> bool {
+    *n == default_growth_interval()
+}
+
+/// `train.loss_scaling`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossScaling {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl LossScaling {
+    pub fn is_auto(&self) -> bool {
+        *self == LossScaling::Auto
+    }
 }
 
 /// `train.precision`.
@@ -1000,6 +1047,15 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
     let t = &raw.train;
     if t.epochs == 0 {
         return at("train", "epochs", "train.epochs: expected at least 1");
+    }
+    if !(t.scaler_init_scale.is_finite() && t.scaler_init_scale > 0.0) {
+        return at("train", "scaler_init_scale", "train.scaler_init_scale: expected a positive number");
+    }
+    if t.scaler_growth_interval == 0 {
+        return at("train", "scaler_growth_interval", "train.scaler_growth_interval: expected at least 1 step");
+    }
+    if let Some(c) = t.clip_grad_norm.filter(|c| !(c.is_finite() && *c > 0.0)) {
+        return at("train", "clip_grad_norm", &format!("train.clip_grad_norm: expected a positive norm, found {c}"));
     }
     if t.batch_size < 2 {
         return at(

@@ -76,6 +76,7 @@ pub fn save(dir: &Path, trial: &str, vs: &VarStore, sgd: &Sgd, state: &State, ro
     if let Some(s) = state.scaler {
         named.push(("meta/amp_scale".into(), Tensor::from_slice(&[s.scale])));
         named.push(("meta/amp_good_steps".into(), Tensor::from_slice(&[s.good_steps])));
+        named.push(("meta/amp_skipped_in_a_row".into(), Tensor::from_slice(&[s.skipped_in_a_row])));
     }
     store::write_via_temp(&dir.join(STATE), |tmp| Ok(weights::write(&named, tmp)?))?;
     // A checkpoint written before safetensors would shadow nothing, but is stale now.
@@ -145,8 +146,13 @@ pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>
     rows.evals.truncate(count(1));
     rows.angles.truncate(count(2));
     let skipped_images = get("meta/skipped_images").map_or(0, |t| t.int64_value(&[0]) as u64);
-    let scaler = get("meta/amp_scale")
-        .zip(get("meta/amp_good_steps"))
-        .map(|(scale, good)| GradScaler { scale: scale.double_value(&[0]), good_steps: good.int64_value(&[0]) });
+    // The growth interval comes from the trial's config, not from here (the trainer sets it).
+    let skipped_in_a_row = get("meta/amp_skipped_in_a_row").map_or(0, |t| t.int64_value(&[0]));
+    let scaler = get("meta/amp_scale").zip(get("meta/amp_good_steps")).map(|(scale, good)| GradScaler {
+        scale: scale.double_value(&[0]),
+        good_steps: good.int64_value(&[0]),
+        skipped_in_a_row,
+        growth_interval: 0,
+    });
     Ok(Some(Restored { step, loss_state, rows, skipped_images, scaler }))
 }

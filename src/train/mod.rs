@@ -15,8 +15,8 @@ use crate::data::{self, Dataset};
 use crate::digest::short_hex;
 use crate::loss::{self, CosineBatch, LossContext};
 use crate::model::{amp, partial_fc, Network};
-use crate::spec::Precision;
 use crate::spec::TrialConfig;
+use crate::spec::{LossScaling, Precision};
 use crate::store::schema::{self, AngleRow, EvalRow};
 use checkpoint::Rows;
 use rand::seq::SliceRandom;
@@ -144,7 +144,13 @@ pub fn train_trial(
     let trainable: Vec<Tensor> = opt.params.iter().map(|(_, t)| t.shallow_clone()).collect();
     let amp_on = cfg.train.precision == Precision::Amp;
     // float16 (autocast on CUDA) needs loss scaling; bfloat16 (on the CPU) does not.
-    let mut scaler = (amp_on && device.is_cuda()).then(scaler::GradScaler::default);
+    let scaling = match cfg.train.loss_scaling {
+        LossScaling::Auto => amp_on && device.is_cuda(),
+        LossScaling::On => true,
+        LossScaling::Off => false,
+    };
+    let growth_interval = cfg.train.scaler_growth_interval as i64;
+    let mut scaler = scaling.then(|| scaler::GradScaler::new(cfg.train.scaler_init_scale, growth_interval));
     let backbone = net.backbone_params();
     let noisy_mask = (!train.is_clean()).then(|| Tensor::from_slice(&train.noisy));
     let (mut step, mut rows, mut resumed_from, mut skipped) = (0i64, Rows::default(), None, 0u64);
@@ -156,7 +162,7 @@ pub fn train_trial(
             skipped = restored.skipped_images;
             loss_fn.set_state(&restored.loss_state);
             if let (Some(s), Some(saved)) = (scaler.as_mut(), restored.scaler) {
-                *s = saved;
+                *s = scaler::GradScaler { growth_interval, ..saved };
             }
         }
     }
@@ -238,7 +244,10 @@ pub fn train_trial(
                 bias: bias.as_ref(),
                 labels: &labels,
             });
-            non_finite.record(&out.loss, step);
+            // Under loss scaling a non-finite loss skips the step (below), as GradScaler does.
+            if scaler.is_none() {
+                non_finite.record(&out.loss, step);
+            }
             opt.zero_grad();
             let mut row = None;
             if log {
@@ -263,7 +272,12 @@ pub fn train_trial(
             let take_step = match scaler.as_mut() {
                 Some(s) => {
                     s.scale_loss(&out.loss).backward();
-                    s.unscale(&trainable)
+                    let finite = s.unscale(&trainable);
+                    if s.diverged() {
+                        let first = step + 1 - scaler::MAX_SKIPPED_IN_A_ROW;
+                        return Ok(outcome(rows, order_hash, Some(first), skipped));
+                    }
+                    finite
                 }
                 None => {
                     out.loss.backward();
@@ -285,7 +299,7 @@ pub fn train_trial(
                 r.grad_norm_backbone = telemetry::grad_norm(&backbone);
                 r.step_seconds = started.elapsed().as_secs_f64();
                 // A step the loss scaler skips (float16 overflow) logs no row: its gradients
-                // are not finite by design, not a divergence.
+                // are not finite by design, not a divergence (only a run of them is).
                 if take_step {
                     if !r.is_finite() {
                         return Ok(outcome(rows, order_hash, Some(step), skipped));
@@ -294,6 +308,9 @@ pub fn train_trial(
                 }
             }
             if take_step {
+                if let Some(max_norm) = cfg.train.clip_grad_norm {
+                    sgd::clip_grad_norm(&backbone, max_norm);
+                }
                 opt.step();
             }
             step += 1;

@@ -154,6 +154,24 @@ impl Sgd {
     }
 }
 
+/// Scales the gradients of `params` so that their joint 2-norm is at most `max_norm`, as
+/// `torch.nn.utils.clip_grad_norm_` does (the same ops in the same order: each gradient's norm,
+/// the norm of those, `max_norm · 1/(norm + 1e-6)` clamped at 1, multiplied in place). The
+/// factor stays on the device: no host synchronisation.
+pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) {
+    let _guard = tch::no_grad_guard();
+    let grads: Vec<Tensor> = params.iter().map(Tensor::grad).filter(Tensor::defined).collect();
+    if grads.is_empty() {
+        return;
+    }
+    let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+    let total = Tensor::stack(&norms, 0).norm();
+    let coef = ((total + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
+    for g in &grads {
+        let _ = g.shallow_clone().g_mul_(&coef);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
