@@ -132,7 +132,8 @@ fn lfw_on_the_real_pairs_file_and_an_lfw_shaped_directory() {
     let net = Network::new(&cfg.model, 1, 16, cfg.data.identities, false, 3, tch::Device::Cpu);
     let sgd = p2sbench::train::sgd::Sgd::new(&net.vs, 0.9, 0.0, 0.1);
     let rows = p2sbench::train::checkpoint::Rows::default();
-    let state = p2sbench::train::checkpoint::State { step: 0, loss_state: &[], skipped: 0, scaler: None };
+    let state =
+        p2sbench::train::checkpoint::State { step: 0, loss_state: &[], skipped: 0, scaler: None, eval_pending: false };
     p2sbench::train::checkpoint::save(&trial_dir.join("checkpoint"), "t", &net.vs, &sgd, &state, &rows).unwrap();
     let exported = dir.path().join("exported.npy");
     let args = ["eval", "lfw", "--pairs", s(&pairs_path), "--images", s(&root), "--model", s(&trial_dir)];

@@ -36,6 +36,8 @@ pub struct State<'a> {
     pub skipped: u64,
     /// The loss scaler (float16 training only).
     pub scaler: Option<GradScaler>,
+    /// Saved at an epoch's end before its evaluation: a resumed trial evaluates first.
+    pub eval_pending: bool,
 }
 
 /// What a checkpoint restores besides the tensors.
@@ -46,6 +48,8 @@ pub struct Restored {
     /// 0 for checkpoints written before skipping existed.
     pub skipped_images: u64,
     pub scaler: Option<GradScaler>,
+    /// The evaluation of the epoch that ends at `step` is still to be made ([`State::eval_pending`]).
+    pub eval_pending: bool,
 }
 
 /// Whether `dir` holds a complete checkpoint.
@@ -72,6 +76,9 @@ pub fn save(dir: &Path, trial: &str, vs: &VarStore, sgd: &Sgd, state: &State, ro
     named.push(("meta/loss_state".into(), Tensor::from_slice(state.loss_state)));
     if state.skipped > 0 {
         named.push(("meta/skipped_images".into(), Tensor::from_slice(&[state.skipped as i64])));
+    }
+    if state.eval_pending {
+        named.push(("meta/eval_pending".into(), Tensor::from_slice(&[1i64])));
     }
     if let Some(s) = state.scaler {
         named.push(("meta/amp_scale".into(), Tensor::from_slice(&[s.scale])));
@@ -154,5 +161,6 @@ pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>
         skipped_in_a_row,
         growth_interval: 0,
     });
-    Ok(Some(Restored { step, loss_state, rows, skipped_images, scaler }))
+    let eval_pending = get("meta/eval_pending").is_some_and(|t| t.int64_value(&[0]) != 0);
+    Ok(Some(Restored { step, loss_state, rows, skipped_images, scaler, eval_pending }))
 }

@@ -94,7 +94,8 @@ pub struct Checkpointing<'a> {
     /// The trial id, written into the checkpoint's telemetry rows.
     pub trial: &'a str,
     /// A stop request (SIGTERM sets it): training saves a checkpoint after the step under way and
-    /// returns [`Stopped`]; at an epoch's end it first finishes that epoch's evaluation.
+    /// returns [`Stopped`]; at an epoch's end that is evaluated, the checkpoint is saved before
+    /// the evaluation, and a resumed trial makes the evaluation first.
     pub stop: Option<&'a AtomicBool>,
     /// Pause after this many epochs (a rung of successive halving): evaluate there, save the
     /// checkpoint and return with [`TrialOutcome::paused_after`] set. Training the trial again
@@ -154,9 +155,11 @@ pub fn train_trial(
     let backbone = net.backbone_params();
     let noisy_mask = (!train.is_clean()).then(|| Tensor::from_slice(&train.noisy));
     let (mut step, mut rows, mut resumed_from, mut skipped) = (0i64, Rows::default(), None, 0u64);
+    let mut eval_pending = false;
     if let Some(ck) = checkpoint {
         if let Some(restored) = checkpoint::load(ck.dir, &net.vs, &mut opt)? {
             step = restored.step;
+            eval_pending = restored.eval_pending;
             resumed_from = Some(step);
             rows = restored.rows;
             skipped = restored.skipped_images;
@@ -322,7 +325,8 @@ pub fn train_trial(
                 if let Some(bad) = non_finite.read() {
                     return Ok(outcome(rows, order_hash, Some(bad), skipped));
                 }
-                let state = checkpoint::State { step, loss_state: &loss_fn.state(), skipped, scaler };
+                let state =
+                    checkpoint::State { step, loss_state: &loss_fn.state(), skipped, scaler, eval_pending: false };
                 checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, &state, &rows)?;
                 if stop {
                     return Err(Stopped { step }.into());
@@ -330,7 +334,9 @@ pub fn train_trial(
             }
         }
         drop(loader);
-        if epoch < resume_epoch {
+        // An epoch before the checkpoint is done, unless its evaluation was still owed.
+        let owed = eval_pending && epoch + 1 == resume_epoch;
+        if epoch < resume_epoch && !owed {
             continue;
         }
         if let Some(bad) = non_finite.read() {
@@ -339,12 +345,23 @@ pub fn train_trial(
         let last = epoch + 1 == cfg.train.epochs;
         let pause = pause_after == Some(epoch + 1);
         let every = cfg.eval.every_epochs;
-        if last || pause || (every > 0 && (epoch + 1) % every == 0) {
+        let evaluate = last || pause || (every > 0 && (epoch + 1) % every == 0);
+        if let Some(ck) = checkpoint.filter(|_| evaluate && !owed) {
+            // The epoch is saved before its evaluation, which may outlast a stop's grace period
+            // (Slurm's SIGKILL then loses no training): a stop now ends here, and a resumed
+            // trial evaluates this epoch first.
+            let state = checkpoint::State { step, loss_state: &loss_fn.state(), skipped, scaler, eval_pending: true };
+            checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, &state, &rows)?;
+            if ck.stop_requested() {
+                return Err(Stopped { step }.into());
+            }
+        }
+        if evaluate {
             rows.evals.extend(evaluator.evaluate(&net, device, step)?);
             rows.angles.extend(target_angle_histograms(&net, train, device, step, loading)?);
         }
         if let Some(ck) = checkpoint {
-            let state = checkpoint::State { step, loss_state: &loss_fn.state(), skipped, scaler };
+            let state = checkpoint::State { step, loss_state: &loss_fn.state(), skipped, scaler, eval_pending: false };
             checkpoint::save(ck.dir, ck.trial, &net.vs, &opt, &state, &rows)?;
             if pause {
                 return Ok(TrialOutcome { paused_after: Some(epoch + 1), ..outcome(rows, order_hash, None, skipped) });
