@@ -12,8 +12,12 @@
 //! too) as long as parameter, gradient and buffer share it; momentum buffers take the
 //! parameter's layout.
 //! Other devices and types use libtorch's in-place ops (`addcmul_` with a one-element tensor
-//! holding the factor), which round the product separately. Written here rather than taken
-//! from tch because the momentum buffers must be visible to checkpoints.
+//! holding the factor), which round the product separately. Those factor tensors live on the
+//! device and are made again only when the learning rate or the weight decay changes, so a CUDA
+//! step copies nothing from the host (before, two scalar copies per parameter and step: about
+//! 660 synchronisations per IResNet-50 step). Written here rather than taken from tch because
+//! the momentum buffers must be visible to checkpoints (tch reaches neither fused nor foreach
+//! SGD).
 
 use rayon::prelude::*;
 use tch::nn::VarStore;
@@ -30,6 +34,17 @@ pub struct Sgd {
     pub momentum: f64,
     pub weight_decay: f64,
     pub lr: f64,
+    /// Device-side factors of the tensor-op update, per device and type.
+    factors: Vec<Factors>,
+}
+
+/// `weight_decay` and `−lr` as one-element tensors on a device, for the values they were made at.
+struct Factors {
+    device: Device,
+    kind: Kind,
+    made_at: (f64, f64),
+    weight_decay: Tensor,
+    neg_lr: Tensor,
 }
 
 /// Whether `t`'s elements fill a block of memory exactly (any dimension order: contiguous,
@@ -85,7 +100,7 @@ impl Sgd {
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let buffers = params.iter().map(|_| None).collect();
-        Sgd { params, buffers, momentum, weight_decay, lr }
+        Sgd { params, buffers, momentum, weight_decay, lr, factors: Vec::new() }
     }
 
     pub fn zero_grad(&self) {
@@ -97,10 +112,31 @@ impl Sgd {
         }
     }
 
+    /// The index of the factors for `p`'s device and type at the current values, made (one
+    /// host-to-device copy each) only when missing or stale.
+    fn factors_for(&mut self, p: &Tensor) -> usize {
+        let (device, kind, at) = (p.device(), p.kind(), (self.weight_decay, self.lr));
+        let make = |v: f64| Tensor::from(v).to_kind(kind).to_device(device);
+        match self.factors.iter().position(|f| f.device == device && f.kind == kind) {
+            Some(i) if self.factors[i].made_at == at => i,
+            Some(i) => {
+                self.factors[i] = Factors { device, kind, made_at: at, weight_decay: make(at.0), neg_lr: make(-at.1) };
+                i
+            }
+            None => {
+                self.factors.push(Factors { device, kind, made_at: at, weight_decay: make(at.0), neg_lr: make(-at.1) });
+                self.factors.len() - 1
+            }
+        }
+    }
+
     pub fn step(&mut self) {
         let _guard = tch::no_grad_guard();
         let (wd, mu, lr) = (self.weight_decay, self.momentum, self.lr);
-        for ((_, p), buffer) in self.params.iter().zip(self.buffers.iter_mut()) {
+        let params: Vec<Tensor> = self.params.iter().map(|(_, p)| p.shallow_clone()).collect();
+        let on_tensor_ops = |p: &Tensor| p.device() != Device::Cpu || p.kind() != Kind::Float;
+        let slow: Vec<Option<usize>> = params.iter().map(|p| on_tensor_ops(p).then(|| self.factors_for(p))).collect();
+        for (((_, p), buffer), slow) in self.params.iter().zip(self.buffers.iter_mut()).zip(slow) {
             let g = p.grad();
             if !g.defined() {
                 continue;
@@ -112,7 +148,8 @@ impl Sgd {
             let buffer = buffer.as_ref().filter(|_| mu != 0.0);
             let (pv, gv, bv) = (values(p, p), values(&g, p), buffer.map(|b| values(b, p)));
             let (Some(pv), Some(gv), None | Some(Some(_))) = (pv, gv, &bv) else {
-                Self::step_tensor_ops(p, &g, buffer, first, wd, mu, lr);
+                let f = &self.factors[slow.expect("factors for every non-CPU-float parameter")];
+                Self::step_tensor_ops(p, &g, buffer, first, (wd != 0.0).then_some(&f.weight_decay), mu, &f.neg_lr);
                 continue;
             };
             let (wd, mu, neg_lr) = (wd as f32, mu as f32, -lr as f32);
@@ -131,12 +168,20 @@ impl Sgd {
         }
     }
 
-    /// The same update through libtorch's in-place ops (GPU tensors, other dtypes).
-    fn step_tensor_ops(p: &Tensor, g: &Tensor, buffer: Option<&Tensor>, first: bool, wd: f64, mu: f64, lr: f64) {
-        let factor = |v: f64| Tensor::from(v).to_kind(p.kind()).to_device(p.device());
+    /// The same update through libtorch's in-place ops (GPU tensors, other dtypes), with the
+    /// factors already on the device.
+    fn step_tensor_ops(
+        p: &Tensor,
+        g: &Tensor,
+        buffer: Option<&Tensor>,
+        first: bool,
+        wd: Option<&Tensor>,
+        mu: f64,
+        neg_lr: &Tensor,
+    ) {
         let mut d = g.shallow_clone();
-        if wd != 0.0 {
-            let _ = d.addcmul_(p, &factor(wd));
+        if let Some(wd) = wd {
+            let _ = d.addcmul_(p, wd);
         }
         let update = match buffer {
             Some(buf) => {
@@ -150,7 +195,7 @@ impl Sgd {
             }
             None => d,
         };
-        let _ = p.shallow_clone().addcmul_(&update, &factor(-lr));
+        let _ = p.shallow_clone().addcmul_(&update, neg_lr);
     }
 }
 
@@ -196,6 +241,29 @@ mod tests {
             sgd.step();
         }
         Vec::<f64>::try_from(var.to_kind(Kind::Double)).unwrap()
+    }
+
+    #[test]
+    fn the_tensor_op_update_makes_its_device_factors_once_per_learning_rate() {
+        let mut vs = VarStore::new(Device::Cpu);
+        let (x, y) = (vs.root().var("x", &[3], Init::Const(1.0)), vs.root().var("y", &[2], Init::Const(2.0)));
+        let _ = (x, y);
+        vs.set_kind(Kind::Double);
+        let mut sgd = Sgd::new(&vs, 0.9, 5e-4, 0.1);
+        let loss =
+            || vs.variables().values().map(|v| v.square().sum(Kind::Double)).fold(Tensor::from(0.0f64), |a, b| a + b);
+        for step in 0..4 {
+            if step == 2 {
+                sgd.lr = 0.01;
+            }
+            sgd.zero_grad();
+            loss().backward();
+            sgd.step();
+            // Two parameters of one device and type: one set of factors, at the current values.
+            assert_eq!(sgd.factors.len(), 1);
+            assert_eq!(sgd.factors[0].made_at, (5e-4, sgd.lr));
+            assert_eq!(sgd.factors[0].neg_lr.double_value(&[]), -sgd.lr);
+        }
     }
 
     #[test]
