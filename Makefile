@@ -52,7 +52,7 @@ test-slurm: setup
 	$(CARGO_ENV) scripts/test-slurm.sh
 
 bench: setup
-	$(CARGO_ENV) cargo bench --bench datagen --bench train_step --bench jobs --bench megaface --bench ijbc --bench loader --bench backbones --bench report --bench bookkeeping --bench partial_fc
+	$(CARGO_ENV) cargo bench --bench datagen --bench train_step --bench jobs --bench megaface --bench ijbc --bench loader --bench backbones --bench report --bench bookkeeping --bench partial_fc --bench recordio_open
 
 lint: setup
 	cargo fmt --check

@@ -206,18 +206,25 @@ pub fn recordio(data: &[u8]) -> bool {
         assert!(index.len() <= 4 * data.len() + 1025, "an index larger than its text allows");
     }
     // The index dmlc-core's writer would have made: the offset of each record's first part.
-    let (mut index, mut pos) = (Vec::new(), 0usize);
-    while pos + 8 <= data.len() && data[pos..pos + 4] == rio::MAGIC.to_le_bytes() && index.len() < 4096 {
+    let (mut offsets, mut pos) = (Vec::new(), 0usize);
+    while pos + 8 <= data.len() && data[pos..pos + 4] == rio::MAGIC.to_le_bytes() && offsets.len() < 4096 {
         let word = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().expect("4 bytes"));
         if word >> 29 <= 1 {
-            index.push(Some(pos as u64));
+            offsets.push(Some(pos as u64));
         }
         pos += 8 + ((word & ((1 << 29) - 1)) as usize).next_multiple_of(4);
     }
+    let index = rio::RecordIndex::from_offsets(offsets);
     let spec: p2sbench::spec::DataSpec =
         toml::from_str("identities = 1\nheldout_identities = 2\nimages_per_identity = 16\nimage_size = 8\n")
             .expect("a data table");
     let rec = RecordFile::in_memory(Path::new(FILE), data.to_vec());
+    // A record's labels from its header alone are those of the whole record.
+    for (_, offset) in index.listed() {
+        if let (Ok(head), Ok(whole)) = (rec.labels_at(offset), rec.record_at(offset)) {
+            assert_eq!(Some(head), rio::unpack(&whole).ok().map(|r| r.labels), "header labels at byte {offset}");
+        }
+    }
     let Some(set) = accepted(RecordSet::select(&spec, rec, Path::new(FILE), &index, 0, 1)) else { return false };
     assert!(set.len() <= 16 && set.class_labels().iter().all(|&l| l == 0));
     for i in 0..set.len() {

@@ -341,8 +341,17 @@ fn recordio_packs() -> Vec<(String, Vec<u8>)> {
     common::recordio::write_pack(dir.path(), &[vec![image(1), split], vec![image(3), image(4)]], 8);
     let pack = std::fs::read(dir.path().join("train.rec")).unwrap();
     let cut = pack[..pack.len() * 3 / 5].to_vec();
+    // Without a header record (every record an image), one image with 12 labels (more than a
+    // header read holds), and one whose IRHeader is split at the magic (in its id field).
+    let mut headerless = Vec::new();
+    headerless.extend(common::recordio::frame(&common::recordio::ir_record(&[0.0], 1, &image(5))));
+    let many: Vec<f32> = std::iter::once(0.0).chain((1..12).map(|l| l as f32)).collect();
+    headerless.extend(common::recordio::frame(&common::recordio::ir_record(&many, 2, &image(6))));
+    let magic_id = u64::from(common::recordio::MAGIC);
+    headerless.extend(common::recordio::frame(&common::recordio::ir_record(&[0.0], magic_id, &image(7))));
     vec![
         ("valid-pack.rec".into(), pack),
+        ("valid-headerless.rec".into(), headerless),
         ("truncated.rec".into(), cut),
         ("no-record.rec".into(), b"0\t0\n1\t36\n".to_vec()),
     ]

@@ -153,15 +153,14 @@ fn a_truncated_or_corrupt_pack_is_a_clear_error() {
     let rec_path = root.join("train.rec");
     let original = std::fs::read(&rec_path).unwrap();
 
-    // Cut inside the last image record (12 + 8 identities of 8 images: key 160). The identity
-    // records (keys 161..=180) follow the images in the file, so the first one, 161, is the
-    // first record found missing.
+    // Cut inside the last image record (12 + 8 identities of 8 images: key 160), whose header
+    // is read at open (the identity records after it in the file are not read).
     std::fs::write(&rec_path, &original[..offsets[160] as usize + 30]).unwrap();
     let out = dir.path().join("results");
     let run = run_binary(&["run"], &file, &out);
     assert_eq!(run.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&run.stderr);
-    let expected = format!("{}: record 161: truncated: the record needs", rec_path.display());
+    let expected = format!("{}: record 160: (byte {}) truncated: the record needs", rec_path.display(), offsets[160]);
     assert!(stderr.contains(&expected), "{expected:?} not in {stderr}");
     assert!(!out.exists(), "nothing is written for a truncated pack");
 
@@ -239,11 +238,11 @@ fn a_pack_cut_inside_its_last_image_is_a_clear_error() {
     let e = stderr(cut);
     let expected = format!("{}: record 1: (byte {last}) truncated: the record needs", rec_path.display());
     assert!(e.contains(&expected) && e.contains(&format!("the file ends at byte {cut}")), "{expected:?} not in {e}");
-    // Cut before the last image's header is whole: it does not start inside the file.
+    // Cut before the last image's header is whole: its header cannot be read at open.
     let cut = last + 4;
     let e = stderr(cut);
     let expected = format!(
-        "{}: record 1: truncated: the record starts at byte {last}, but the file ends at byte {cut}",
+        "{}: record 1: (byte {last}) truncated: the record header needs 8 bytes from byte {last}, but the file ends at byte {cut}",
         rec_path.display()
     );
     assert!(e.contains(&expected), "{expected:?} not in {e}");
@@ -273,4 +272,33 @@ fn real_data_defaults_to_112_pixel_rgb_and_a_pack_directory_needs_its_files() {
     assert_eq!((data("image_size = 96\nchannels = 1\n").image_size, data("channels = 1\n").channels), (96, 1));
     let e = p2sbench::spec::parse_with(Path::new("r.toml"), &text(""), true).unwrap_err().to_string();
     assert!(e.contains(&format!("r.toml:4:8: data.path: {} has no train.rec", dir.path().display())), "{e}");
+}
+
+#[test]
+fn labels_come_from_the_images_when_identity_records_are_missing_or_disagree() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pack");
+    let (text, _) = tiny_pack(&root);
+    let spec = common::experiment(&text).trials[0].data.clone();
+    let read_all = || {
+        let set = data::training_set(&spec).unwrap();
+        let mut pixels = vec![0u8; set.len() * 16 * 16];
+        for (i, chunk) in pixels.chunks_mut(16 * 16).enumerate() {
+            set.read(i, chunk).unwrap();
+        }
+        (set.class_labels().to_vec(), pixels, data::heldout_set(&spec).unwrap().pixels)
+    };
+    let expected = read_all();
+    let idx = std::fs::read_to_string(root.join("train.idx")).unwrap();
+    let lines: Vec<&str> = idx.lines().collect();
+    // 20 identities of 8 images: records 1..=160 are images, 161..=180 identity records.
+    // Missing identity records: the index lists none of them.
+    std::fs::write(root.join("train.idx"), lines[..161].join("\n") + "\n").unwrap();
+    assert_eq!(read_all(), expected, "identity records missing");
+    // Identity records that disagree with the images: each points at the next identity's range.
+    let mut shifted = lines.clone();
+    shifted[161..181].rotate_left(1);
+    let shifted: Vec<String> = (0..181).map(|k| format!("{k}\t{}", shifted[k].split('\t').nth(1).unwrap())).collect();
+    std::fs::write(root.join("train.idx"), shifted.join("\n") + "\n").unwrap();
+    assert_eq!(read_all(), expected, "identity records that disagree");
 }

@@ -13,12 +13,15 @@
 //! record 0, whose labels (flag > 0) are [first identity record, end of identity records]: the
 //! images are records 1 .. that first value, and identity record k (from there on) holds the
 //! [start, end) image-record range of identity k. An image's class is its label (the first of
-//! its labels when flag > 0). Without that header (flag 0) every indexed record is an image and
-//! the identities are found from the labels themselves.
+//! its labels when flag > 0). Without that header (flag 0) every indexed record is an image.
+//! Either way the classes come from the images' own labels, as insightface reads them: the
+//! identity records are not read, so a pack whose identity records are missing or disagree with
+//! its images trains on what its images say. Opening reads only each image record's header
+//! (its framing and IRHeader, [`HEADER_READ`] bytes), never the image.
 //!
 //! A [`RecordSet`] is identities `first..first + count` (at most `images_per_identity` images
-//! each), relabelled from 0: it keeps one offset and one label per image and reads each image
-//! from disk when a batch needs it. Errors name `train.rec` with the record (its key) and byte
+//! each, the first by record key), relabelled from 0: it keeps one offset and one label per image
+//! and reads each image from disk when a batch needs it. Errors name `train.rec` with the record (its key) and byte
 //! offset, or `train.idx` with the line.
 
 use super::{folder, Dataset, Layout};
@@ -35,6 +38,9 @@ pub const MAGIC: u32 = 0xced7_230a;
 pub const IR_HEADER: usize = 24;
 /// Bytes read ahead at a record's offset: most 112×112 JPEG records fit in one read.
 const READ_AHEAD: usize = 16 << 10;
+/// Bytes read at a record's offset for its labels: the framing header, the IRHeader and up to
+/// 8 extra labels (a record with more, or split inside them, is read whole).
+pub const HEADER_READ: usize = 8 + IR_HEADER + 32;
 
 /// A `train.rec` file opened for reads at any offset (from any thread), or its bytes in memory.
 pub struct RecordFile {
@@ -87,6 +93,25 @@ impl RecordFile {
         self.record_within(offset, READ_AHEAD)
     }
 
+    /// The labels of the record at byte `offset`, from its first [`HEADER_READ`] bytes (the whole
+    /// record only when its IRHeader and labels do not lie within them).
+    pub fn labels_at(&self, offset: u64) -> Result<Vec<f32>, String> {
+        let ahead = (HEADER_READ as u64).min(self.len.saturating_sub(offset)) as usize;
+        let window = self.bytes(offset, ahead.max(8), "the record header")?;
+        let magic = u32::from_le_bytes(window[0..4].try_into().expect("4 bytes"));
+        let word = u32::from_le_bytes(window[4..8].try_into().expect("4 bytes"));
+        let (flag, len) = (word >> 29, (word & ((1 << 29) - 1)) as usize);
+        if magic == MAGIC && flag <= 1 && len >= IR_HEADER && window.len() >= 8 + IR_HEADER {
+            let ir_flag = u32::from_le_bytes(window[8..12].try_into().expect("4 bytes")) as usize;
+            let end = IR_HEADER + 4 * ir_flag;
+            if end <= len && 8 + end <= window.len() {
+                return unpack(&window[8..8 + len.min(window.len() - 8)]).map(|r| r.labels);
+            }
+        }
+        let data = self.record_at(offset)?;
+        unpack(&data).map(|r| r.labels)
+    }
+
     /// [`RecordFile::record_at`], reading `span` bytes at once first (the distance to the next
     /// record, when the index tells it: then a whole record takes one read and no copy).
     pub fn record_within(&self, offset: u64, span: usize) -> Result<Vec<u8>, String> {
@@ -131,11 +156,15 @@ impl RecordFile {
     }
 }
 
-/// Bytes from `offset` to the next record's offset in `sorted` (or to `file_len`), at most
-/// 16 MiB and at least the 8 bytes of a header.
-fn span_to_next(sorted: &[u64], file_len: u64, offset: u64) -> u32 {
-    let next = sorted.get(sorted.partition_point(|&o| o <= offset)).copied().unwrap_or(file_len);
-    (next.max(offset) - offset).clamp(8, 16 << 20) as u32
+/// Bytes from record `key`'s `offset` to the next key's record when that lies after it in the
+/// file (to `file_len` for the last key; packs are written in key order), else [`READ_AHEAD`];
+/// at most 16 MiB and at least the 8 bytes of a header.
+fn span_to_next(index: &RecordIndex, key: usize, file_len: u64, offset: u64) -> u32 {
+    let next = match key + 1 < index.len() {
+        false => Some(file_len),
+        true => index.get(key + 1).filter(|&n| n > offset),
+    };
+    next.map_or(READ_AHEAD as u64, |n| n - offset).clamp(8, 16 << 20) as u32
 }
 
 /// The data length of a record held whole (not split) in `window`, which starts at its header.
@@ -173,42 +202,76 @@ pub fn unpack(data: &[u8]) -> Result<Record<'_>, String> {
     Ok(Record { flag, labels, image: &data[end..] })
 }
 
-/// `train.idx`: the byte offset of every record key (`None` where a key is not listed).
-pub fn read_index(path: &Path) -> Result<Vec<Option<u64>>, InputError> {
+/// `train.idx` in memory: the byte offset of every record key, 8 bytes a key (a key the file
+/// does not list holds `u64::MAX`), so that a pack of millions of records opens in little more
+/// memory than its index file takes on disk.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecordIndex {
+    offsets: Vec<u64>,
+}
+
+impl RecordIndex {
+    const ABSENT: u64 = u64::MAX;
+
+    /// The index of `offsets` by key (`None`: the key is not listed).
+    pub fn from_offsets(offsets: impl IntoIterator<Item = Option<u64>>) -> RecordIndex {
+        RecordIndex { offsets: offsets.into_iter().map(|o| o.unwrap_or(Self::ABSENT)).collect() }
+    }
+
+    /// Keys from 0 to the largest listed.
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// The byte offset of record `key`, if the index lists it.
+    pub fn get(&self, key: usize) -> Option<u64> {
+        self.offsets.get(key).copied().filter(|&o| o != Self::ABSENT)
+    }
+
+    /// (key, offset) of every listed record, by key.
+    pub fn listed(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.offsets.iter().enumerate().filter(|(_, &o)| o != Self::ABSENT).map(|(k, &o)| (k, o))
+    }
+}
+
+/// `train.idx`: the byte offset of every record key.
+pub fn read_index(path: &Path) -> Result<RecordIndex, InputError> {
     let bytes = std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
     parse_index(path, &bytes)
 }
 
-/// [`read_index`] on the file's bytes; errors name `path` and the line.
-pub fn parse_index(path: &Path, bytes: &[u8]) -> Result<Vec<Option<u64>>, InputError> {
+/// [`read_index`] on the file's bytes; errors name `path` and the line. Two passes over the
+/// text (the keys' range, then the offsets), so that nothing but the offsets is held.
+pub fn parse_index(path: &Path, bytes: &[u8]) -> Result<RecordIndex, InputError> {
     let text = std::str::from_utf8(bytes).map_err(|e| InputError::file(path, format!("not UTF-8 text: {e}")))?;
-    let mut pairs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let parsed = match (fields.next(), fields.next(), fields.next()) {
-            (Some(k), Some(o), None) => k.parse::<u64>().ok().zip(o.parse::<u64>().ok()),
-            _ => None,
-        };
-        let Some(pair) = parsed else {
-            return Err(InputError::line(path, n + 1, format!("expected `key<TAB>offset`, found {line:?}")));
-        };
-        pairs.push(pair);
+    let entries = || {
+        text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()).map(|(n, line)| {
+            let mut fields = line.split_whitespace();
+            let parsed = match (fields.next(), fields.next(), fields.next()) {
+                (Some(k), Some(o), None) => k.parse::<u64>().ok().zip(o.parse::<u64>().ok()),
+                _ => None,
+            };
+            parsed.ok_or_else(|| InputError::line(path, n + 1, format!("expected `key<TAB>offset`, found {line:?}")))
+        })
+    };
+    let (mut max, mut count) = (0u64, 0usize);
+    for entry in entries() {
+        max = max.max(entry?.0);
+        count += 1;
     }
-    let max = pairs.iter().map(|p| p.0).max().unwrap_or(0);
-    if max as usize > 4 * pairs.len() + 1024 {
-        return Err(InputError::file(
-            path,
-            format!("keys up to {max} for {} records: not a RecordIO index", pairs.len()),
-        ));
+    if max as usize > 4 * count + 1024 {
+        return Err(InputError::file(path, format!("keys up to {max} for {count} records: not a RecordIO index")));
     }
-    let mut offsets = vec![None; max as usize + 1];
-    for (k, o) in pairs {
-        offsets[k as usize] = Some(o);
+    let mut offsets = vec![RecordIndex::ABSENT; max as usize + 1];
+    for entry in entries() {
+        let (k, o) = entry?;
+        offsets[k as usize] = o;
     }
-    Ok(offsets)
+    Ok(RecordIndex { offsets })
 }
 
 /// `property`: (classes, height, width). Its first line is `classes,height,width`; insightface's
@@ -292,13 +355,13 @@ impl RecordSet {
         spec: &DataSpec,
         rec: RecordFile,
         idx_path: &Path,
-        index: &[Option<u64>],
+        index: &RecordIndex,
         first: usize,
         count: usize,
     ) -> Result<RecordSet, InputError> {
         let rec_path = rec.path.clone();
         let at = |key: usize| -> Result<u64, InputError> {
-            index.get(key).copied().flatten().ok_or_else(|| {
+            index.get(key).ok_or_else(|| {
                 InputError::file(idx_path, format!("has no record {key}, which {} refers to", rec_path.display()))
             })
         };
@@ -306,84 +369,73 @@ impl RecordSet {
             let offset = at(key)?;
             rec.record_at(offset).map_err(|m| InputError::record(&rec_path, key, m))
         };
+        // insightface's header record 0 says where the images end; without it every record is one.
         let header = record(0)?;
         let head = unpack(&header).map_err(|m| InputError::record(&rec_path, 0, m))?;
-        let per_identity = spec.images_per_identity;
-        let mut chosen: Vec<(u32, u64, i64)> = Vec::new();
-        if head.flag > 0 && head.labels.len() >= 2 {
+        let images: Box<dyn Iterator<Item = usize>> = if head.flag > 0 && head.labels.len() >= 2 {
             let (identities_start, identities_end) = (head.labels[0] as usize, head.labels[1] as usize);
             let available = identities_end.saturating_sub(identities_start);
             if available < first + count {
                 return Err(InputError::record(&rec_path, 0, too_few_identities(available, spec)));
             }
-            for k in 0..count {
-                let key = identities_start + first + k;
-                let data = record(key)?;
-                let range = unpack(&data).map_err(|m| InputError::record(&rec_path, key, m))?;
-                let &[start, end, ..] = range.labels.as_slice() else {
-                    return Err(InputError::record(&rec_path, key, "an identity record needs [start, end) labels"));
-                };
-                let (start, end) = (start as usize, end as usize);
-                if !(1 <= start && start <= end && end <= identities_start) {
-                    return Err(InputError::record(
-                        &rec_path,
-                        key,
-                        format!("identity range [{start}, {end}) is outside the image records 1..{identities_start}"),
-                    ));
-                }
-                for image in (start..end).take(per_identity) {
-                    chosen.push((image as u32, at(image)?, k as i64));
-                }
-            }
+            Box::new(1..identities_start)
         } else {
-            // No identity records: every indexed record is an image; classes from the labels.
-            for (key, offset) in index.iter().enumerate() {
-                let Some(offset) = *offset else { continue };
-                let data = rec.record_at(offset).map_err(|m| InputError::record(&rec_path, key, m))?;
-                let r = unpack(&data).map_err(|m| InputError::record(&rec_path, key, m))?;
-                let label = r.labels[0] as usize;
-                if (first..first + count).contains(&label) {
-                    chosen.push((key as u32, offset, (label - first) as i64));
-                }
+            Box::new(index.listed().map(|(key, _)| key))
+        };
+        // The classes from the images' own labels, each image's header read alone.
+        let per_identity = spec.images_per_identity;
+        let mut taken = vec![0usize; count];
+        // Sized once: vectors grown by doubling would hold up to twice the memory.
+        let room = index.len().min(count.saturating_mul(per_identity));
+        let (mut keys, mut offsets, mut labels, mut spans) =
+            (Vec::with_capacity(room), Vec::with_capacity(room), Vec::with_capacity(room), Vec::with_capacity(room));
+        for key in images {
+            let offset = at(key)?;
+            let labels_here = rec
+                .labels_at(offset)
+                .map_err(|m| InputError::record(&rec_path, key, format!("(byte {offset}) {m}")))?;
+            let label = labels_here[0];
+            if !(label >= 0.0 && label.fract() == 0.0) {
+                return Err(InputError::record(&rec_path, key, format!("label {label} is not an identity number")));
             }
-            chosen.sort_by_key(|&(key, _, label)| (label, key));
-            let mut taken = vec![0usize; count];
-            chosen.retain(|&(_, _, label)| {
-                taken[label as usize] += 1;
-                taken[label as usize] <= per_identity
-            });
-            if let Some(empty) = taken.iter().position(|&n| n == 0) {
-                return Err(InputError::file(
-                    &rec_path,
-                    format!(
-                        "has no image of identity {}; data.identities + data.heldout_identities needs it",
-                        first + empty
-                    ),
-                ));
-            }
-        }
-        let mut sorted_offsets: Vec<u64> = index.iter().flatten().copied().collect();
-        sorted_offsets.sort_unstable();
-        // A pack cut short (an interrupted copy) is found here, before anything is written:
-        // every image must start inside the file, and the last one must be whole.
-        for &(key, offset, _) in &chosen {
-            if offset.saturating_add(8) > rec.len {
-                return Err(InputError::record(
-                    &rec_path,
-                    key as usize,
-                    format!("truncated: the record starts at byte {offset}, but the file ends at byte {}", rec.len),
-                ));
+            let label = label as usize;
+            if (first..first + count).contains(&label) && taken[label - first] < per_identity {
+                taken[label - first] += 1;
+                keys.push(key as u32);
+                offsets.push(offset);
+                labels.push((label - first) as i64);
+                spans.push(span_to_next(index, key, rec.len, offset));
             }
         }
-        if let Some(&(key, offset, _)) = chosen.iter().max_by_key(|c| c.1) {
+        if let Some(empty) = taken.iter().position(|&n| n == 0) {
+            return Err(InputError::file(
+                &rec_path,
+                format!(
+                    "has no image of identity {}; data.identities + data.heldout_identities needs it",
+                    first + empty
+                ),
+            ));
+        }
+        // Identities in order, each in key order (a pack sorted by identity already is).
+        if !labels.windows(2).all(|w| w[0] <= w[1]) {
+            let mut order: Vec<u32> = (0..labels.len() as u32).collect();
+            order.sort_by_key(|&i| (labels[i as usize], keys[i as usize]));
+            keys = order.iter().map(|&i| keys[i as usize]).collect();
+            offsets = order.iter().map(|&i| offsets[i as usize]).collect();
+            spans = order.iter().map(|&i| spans[i as usize]).collect();
+            labels = order.iter().map(|&i| labels[i as usize]).collect();
+        }
+        // A pack cut short (an interrupted copy) is found here, before anything is written: every
+        // image's header was read above, and the last image in the file must be whole.
+        if let Some((i, &offset)) = offsets.iter().enumerate().max_by_key(|(_, &o)| o) {
             rec.record_at(offset)
-                .map_err(|m| InputError::record(&rec_path, key as usize, format!("(byte {offset}) {m}")))?;
+                .map_err(|m| InputError::record(&rec_path, keys[i] as usize, format!("(byte {offset}) {m}")))?;
         }
         Ok(RecordSet {
-            keys: chosen.iter().map(|c| c.0).collect(),
-            offsets: chosen.iter().map(|c| c.1).collect(),
-            spans: chosen.iter().map(|c| span_to_next(&sorted_offsets, rec.len, c.1)).collect(),
-            labels: chosen.iter().map(|c| c.2).collect(),
+            keys,
+            offsets,
+            spans,
+            labels,
             rec,
             first,
             num_classes: count,
@@ -410,7 +462,9 @@ impl Dataset for RecordSet {
         let label = record.labels[0];
         let expected = (self.labels[i] as usize + self.first) as f32;
         if label != expected {
-            return Err(fail(format!("label {label}, but its identity record says {expected}")));
+            return Err(fail(format!(
+                "label {label}, but it was {expected} when the pack was opened (the file changed)"
+            )));
         }
         folder::decode_into(record.image, self.channels, self.size, out).map_err(fail)
     }
