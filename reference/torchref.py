@@ -217,12 +217,60 @@ class MobileFaceNet(nn.Module):
         return self.features(self.fc(x.flatten(1)))
 
 
+class _MbfBlock(nn.Module):
+    """insightface's mbf unit: 1x1 expansion to `hidden`, depthwise 3x3 at `stride`, linear 1x1
+    projection; a residual at stride 1."""
+
+    def __init__(self, cin, cout, hidden, stride):
+        super().__init__()
+        self.expand = _ConvUnit(cin, hidden, 1, 1, 0)
+        self.depthwise = _ConvUnit(hidden, hidden, 3, stride, 1, groups=hidden)
+        self.project = _ConvUnit(hidden, cout, 1, 1, 0, linear=True)
+        self.residual = stride == 1
+
+    def forward(self, x):
+        out = self.project(self.depthwise(self.expand(x)))
+        return x + out if self.residual else out
+
+
+# (input channels, output channels, hidden channels, stride, repeats) of mbf's units after the stem.
+MBF_UNITS = [(128, 128, 128, 2, 1), (128, 128, 128, 1, 4), (128, 256, 256, 2, 1), (256, 256, 256, 1, 6),
+             (256, 256, 512, 2, 1), (256, 256, 256, 1, 2)]
+
+
+class Mbf(nn.Module):
+    """insightface's `mbf` (arcface_torch get_mbf: scale 2, blocks (1, 4, 6, 2)): conv3x3 s2 (128),
+    a grouped conv3x3 (64 groups), the units, conv1x1 (512), a linear global depthwise conv over
+    the map, Linear without bias, BatchNorm1d (scale trained)."""
+
+    def __init__(self, channels, size, embedding):
+        super().__init__()
+        self.stem = _ConvUnit(channels, 128, 3, 2, 1)
+        self.stem_dw = _ConvUnit(128, 128, 3, 1, 1, groups=64)
+        blocks, side = [], (size + 1) // 2
+        for cin, cout, hidden, stride, count in MBF_UNITS:
+            for _ in range(count):
+                blocks.append(_MbfBlock(cin, cout, hidden, stride))
+                side = (side + 1) // 2 if stride == 2 else side
+        self.blocks = nn.Sequential(*blocks)
+        self.conv_sep = _ConvUnit(256, 512, 1, 1, 0)
+        self.gdc = _ConvUnit(512, 512, side, 1, 0, groups=512, linear=True)
+        self.fc = nn.Linear(512, embedding, bias=False)
+        self.features = nn.BatchNorm1d(embedding)
+
+    def forward(self, x):
+        x = self.gdc(self.conv_sep(self.blocks(self.stem_dw(self.stem(x)))))
+        return self.features(self.fc(x.flatten(1)))
+
+
 def backbone(name, channels, size, embedding):
     """The PyTorch module of p2sbench's `model.backbone = name` (not the CNN: see Net)."""
     if name in IRESNET_LAYERS:
         return IResNet(name, channels, size, embedding)
     if name == "mobilefacenet":
         return MobileFaceNet(channels, size, embedding)
+    if name == "mbf":
+        return Mbf(channels, size, embedding)
     raise SystemExit(f"torchref.py: backbone {name} is not written here")
 
 

@@ -78,6 +78,13 @@ fn parameter_counts_and_multiply_adds_are_the_published_ones() {
     let macs = multiply_adds(&spec(Backbone::Mobilefacenet, 128), 3, 112);
     assert_eq!(macs, 220_965_376.0, "torch.utils.flop_counter on the PyTorch network");
     assert_eq!((macs / 1e6).round(), 221.0);
+    // insightface's `mbf`: the numbers its own code gives. arcface_torch's
+    // backbones/mobilefacenet.py (deepinsight/insightface at 7fadd420), run with this set-up's
+    // torch: get_mbf(False, 512) has 2,059,520 parameters (get_mbf(False, 128): 1,862,144), and
+    // torch.utils.flop_counter counts 437,520,896 multiply-adds on a 3×112×112 image.
+    assert_eq!(parameter_counts(&build(Backbone::Mbf, 512)).0, 2_059_520);
+    assert_eq!(parameter_counts(&build(Backbone::Mbf, 128)).0, 1_862_144);
+    assert_eq!(multiply_adds(&spec(Backbone::Mbf, 512), 3, 112), 437_520_896.0);
 }
 
 #[test]
@@ -85,9 +92,14 @@ fn every_backbone_computes_what_the_same_pytorch_network_computes() {
     let dir = tempfile::tempdir().unwrap();
     let python = common::reference_python();
     let (channels, size, embedding, batch) = (3, 32, 64, 3);
-    for backbone in
-        [Backbone::Iresnet18, Backbone::Iresnet34, Backbone::Iresnet50, Backbone::Iresnet100, Backbone::Mobilefacenet]
-    {
+    for backbone in [
+        Backbone::Iresnet18,
+        Backbone::Iresnet34,
+        Backbone::Iresnet50,
+        Backbone::Iresnet100,
+        Backbone::Mobilefacenet,
+        Backbone::Mbf,
+    ] {
         let name = backbone.name();
         let net = Network::new(&spec(backbone, embedding), channels, size, 10, false, 7, Device::Cpu);
         // insightface's N(0, 0.1²) convolutions grow activations ~7× per convolution until batch
@@ -157,7 +169,8 @@ fn every_backbone_trains_in_the_runner_and_mixed_precision_is_deterministic() {
         runner::run_experiment(exp, &RunOptions::new(out)).unwrap();
         common::trial_frames(&p2sbench::store::ExperimentDir::new(out, &exp.name), exp)
     };
-    for backbone in ["iresnet18", "mobilefacenet"] {
+    // mbf starts from insightface's larger kaiming (fan-out) weights, and falls a little slower.
+    for (backbone, fall) in [("iresnet18", 0.8), ("mobilefacenet", 0.8), ("mbf", 0.85)] {
         let mut exp = tiny_with(backbone, "");
         (exp.trials[0].train.log_every, exp.trials[0].train.epochs) = (1, 2);
         let out = dir.path().join(backbone);
@@ -170,7 +183,7 @@ fn every_backbone_trains_in_the_runner_and_mixed_precision_is_deterministic() {
         let loss: Vec<f64> = steps.column("loss").unwrap().f64().unwrap().into_no_null_iter().collect();
         assert_eq!(loss.len(), 12, "{backbone}: a row for each of the 2 × 6 steps");
         let (first, second) = (loss[..6].iter().sum::<f64>(), loss[6..].iter().sum::<f64>());
-        assert!(second < 0.8 * first, "{backbone}: the loss did not fall: {loss:?}");
+        assert!(second < fall * first, "{backbone}: the loss did not fall: {loss:?}");
     }
     let fp32 = frames(&tiny_with("mobilefacenet", ""), &dir.path().join("fp32"));
     let amp = tiny_with("mobilefacenet", "precision = \"amp\"");

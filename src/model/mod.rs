@@ -15,6 +15,7 @@
 pub mod amp;
 pub mod iresnet;
 pub mod layers;
+pub mod mbf;
 pub mod mobilefacenet;
 pub mod partial_fc;
 pub mod weights;
@@ -131,6 +132,7 @@ impl Network {
         let backbone: Box<dyn ModuleT> = match spec.backbone {
             Backbone::Cnn => Box::new(cnn(&bb, spec, channels, image_size)),
             Backbone::Mobilefacenet => Box::new(mobilefacenet::MobileFaceNet::new(&bb, c, size, emb)),
+            Backbone::Mbf => Box::new(mbf::Mbf::new(&bb, c, size, emb)),
             iresnet => Box::new(iresnet::IResNet::new(&bb, iresnet.iresnet_depth().expect("an IResNet"), c, size, emb)),
         };
         let head = root.sub("head");

@@ -149,6 +149,8 @@ pub enum Backbone {
     Iresnet100,
     /// MobileFaceNet (Chen et al. 2018, Table 1).
     Mobilefacenet,
+    /// insightface's `mbf` (arcface_torch's `get_mbf`): a wider MobileFaceNet variant.
+    Mbf,
 }
 
 impl Backbone {
@@ -163,7 +165,7 @@ impl Backbone {
             Backbone::Iresnet34 => Some(34),
             Backbone::Iresnet50 => Some(50),
             Backbone::Iresnet100 => Some(100),
-            Backbone::Cnn | Backbone::Mobilefacenet => None,
+            Backbone::Cnn | Backbone::Mobilefacenet | Backbone::Mbf => None,
         }
     }
 
@@ -176,6 +178,7 @@ impl Backbone {
             Backbone::Iresnet50 => "iresnet50",
             Backbone::Iresnet100 => "iresnet100",
             Backbone::Mobilefacenet => "mobilefacenet",
+            Backbone::Mbf => "mbf",
         }
     }
 }

@@ -87,6 +87,19 @@ pub fn iresnet_layers(depth: usize) -> [usize; 4] {
 pub const MOBILEFACENET_BOTTLENECKS: [(i64, i64, usize, i64); 5] =
     [(2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1)];
 
+/// insightface's `mbf` after its stem: units (input channels, output channels, hidden channels,
+/// stride), each a 1×1 expansion to the hidden channels, a depthwise 3×3 at the stride and a
+/// linear 1×1 projection, with a residual connection at stride 1 (arcface_torch's `get_mbf`:
+/// scale 2, blocks (1, 4, 6, 2); used by `model::mbf` and the cost).
+pub const MBF_UNITS: [(i64, i64, i64, i64, usize); 6] = [
+    (128, 128, 128, 2, 1),
+    (128, 128, 128, 1, 4),
+    (128, 256, 256, 2, 1),
+    (256, 256, 256, 1, 6),
+    (256, 256, 512, 2, 1),
+    (256, 256, 256, 1, 2),
+];
+
 /// Multiply-adds of one forward pass of `model`'s backbone (embedding layer included) on a
 /// `channels` × `size`² image: its convolutions and Linear layers, not normalisation or
 /// activations, as `torch.utils.flop_counter` and the published figures count them.
@@ -103,6 +116,7 @@ pub fn multiply_adds(model: &ModelSpec, channels: usize, size: usize) -> f64 {
             macs + side * side * cin * e
         }
         Backbone::Mobilefacenet => mobilefacenet_multiply_adds(c, s, e),
+        Backbone::Mbf => mbf_multiply_adds(c, s, e),
         iresnet => iresnet_multiply_adds(iresnet.iresnet_depth().expect("an IResNet"), c, s, e),
     }
 }
@@ -118,6 +132,22 @@ fn iresnet_multiply_adds(depth: usize, channels: f64, size: f64, embedding: f64)
         (side, cin) = (out, w);
     }
     macs + 512.0 * side * side * embedding
+}
+
+fn mbf_multiply_adds(channels: f64, size: f64, embedding: f64) -> f64 {
+    let mut side = (size / 2.0).ceil();
+    // The stem: conv3×3 at stride 2 (128), then a grouped conv3×3 (64 groups of 2 channels).
+    let mut macs = side * side * (channels * 128.0 * 9.0 + 128.0 * 2.0 * 9.0);
+    for (cin, cout, hidden, stride, count) in MBF_UNITS {
+        for _ in 0..count {
+            let out = if stride == 2 { (side / 2.0).ceil() } else { side };
+            let (cin, cout, hidden) = (cin as f64, cout as f64, hidden as f64);
+            macs += side * side * cin * hidden + out * out * hidden * 9.0 + out * out * hidden * cout;
+            side = out;
+        }
+    }
+    // conv_sep (1×1 to 512), the global depthwise conv over the map, the Linear to the embedding.
+    macs + side * side * 256.0 * 512.0 + side * side * 512.0 + 512.0 * embedding
 }
 
 fn mobilefacenet_multiply_adds(channels: f64, size: f64, embedding: f64) -> f64 {

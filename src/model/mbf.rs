@@ -1,0 +1,143 @@
+//! insightface's `mbf` (arcface_torch's `backbones/mobilefacenet.py`, `get_mbf`: scale 2,
+//! blocks (1, 4, 6, 2)), a MobileFaceNet twice as wide as Table 1's (which
+//! [`super::mobilefacenet`] builds): a conv3×3 stem at stride 2 (128 channels) and a grouped
+//! conv3×3 (64 groups), then the units of [`MBF_UNITS`] (each a 1×1 expansion, a depthwise 3×3
+//! and a linear 1×1 projection, residual at stride 1), a 1×1 conv to 512, a linear global
+//! depthwise conv over the map (7×7 at 112×112; over whatever map is left at other sizes), a
+//! Linear without bias to the embedding and a BatchNorm1d whose scale is trained (unlike the
+//! IResNets' fixed one). Every convolution is followed by BN, and by PReLU unless linear.
+//! Convolutions and the Linear layer start from `kaiming_normal_(mode = "fan_out")`, BN at
+//! γ = 1, β = 0, PReLU at 0.25, as there. Under mixed precision the last layers (from the 1×1
+//! conv to 512 on) run in float32, as insightface's `fp16` mode runs them.
+//!
+//! Its parameter count at 512-d is insightface's own, 2,059,520 (tests/backbones.rs).
+
+use super::layers::{bn2d, Prelu};
+use super::{amp, batch_norm};
+use crate::spec::shard::MBF_UNITS;
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// `kaiming_normal_(mode = "fan_out", nonlinearity = "relu")`: N(0, 2 / fan_out), where a
+/// weight's fan-out is its output channels (rows) times its kernel's area.
+fn kaiming_fan_out(fan_out: i64) -> nn::Init {
+    nn::Init::Randn { mean: 0.0, stdev: (2.0 / fan_out as f64).sqrt() }
+}
+
+/// conv (no bias, insightface's init) → BN (→ PReLU unless `linear`).
+#[derive(Debug)]
+struct Unit {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
+    prelu: Option<Prelu>,
+}
+
+impl Unit {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        vs: nn::Path,
+        cin: i64,
+        cout: i64,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+        groups: i64,
+        linear: bool,
+    ) -> Unit {
+        let ws_init = kaiming_fan_out(cout * kernel * kernel);
+        let cfg = nn::ConvConfig { stride, padding, groups, bias: false, ws_init, ..Default::default() };
+        Unit {
+            conv: nn::conv2d(&vs / "conv", cin, cout, kernel, cfg),
+            bn: bn2d(&vs / "bn", cout),
+            prelu: (!linear).then(|| Prelu::new(&vs / "prelu", cout)),
+        }
+    }
+}
+
+impl ModuleT for Unit {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = self.bn.forward_t(&x.apply(&self.conv), train);
+        match &self.prelu {
+            Some(p) => p.forward(&x),
+            None => x,
+        }
+    }
+}
+
+/// Expansion 1×1, depthwise 3×3, linear projection 1×1; residual at stride 1.
+#[derive(Debug)]
+struct Block {
+    expand: Unit,
+    depthwise: Unit,
+    project: Unit,
+    residual: bool,
+}
+
+impl ModuleT for Block {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let out = self.project.forward_t(&self.depthwise.forward_t(&self.expand.forward_t(x, train), train), train);
+        if self.residual {
+            x + out
+        } else {
+            out
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Mbf {
+    stem: Unit,
+    stem_dw: Unit,
+    blocks: Vec<Block>,
+    conv_sep: Unit,
+    gdc: Unit,
+    fc: nn::Linear,
+    features: nn::BatchNorm,
+}
+
+impl Mbf {
+    pub fn new(vs: &nn::Path, channels: i64, size: i64, embedding: i64) -> Mbf {
+        let stem = Unit::new(vs / "stem", channels, 128, 3, 2, 1, 1, false);
+        let stem_dw = Unit::new(vs / "stem_dw", 128, 128, 3, 1, 1, 64, false);
+        let (mut blocks, mut side) = (Vec::new(), (size + 1) / 2);
+        let path = vs / "blocks";
+        for (cin, cout, hidden, stride, count) in MBF_UNITS {
+            for _ in 0..count {
+                let at = &path / blocks.len().to_string();
+                blocks.push(Block {
+                    expand: Unit::new(&at / "expand", cin, hidden, 1, 1, 0, 1, false),
+                    depthwise: Unit::new(&at / "depthwise", hidden, hidden, 3, stride, 1, hidden, false),
+                    project: Unit::new(&at / "project", hidden, cout, 1, 1, 0, 1, true),
+                    residual: stride == 1,
+                });
+                if stride == 2 {
+                    side = (side + 1) / 2;
+                }
+            }
+        }
+        let conv_sep = Unit::new(vs / "conv_sep", 256, 512, 1, 1, 0, 1, false);
+        let gdc = Unit::new(vs / "gdc", 512, 512, side, 1, 0, 512, true);
+        let fc = nn::linear(
+            vs / "fc",
+            512,
+            embedding,
+            nn::LinearConfig { ws_init: kaiming_fan_out(embedding), bs_init: None, bias: false },
+        );
+        let features = nn::batch_norm1d(vs / "features", embedding, batch_norm());
+        Mbf { stem, stem_dw, blocks, conv_sep, gdc, fc, features }
+    }
+}
+
+impl ModuleT for Mbf {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut x = self.stem_dw.forward_t(&self.stem.forward_t(x, train), train);
+        for b in &self.blocks {
+            x = b.forward_t(&x, train);
+        }
+        amp::full_precision(x.device(), || {
+            let x = x.to_kind(tch::Kind::Float);
+            let x = self.gdc.forward_t(&self.conv_sep.forward_t(&x, train), train);
+            self.features.forward_t(&x.flatten(1, -1).apply(&self.fc), train)
+        })
+    }
+}
