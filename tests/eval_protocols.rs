@@ -432,3 +432,39 @@ fn the_suite_reads_real_files_for_every_protocol() {
     let e = Suite::new(&cfg.eval, &cfg.data, &heldout.labels).err().expect("a malformed pair list is an error");
     assert!(e.to_string().contains("ijbc_template_pair_label.txt:2"), "{e}");
 }
+
+#[test]
+fn with_every_protocol_on_real_files_every_identity_trains() {
+    // No held-out identities: the LFW .bin pack is the only evaluation, as insightface trains on
+    // a whole pack and verifies on .bin files.
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let same: Vec<bool> = (0..16).map(|k| k % 2 == 0).collect();
+    let mut images = Vec::new();
+    for (k, &s) in same.iter().enumerate() {
+        let left = wave(&mut r);
+        let right = if s { left } else { wave(&mut r) };
+        images.push(jpeg(&left, 40, 2 * k as u64));
+        images.push(jpeg(&right, 40, 2 * k as u64 + 1));
+    }
+    let bin = dir.path().join("lfw.bin");
+    std::fs::write(&bin, common::pickle_pack(&images, &same)).unwrap();
+    let text = EXPERIMENT
+        .replace("heldout_identities = 10", "heldout_identities = 0")
+        .replace("image_size = 16", "image_size = 16\nchannels = 3")
+        .replace("protocols = [\"lfw\", \"megaface\", \"ijbc\"]", "protocols = [\"lfw\"]")
+        .replace("pairs_per_fold = 5", &format!("bin = \"{}\"", bin.display()));
+    let exp = spec::parse(Path::new("all.toml"), &text).unwrap();
+    assert_eq!(exp.trials[0].data.heldout_identities, 0);
+    let out = dir.path().join("results");
+    let summaries = p2sbench::runner::run_experiment(&exp, &p2sbench::runner::RunOptions::new(&out)).unwrap();
+    assert_eq!(summaries[0].state, p2sbench::store::State::Done);
+    assert!(summaries[0].lfw_accuracy.is_some_and(|a| a.is_finite()), "scored on the .bin pack");
+    // A built-in protocol needs held-out identities: then 0 is refused where it is written.
+    let builtin = EXPERIMENT.replace("heldout_identities = 10", "heldout_identities = 0");
+    let e = spec::parse(Path::new("builtin.toml"), &builtin).unwrap_err().to_string();
+    assert!(
+        e.starts_with("builtin.toml:4:") && e.contains("0 only when every [eval] protocol runs on real files"),
+        "{e}"
+    );
+}

@@ -940,8 +940,22 @@ pub fn check_values(raw: &RawExperiment, files: bool) -> Option<Violation> {
     if d.identities < 2 {
         return at("data", "identities", "data.identities: expected at least 2 training identities");
     }
-    if d.heldout_identities < 2 {
-        return at("data", "heldout_identities", "data.heldout_identities: expected at least 2 held-out identities");
+    // Held-out identities feed the built-in protocols (and [select]'s split); with every
+    // protocol on real files, none is needed and every identity can train.
+    let e = &raw.eval;
+    let on_real_files = |p: &String| match p.as_str() {
+        "lfw" => e.lfw.pairs.is_some() || e.lfw.bin.is_some(),
+        "megaface" => e.megaface.probes.is_some(),
+        "ijbc" => e.ijbc.meta.is_some(),
+        _ => false,
+    };
+    let all_real = e.protocols.iter().all(on_real_files) && raw.select.is_none();
+    if d.heldout_identities == 1 || (d.heldout_identities == 0 && !all_real) {
+        return at(
+            "data",
+            "heldout_identities",
+            "data.heldout_identities: expected at least 2 held-out identities (0 only when every [eval] protocol runs on real files and there is no [select])",
+        );
     }
     match (d.kind, &d.path) {
         (DataKind::Synthetic, Some(_)) => {
@@ -1186,7 +1200,8 @@ fn check_eval(raw: &RawExperiment, files: bool) -> Option<Violation> {
         }
     }
     let m = &e.megaface;
-    if let Some(k) = m.probe_identities {
+    // (Without held-out identities no built-in protocol runs: nothing to split.)
+    if let Some(k) = m.probe_identities.filter(|_| raw.data.heldout_identities > 0) {
         if k == 0 || k >= raw.data.heldout_identities {
             return at(
                 &["eval", "megaface", "probe_identities"],
