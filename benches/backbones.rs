@@ -7,6 +7,9 @@
 //! `make bench` runs it. `P2SBENCH_BENCH_BACKBONES` (comma-separated, default all),
 //! `P2SBENCH_BENCH_BATCH` (default 8), `P2SBENCH_BENCH_SECONDS` (the length of one measurement,
 //! default 3 s: as many steps as fit, at least one) and `P2SBENCH_BENCH_ROUNDS` (default 5) size it.
+//! On the GPU machine (scripts/gpu-check.sh) `P2SBENCH_BENCH_DEVICE=cuda` runs both sides on
+//! CUDA, `P2SBENCH_BENCH_AMP=1` under autocast (float16 there, as `train.precision = "amp"`), and
+//! `P2SBENCH_PYTHON` names the Python with PyTorch.
 
 mod common;
 
@@ -25,12 +28,13 @@ struct Torch {
 }
 
 impl Torch {
-    fn start(name: &str, batch: usize, threads: usize) -> Result<Torch, String> {
+    fn start(name: &str, batch: usize, threads: usize, device: &str, amp: bool) -> Result<Torch, String> {
         let cache = std::env::var("P2SBENCH_CACHE")
             .unwrap_or_else(|_| format!("{}/.cache/p2sbench", std::env::var("HOME").unwrap_or_default()));
-        let python = format!("{cache}/venv/bin/python");
+        let python = std::env::var("P2SBENCH_PYTHON").unwrap_or_else(|_| format!("{cache}/venv/bin/python"));
         let mut child = Command::new(&python)
-            .args(["bench/torch_backbone.py", name, &batch.to_string(), &threads.to_string()])
+            .args(["bench/torch_backbone.py", name, &batch.to_string(), &threads.to_string(), device])
+            .args(amp.then_some("amp"))
             .env("PYTHONWARNINGS", "ignore")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -67,13 +71,24 @@ fn main() {
     let wanted: String =
         env_or("P2SBENCH_BENCH_BACKBONES", "mobilefacenet,iresnet18,iresnet34,iresnet50,iresnet100".to_string());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let device_name: String = env_or("P2SBENCH_BENCH_DEVICE", "cpu".to_string());
+    let device = if device_name == "cuda" { Device::Cuda(0) } else { Device::Cpu };
+    let amp = env_or("P2SBENCH_BENCH_AMP", 0) == 1;
+    // CUDA runs asynchronously: a step is timed to the end of its kernels.
+    let sync = || {
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
     tch::set_num_threads(threads as i32);
     println!(
-        "forward + backward at 3×112×112, 512-d, batch {batch}, {threads} threads, channels-last; {rounds} interleaved rounds of about {seconds} s each"
+        "forward + backward at 3×112×112, 512-d, batch {batch}, {threads} threads, channels-last, on {device_name}{}; {rounds} interleaved rounds of about {seconds} s each",
+        if amp { " under autocast" } else { "" }
     );
     for name in wanted.split(',') {
         let Some(backbone) = [
             Backbone::Mobilefacenet,
+            Backbone::Mbf,
             Backbone::Iresnet18,
             Backbone::Iresnet34,
             Backbone::Iresnet50,
@@ -85,11 +100,11 @@ fn main() {
             continue;
         };
         let spec = ModelSpec { backbone, embedding: 512, ..ModelSpec::default() };
-        let mut net = Network::new(&spec, 3, 112, 10, false, 1, Device::Cpu);
+        let mut net = Network::new(&spec, 3, 112, 10, false, 1, device);
         net.use_channels_last();
         tch::manual_seed(1);
-        let x = Tensor::randn([batch as i64, 3, 112, 112], (Kind::Float, Device::Cpu));
-        let probe = Tensor::randn([batch as i64, 512], (Kind::Float, Device::Cpu));
+        let x = p2sbench::model::channels_last(&Tensor::randn([batch as i64, 3, 112, 112], (Kind::Float, device)));
+        let probe = Tensor::randn([batch as i64, 512], (Kind::Float, device));
         let params: Vec<Tensor> = net.vs.trainable_variables();
         let step = || {
             for p in &params {
@@ -98,12 +113,20 @@ fn main() {
                     let _ = g.zero_();
                 }
             }
-            (net.embed(&x, true) * &probe).sum(Kind::Float).backward();
+            let out = if amp {
+                p2sbench::model::amp::autocast(device, || net.embed(&x, true)).to_kind(Kind::Float)
+            } else {
+                net.embed(&x, true)
+            };
+            (out * &probe).sum(Kind::Float).backward();
         };
+        step();
+        sync();
         let started = Instant::now();
         step();
+        sync();
         let steps = ((seconds / started.elapsed().as_secs_f64()).round() as usize).max(1);
-        let mut torch = match Torch::start(name, batch, threads) {
+        let mut torch = match Torch::start(name, batch, threads, &device_name, amp) {
             Ok(t) => Some(t),
             Err(e) => {
                 println!("  {name}: PyTorch not measured: {e}");
@@ -116,6 +139,7 @@ fn main() {
             for _ in 0..steps {
                 step();
             }
+            sync();
             ours.push(started.elapsed().as_secs_f64() / steps as f64);
             if let Some(t) = torch.as_mut() {
                 theirs.push(t.seconds_per_step(steps));

@@ -8,7 +8,7 @@ every epoch ("data/order/<epoch>"), and under Partial FC each step's sampled cla
 ("data/sample/<step>", sorted). CONFIG gives the network shape, the loss, and the SGD settings
 (lr, momentum, weight_decay, lr_milestones in epochs, lr_gamma, epochs, batch_size, threads,
 channels_last: the memory format of images and 4-D weights; clip_grad_norm: the backbone's
-gradient norm clipped to it, torch.nn.utils.clip_grad_norm_, when given).
+gradient norm clipped to it, torch.nn.utils.clip_grad_norm_, when given; device: where it trains, "cpu" by default).
 OUTPUT gets the loss of every step ("loss", float64 [steps]) and every final variable.
 torch.optim.SGD and MultiStepLR do the optimisation: whatever p2sbench computes must match them.
 """
@@ -31,7 +31,10 @@ def main():
         for name, var in net.p2sbench_names().items():
             var.copy_(t[name])
     memory_format = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
-    net = net.to(memory_format=memory_format)
+    device = torch.device(cfg.get("device", "cpu"))
+    net = net.to(device=device, memory_format=memory_format)
+    images, labels = images.to(device), labels.to(device)
+    t = {k: (v.to(device) if k.startswith("data/sample/") else v) for k, v in t.items()}
     opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     schedule = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg["lr_milestones"], gamma=cfg["lr_gamma"])
     net.train()
@@ -55,7 +58,7 @@ def main():
             opt.step()
         schedule.step()
     out = {"loss": torch.tensor(losses, dtype=torch.float64)}
-    out.update({k: v.detach() for k, v in net.p2sbench_names().items()})
+    out.update({k: v.detach().cpu() for k, v in net.p2sbench_names().items()})
     write_safetensors(out_path, out)
 
 
