@@ -4,8 +4,8 @@
 //! the loss, its backward into the features and W, and the SGD step with momentum and weight
 //! decay (PyTorch's dense update of all of W, as insightface's optimiser does it).
 //!
-//! Time: the rates interleaved step by step (1, 0.3, 0.1, 1, 0.3, …), the median of each,
-//! forward + backward alone and with the SGD step. Memory: each rate in a worker process of its
+//! Time: the rates interleaved (1, 0.3, 0.1, 1, 0.3, …), each turn an untimed step, a timed
+//! forward + backward and a timed step with the SGD update; medians. Memory: each rate in a worker process of its
 //! own (this binary again), the peak resident memory above what W, its momentum buffer and the
 //! features hold before the first step (`VmHWM − VmRSS` from /proc/self/status).
 //!
@@ -104,7 +104,7 @@ fn main() {
         // A worker: the peak memory of the steps at one rate above the head's own.
         let rate: f64 = rate.parse().expect("a rate");
         let mut head = Head::new(classes);
-        head.step(1.0, 0, true); // momentum buffer and gradient allocated, as in training
+        head.step(rate, 0, true); // momentum buffer and gradient allocated, as in training
         let (rss, _) = memory();
         for step in 1..4 {
             head.step(rate, step, true);
@@ -121,6 +121,10 @@ fn main() {
     let mut step = 1;
     for _ in 0..rounds {
         for (i, &rate) in RATES.iter().enumerate() {
+            // One untimed step at this rate first: the allocator then holds its buffers, as it
+            // does in training, where every step is at one rate.
+            head.step(rate, step, false);
+            step += 1;
             let t = Instant::now();
             head.step(rate, step, false);
             times[i].0.push(t.elapsed().as_secs_f64() * 1e3);
@@ -140,10 +144,10 @@ fn main() {
             .env("PARTIAL_FC_CLASSES", classes.to_string())
             .output()
             .expect("a worker");
-        let peak = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let peak: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(f64::NAN);
         let (fb, with_sgd) = (median(times[i].0.clone()), median(times[i].1.clone()));
         println!(
-            "| {rate} | {} | {fb:.1} | {with_sgd:.1} | {:.2}× ({:.2}× without SGD) | {peak} |",
+            "| {rate} | {} | {fb:.1} | {with_sgd:.1} | {:.2}× ({:.2}× without SGD) | {peak:.1} |",
             ((rate * classes as f64) as usize).min(classes),
             with_sgd / full.1,
             fb / full.0

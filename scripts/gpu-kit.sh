@@ -23,7 +23,8 @@ if [ ! -f "$WORK/libtorch/torch/lib/libtorch_cpu.so" ]; then
     rm -rf "$WORK/libtorch"
     (cd "$WORK" && unzip -q wheel/torch-"$TORCH"*.whl 'torch/lib/*' 'torch/include/*' 'torch/share/*' -d libtorch)
 fi
-rsync -a --delete --exclude target --exclude .git "$ROOT/" "$WORK/src/"
+rm -rf "$WORK/src" && mkdir -p "$WORK/src"
+tar -C "$ROOT" --exclude=./target --exclude=./.git -cf - . | tar -C "$WORK/src" -xf -
 sed -i 's/^tch = .*/tch = "0.24"/; s/^torch-sys = .*/torch-sys = "0.24"/' "$WORK/src/Cargo.toml"
 rm -f "$WORK/src/Cargo.lock"
 export LIBTORCH=$WORK/libtorch/torch CARGO_TARGET_DIR=$WORK/target
