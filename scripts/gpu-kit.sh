@@ -32,10 +32,15 @@ export RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined"
 cd "$WORK/src"
 cargo build --release --bin p2sbench
 # The test and bench executables: cargo names them with a hash; its JSON messages say which.
-built() { cargo "$@" --release --no-run --message-format=json 2>/dev/null \
-    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1; }
-PARITY=$(built test --test parity)
-BACKBONES=$(built bench --bench backbones)
+built() {
+    local name=$1
+    shift
+    cargo "$@" --no-run --message-format=json | grep "\"name\":\"$name\"" \
+        | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1
+}
+PARITY=$(built parity test --release --test parity)
+BACKBONES=$(built backbones bench --bench backbones)
+[ -x "$PARITY" ] && [ -x "$BACKBONES" ] || { echo "gpu-kit: no parity test or backbone bench built" >&2; exit 1; }
 rm -rf "$KIT" && mkdir -p "$KIT/bin" "$KIT/bench" "$KIT/gpu"
 for pair in "p2sbench:$WORK/target/release/p2sbench" "parity:$PARITY" "backbones:$BACKBONES"; do
     name=${pair%%:*}
