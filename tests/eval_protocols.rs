@@ -449,17 +449,40 @@ fn with_every_protocol_on_real_files_every_identity_trains() {
     }
     let bin = dir.path().join("lfw.bin");
     std::fs::write(&bin, common::pickle_pack(&images, &same)).unwrap();
+    // A second verification set under [eval.bins] (here the same pairs under another name).
+    std::fs::copy(&bin, dir.path().join("cfp_fp.bin")).unwrap();
     let text = EXPERIMENT
         .replace("heldout_identities = 10", "heldout_identities = 0")
         .replace("image_size = 16", "image_size = 16\nchannels = 3")
         .replace("protocols = [\"lfw\", \"megaface\", \"ijbc\"]", "protocols = [\"lfw\"]")
-        .replace("pairs_per_fold = 5", &format!("bin = \"{}\"", bin.display()));
+        .replace("pairs_per_fold = 5", &format!("bin = \"{}\"", bin.display()))
+        + &format!("[eval.bins]\ncfp_fp = \"{}\"\n", dir.path().join("cfp_fp.bin").display());
     let exp = spec::parse(Path::new("all.toml"), &text).unwrap();
     assert_eq!(exp.trials[0].data.heldout_identities, 0);
     let out = dir.path().join("results");
     let summaries = p2sbench::runner::run_experiment(&exp, &p2sbench::runner::RunOptions::new(&out)).unwrap();
     assert_eq!(summaries[0].state, p2sbench::store::State::Done);
     assert!(summaries[0].lfw_accuracy.is_some_and(|a| a.is_finite()), "scored on the .bin pack");
+    // cfp_fp is its own protocol, scored as LFW's pack is: the same pairs give the same numbers.
+    let root = p2sbench::store::ExperimentDir::new(&out, "evalsuite");
+    let evals = p2sbench::store::read_parquet(&root.trial(&summaries[0].id).join("evals.parquet")).unwrap();
+    let rows = p2sbench::store::schema::evals_from_frame(&evals).unwrap();
+    let of = |protocol: &str| -> Vec<(String, f64)> {
+        rows.iter().filter(|r| r.protocol == protocol).map(|r| (r.metric.clone(), r.value)).collect()
+    };
+    assert!(!of("cfp_fp").is_empty(), "{rows:?}");
+    assert_eq!(of("cfp_fp"), of("lfw"));
+    let report = std::fs::read_to_string(p2sbench::report::write_report(&root.root).unwrap().markdown).unwrap();
+    assert!(report.contains("CFP-FP accuracy"), "{report}");
+    // A name taken by a protocol, or a file that is not there, is refused where it is written.
+    for (bins, message) in [
+        ("megaface = \"x.bin\"", "eval.bins.megaface: expected a name"),
+        ("agedb_30 = \"/nonexistent/agedb_30.bin\"", "eval.bins.agedb_30: /nonexistent/agedb_30.bin does not exist"),
+    ] {
+        let bad = EXPERIMENT.to_string() + "[eval.bins]\n" + bins + "\n";
+        let e = spec::parse(Path::new("bins.toml"), &bad).unwrap_err().to_string();
+        assert!(e.starts_with("bins.toml:") && e.contains(message), "{e}");
+    }
     // A built-in protocol needs held-out identities: then 0 is refused where it is written.
     let builtin = EXPERIMENT.replace("heldout_identities = 10", "heldout_identities = 0");
     let e = spec::parse(Path::new("builtin.toml"), &builtin).unwrap_err().to_string();

@@ -49,6 +49,8 @@ struct RealLfw {
 #[derive(Default)]
 struct Real {
     lfw: Option<RealLfw>,
+    /// `[eval.bins]`: more .bin verification sets, each reported under its name.
+    bins: Vec<(String, RealLfw)>,
     megaface: Option<MegafaceReal>,
     ijbc: Option<IjbcReal>,
 }
@@ -148,9 +150,11 @@ impl Suite {
             r.set("flip", flip_name.clone());
             out.push(r);
         }
-        if let Some(l) = &real.lfw {
+        let named = real.lfw.iter().map(|l| ("lfw", l)).chain(real.bins.iter().map(|(n, l)| (n.as_str(), l)));
+        for (protocol, l) in named {
             let opts = LfwOptions { folds: l.folds, ..lfw_opts };
             let mut r = lfw_run(&embed(&l.set), &l.pairs, &opts, &l.units, l.unit_count, l.unit);
+            r.protocol = protocol.to_string();
             r.variant.insert(0, ("source".into(), l.source.clone().into()));
             r.set("flip", flip_name.clone());
             out.push(r);
@@ -307,22 +311,28 @@ fn run_megaface_real(
 fn prepare_real(spec: &EvalSpec, data: &DataSpec) -> Result<Real, InputError> {
     let mut real = Real::default();
     let (c, s) = (data.channels, data.image_size);
+    // A .bin pack: images and pairs, no identities (each pair is its own resampling unit).
+    let bin_pack = |bin: &std::path::Path| -> Result<RealLfw, InputError> {
+        let pack = lfw::read_bin(bin)?;
+        let set = images::load_encoded(bin, &pack.images, c, s)?;
+        let pairs = pack.pairs();
+        let units = (0..pairs.len() as u32).map(|i| (i, i)).collect();
+        Ok(RealLfw {
+            set,
+            unit_count: pairs.len(),
+            pairs,
+            folds: spec.lfw.folds,
+            source: format!("bin pack {}", bin.display()),
+            units,
+            unit: "pair",
+        })
+    };
+    for (name, bin) in &spec.bins {
+        real.bins.push((name.clone(), bin_pack(bin)?));
+    }
     if selected(spec, "lfw") {
         if let Some(bin) = &spec.lfw.bin {
-            let pack = lfw::read_bin(bin)?;
-            let set = images::load_encoded(bin, &pack.images, c, s)?;
-            let pairs = pack.pairs();
-            // A .bin pack holds no identities: each pair is its own unit.
-            let units = (0..pairs.len() as u32).map(|i| (i, i)).collect();
-            real.lfw = Some(RealLfw {
-                set,
-                unit_count: pairs.len(),
-                pairs,
-                folds: spec.lfw.folds,
-                source: format!("bin pack {}", bin.display()),
-                units,
-                unit: "pair",
-            });
+            real.lfw = Some(bin_pack(bin)?);
         } else if let (Some(pairs_path), Some(dir)) = (&spec.lfw.pairs, &spec.lfw.images) {
             let pairs = lfw::read_pairs(pairs_path)?;
             let (names, indexed) = lfw::unique_images(&pairs);

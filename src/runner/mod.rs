@@ -742,6 +742,7 @@ fn evaluation_spec(cfg: &TrialConfig) -> EvalSpec {
         (spec.megaface.probes, spec.megaface.probe_images, spec.megaface.distractor_images) = (None, None, None);
         spec.megaface.distractors.clear();
         (spec.ijbc.meta, spec.ijbc.images, spec.ijbc.detector_scores) = (None, None, false);
+        spec.bins.clear();
     }
     spec
 }

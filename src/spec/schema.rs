@@ -2,6 +2,7 @@
 //! defaults, and the value checks that serde cannot express.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 fn default_image_size() -> usize {
     32
@@ -671,6 +672,12 @@ pub struct EvalSpec {
     pub megaface: MegafaceSpec,
     #[serde(default)]
     pub ijbc: IjbcSpec,
+    /// `[eval.bins]`: more insightface .bin verification sets by name (`cfp_fp = "cfp_fp.bin"`,
+    /// `agedb_30 = "agedb_30.bin"`), each scored as `eval.lfw.bin` is (k-fold accuracy, same
+    /// options) and reported as a protocol of its own, as insightface's training callback verifies
+    /// on several at once.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bins: BTreeMap<String, std::path::PathBuf>,
 }
 
 impl Default for EvalSpec {
@@ -683,6 +690,7 @@ impl Default for EvalSpec {
             lfw: LfwSpec::default(),
             megaface: MegafaceSpec::default(),
             ijbc: IjbcSpec::default(),
+            bins: BTreeMap::new(),
         }
     }
 }
@@ -780,6 +788,7 @@ impl RawExperiment {
         ];
         singles.into_iter().flatten().for_each(anchor);
         mega.distractors.iter_mut().for_each(anchor);
+        self.eval.bins.values_mut().for_each(anchor);
     }
 
     /// Training images the data yields at most (a folder may hold fewer).
@@ -1193,6 +1202,22 @@ fn check_eval(raw: &RawExperiment, files: bool) -> Option<Violation> {
             )
         }
         _ => {}
+    }
+    for (name, path) in &e.bins {
+        let taken = KNOWN_PROTOCOLS.contains(&name.as_str());
+        let well_formed = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if taken || !well_formed {
+            return at(
+                &["eval", "bins", name.as_str()],
+                format!("eval.bins.{name}: expected a name of letters, digits and '_' other than {KNOWN_PROTOCOLS:?} (e.g. cfp_fp)"),
+            );
+        }
+        if missing(path) {
+            return at(
+                &["eval", "bins", name.as_str()],
+                format!("eval.bins.{name}: {} does not exist", path.display()),
+            );
+        }
     }
     for (key, path) in [("pairs", &l.pairs), ("images", &l.images), ("bin", &l.bin)] {
         if let Some(p) = path.as_deref().filter(|p| missing(p)) {
