@@ -10,12 +10,9 @@
 //! where the shape is kept.
 
 use super::layers::{ConvUnit, EmbeddingHead};
+use crate::spec::shard::MOBILEFACENET_BOTTLENECKS as BOTTLENECKS;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
-
-/// (expansion t, channels c, repeats n, stride s) of the bottleneck rows.
-pub const BOTTLENECKS: [(i64, i64, usize, i64); 5] =
-    [(2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1)];
 
 #[derive(Debug)]
 struct Bottleneck {
