@@ -27,7 +27,7 @@ const WARMUP: usize = 5;
 /// Seconds per step of `cfg` over `steps` steps after the warm-up.
 fn p2sbench_step(cfg: &TrialConfig, data: &runner::TrialData, steps: usize) -> f64 {
     let train_set = noise::apply(&data.train, &cfg.data, &cfg.noise);
-    let evaluation = runner::HeldoutEvaluation { cfg, data };
+    let evaluation = runner::HeldoutEvaluation { cfg, data, stop: None };
     let (mut started, mut last, mut timed) = (None, None, 0usize);
     // The clock stops at the last timed step, so the end-of-training evaluation is not counted.
     let _ = train::train_trial(cfg, &train_set, &evaluation, tch::Device::Cpu, None, &mut |step| {

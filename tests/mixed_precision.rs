@@ -26,7 +26,7 @@ fn trial(lr: Option<&str>, extra: &str) -> TrialConfig {
 fn train(cfg: &TrialConfig, ck: Option<&Checkpointing>, on_step: &mut dyn FnMut(i64)) -> TrialOutcome {
     let data = runner::shared_data(cfg).unwrap();
     let set = p2sbench::data::noise::apply(&data.train, &cfg.data, &cfg.noise);
-    let evaluation = runner::HeldoutEvaluation { cfg, data: &data };
+    let evaluation = runner::HeldoutEvaluation { cfg, data: &data, stop: None };
     train::train_trial(cfg, &set, &evaluation, tch::Device::Cpu, ck, on_step).unwrap()
 }
 

@@ -26,7 +26,7 @@ fn trials(rate: f64) -> Vec<TrialConfig> {
 fn train(trial: &TrialConfig, ck: Option<&Checkpointing>, on_step: &mut dyn FnMut(i64)) -> TrialOutcome {
     let data = runner::shared_data(trial).unwrap();
     let set = p2sbench::data::noise::apply(&data.train, &trial.data, &trial.noise);
-    let evaluation = runner::HeldoutEvaluation { cfg: trial, data: &data };
+    let evaluation = runner::HeldoutEvaluation { cfg: trial, data: &data, stop: None };
     train::train_trial(trial, &set, &evaluation, tch::Device::Cpu, ck, on_step).unwrap()
 }
 

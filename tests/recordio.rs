@@ -119,7 +119,7 @@ fn augmentation_is_the_same_for_any_worker_count_and_across_a_resume() {
     let train = |cfg: &p2sbench::spec::TrialConfig, ck: Option<&Checkpointing>, stop_at: Option<i64>| {
         let data = runner::shared_data(cfg).unwrap();
         let set = p2sbench::data::noise::apply(&data.train, &cfg.data, &cfg.noise);
-        let evaluation = runner::HeldoutEvaluation { cfg, data: &data };
+        let evaluation = runner::HeldoutEvaluation { cfg, data: &data, stop: None };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             train::train_trial(cfg, &set, &evaluation, cpu, ck, &mut |step| {
                 assert!(stop_at.is_none_or(|s| step < s), "interrupt")

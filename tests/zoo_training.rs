@@ -112,7 +112,7 @@ fn adaptive_loss_state_resumes_from_a_checkpoint() {
         let data = runner::shared_data(trial).unwrap();
         let set = p2sbench::data::noise::apply(&data.train, &trial.data, &trial.noise);
         let cpu = tch::Device::Cpu;
-        let evaluation = runner::HeldoutEvaluation { cfg: trial, data: &data };
+        let evaluation = runner::HeldoutEvaluation { cfg: trial, data: &data, stop: None };
         let reference = train::train_trial(trial, &set, &evaluation, cpu, None, &mut |_| {}).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let ck = Checkpointing { dir: dir.path(), trial: &id, stop: None, pause_after: None };

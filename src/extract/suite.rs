@@ -122,6 +122,24 @@ impl Suite {
         heldout: &ImageSet,
         device: Device,
     ) -> Result<Vec<ProtocolResult>, InputError> {
+        let all = self.run_until(spec, data, net, heldout, device, &|| false)?;
+        Ok(all.expect("never asked to stop"))
+    }
+
+    /// [`Suite::run`], asking `stop` before each protocol: `None` when it said to stop (a stop
+    /// request during a long evaluation then waits for one protocol at most).
+    pub fn run_until(
+        &self,
+        spec: &EvalSpec,
+        data: &DataSpec,
+        net: &Network,
+        heldout: &ImageSet,
+        device: Device,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Vec<ProtocolResult>>, InputError> {
+        if stop() {
+            return Ok(None);
+        }
         let flip = spec.flip;
         let flip_name = flip_label(flip);
         let embed = |set: &ImageSet| features::extract_features(net, set, flip, 256, device, false);
@@ -150,6 +168,9 @@ impl Suite {
             r.set("flip", flip_name.clone());
             out.push(r);
         }
+        if stop() {
+            return Ok(None);
+        }
         let named = real.lfw.iter().map(|l| ("lfw", l)).chain(real.bins.iter().map(|(n, l)| (n.as_str(), l)));
         for (protocol, l) in named {
             let opts = LfwOptions { folds: l.folds, ..lfw_opts };
@@ -161,6 +182,9 @@ impl Suite {
         }
         let mf_opts =
             MegafaceOptions { far: spec.megaface.far, readout: readout(&spec.megaface.far_readout), block: 4096 };
+        if stop() {
+            return Ok(None);
+        }
         if let (Some(f), Some(m)) = (&held, &self.megaface) {
             let probes = gather(f, &m.probes);
             let distractors = gather(f, &m.distractors);
@@ -172,10 +196,16 @@ impl Suite {
             r.set("flip", flip_name.clone());
             out.push(r);
         }
+        if stop() {
+            return Ok(None);
+        }
         if let Some(m) = &real.megaface {
             out.push(run_megaface_real(m, &mf_opts, &embed, data, &flip_name, resampling)?);
         }
         let ij_readout = readout(&spec.ijbc.far_readout);
+        if stop() {
+            return Ok(None);
+        }
         if let (Some(f), Some(p)) = (&held, &self.ijbc) {
             let pool = PoolOptions { detector_scores: None, keep_norm: spec.ijbc.keep_norm };
             let (mut r, parts) = ijbc::evaluate_parts(p, f, &pool, ij_readout);
@@ -191,6 +221,9 @@ impl Suite {
             r.variant.insert(0, ("source".into(), "builtin heldout".into()));
             r.set("flip", flip_name.clone());
             out.push(r);
+        }
+        if stop() {
+            return Ok(None);
         }
         if let Some(j) = &real.ijbc {
             let set_of = |range: std::ops::Range<usize>| -> Result<ImageSet, InputError> {
@@ -241,7 +274,7 @@ impl Suite {
             r.set("flip", flip_name.clone());
             out.push(r);
         }
-        Ok(out)
+        Ok(Some(out))
     }
 }
 

@@ -530,7 +530,8 @@ fn run_trial(
         pause_after: rung,
     };
     let result = behind_boundary(|| {
-        train::train_trial(cfg, &train_set, &HeldoutEvaluation { cfg, data }, device, Some(&checkpointing), &mut |s| {
+        let evaluation = HeldoutEvaluation { cfg, data, stop: pool.stop.map(|s| s as &AtomicBool) };
+        train::train_trial(cfg, &train_set, &evaluation, device, Some(&checkpointing), &mut |s| {
             bar.set_position(s as u64)
         })
     });
@@ -682,12 +683,18 @@ pub struct TrialData {
 pub struct HeldoutEvaluation<'a> {
     pub cfg: &'a TrialConfig,
     pub data: &'a TrialData,
+    /// A stop request (SIGTERM): the evaluation ends before its next protocol with
+    /// [`train::Stopped`]; training saved the epoch before evaluating it, so the resumed trial
+    /// makes the whole evaluation again.
+    pub stop: Option<&'a AtomicBool>,
 }
 
 impl train::Evaluate for HeldoutEvaluation<'_> {
     fn evaluate(&self, net: &Network, device: tch::Device, step: i64) -> Result<Vec<schema::EvalRow>> {
         let spec = evaluation_spec(self.cfg);
-        let results = self.data.protocols.run(&spec, &self.cfg.data, net, &self.data.heldout, device)?;
+        let stop = || self.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+        let results = self.data.protocols.run_until(&spec, &self.cfg.data, net, &self.data.heldout, device, &stop)?;
+        let Some(results) = results else { return Err(train::Stopped { step }.into()) };
         let mut rows = Vec::new();
         for r in &results {
             for row in r.rows() {
