@@ -12,9 +12,9 @@
 //! `cargo bench --bench partial_fc` (or `make bench`); PARTIAL_FC_ROUNDS (default 15) sets the
 //! steps timed per rate, PARTIAL_FC_CLASSES (default 100000) the class count.
 
-use p2sbench::loss::{self, CosineBatch, LossConfig, LossContext};
+use p2sbench::loss::{self, LossConfig, LossContext};
 use p2sbench::model::partial_fc;
-use p2sbench::train::sgd::Sgd;
+use p2sbench::train::{self, sgd::Sgd};
 use std::process::Command;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
@@ -54,25 +54,14 @@ impl Head {
         Head { _vs: vs, w, opt, x, labels, loss, classes }
     }
 
-    /// One step at `rate` (step number `step` seeds the draw); with `update`, the SGD step too.
+    /// One step at `rate` (step number `step` seeds the draw), through the trainer's class
+    /// layer; with `update`, the SGD step too.
     fn step(&mut self, rate: f64, step: i64, update: bool) {
         let sampled = ((rate * self.classes as f64) as usize).min(self.classes);
         let sample = (rate < 1.0).then(|| partial_fc::sample(&self.labels, self.classes, sampled, 7, step));
-        let labels = Tensor::from_slice(sample.as_ref().map_or(&self.labels, |s| &s.labels));
-        let w = match &sample {
-            Some(s) => self.w.index_select(0, &Tensor::from_slice(&s.classes)),
-            None => self.w.shallow_clone(),
-        };
-        let feat_norm = self.x.norm_scalaropt_dim(2, [1], true);
-        let w_norm = w.norm_scalaropt_dim(2, [1], true);
-        let cos = (&self.x / feat_norm.clamp_min(1e-12)).matmul(&(&w / w_norm.clamp_min(1e-12)).tr());
-        let out = self.loss.forward(&CosineBatch {
-            cos: &cos,
-            feat_norm: &feat_norm,
-            weight_norm: &w_norm.tr(),
-            bias: None,
-            labels: &labels,
-        });
+        let out =
+            train::class_step(self.loss.as_mut(), &self.x, (&self.w, None), &self.labels, sample.as_ref(), Device::Cpu)
+                .out;
         self.opt.zero_grad();
         let _ = self.x.grad().f_zero_();
         out.loss.backward();

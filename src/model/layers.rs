@@ -1,17 +1,11 @@
 //! Building blocks of the IResNet and MobileFaceNet backbones: a convolution unit (conv without
-//! bias → BatchNorm2d → PReLU unless linear), PReLU, and the embedding's last BatchNorm1d whose
+//! bias → BatchNorm2d → PReLU unless linear), PReLU, the inverted residual, and the embedding's last BatchNorm1d whose
 //! scale stays at 1. Initialisation is PyTorch's module defaults (see [`super::TORCH_DEFAULT`]):
 //! PReLU slopes 0.25, BatchNorm γ = 1 and β = 0.
 
 use super::{batch_norm, TORCH_DEFAULT};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
-
-/// A convolution without bias, PyTorch's default init.
-pub fn conv(vs: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, padding: i64, groups: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig { stride, padding, groups, bias: false, ws_init: TORCH_DEFAULT, ..Default::default() };
-    nn::conv2d(vs, cin, cout, kernel, cfg)
-}
 
 /// A convolution without bias whose weights are drawn from N(0, `stdev`²) (insightface's
 /// IResNet initialises every convolution with N(0, 0.1²)); padding keeps the size at stride 1.
@@ -55,6 +49,8 @@ pub struct ConvUnit {
 }
 
 impl ConvUnit {
+    /// The unit with its convolution's weights drawn from `ws_init` ([`TORCH_DEFAULT`]:
+    /// PyTorch's default).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         vs: nn::Path,
@@ -65,9 +61,11 @@ impl ConvUnit {
         padding: i64,
         groups: i64,
         linear: bool,
+        ws_init: nn::Init,
     ) -> ConvUnit {
+        let cfg = nn::ConvConfig { stride, padding, groups, bias: false, ws_init, ..Default::default() };
         ConvUnit {
-            conv: conv(&vs / "conv", cin, cout, kernel, stride, padding, groups),
+            conv: nn::conv2d(&vs / "conv", cin, cout, kernel, cfg),
             bn: bn2d(&vs / "bn", cout),
             prelu: (!linear).then(|| Prelu::new(&vs / "prelu", cout)),
         }
@@ -80,6 +78,45 @@ impl ModuleT for ConvUnit {
         match &self.prelu {
             Some(p) => p.forward(&x),
             None => x,
+        }
+    }
+}
+
+/// MobileNetV2's inverted residual with PReLU, the unit of both MobileFaceNets: expand 1×1 to
+/// `hidden` channels, depthwise 3×3 at `stride`, linear projection 1×1 to `cout`, with a
+/// residual connection where stride 1 keeps the channels. `init` gives each convolution's
+/// weight init from its output channels and kernel size.
+#[derive(Debug)]
+pub struct InvertedResidual {
+    expand: ConvUnit,
+    depthwise: ConvUnit,
+    project: ConvUnit,
+    residual: bool,
+}
+
+impl InvertedResidual {
+    pub fn new(
+        vs: nn::Path,
+        (cin, hidden, cout): (i64, i64, i64),
+        stride: i64,
+        init: &dyn Fn(i64, i64) -> nn::Init,
+    ) -> InvertedResidual {
+        InvertedResidual {
+            expand: ConvUnit::new(&vs / "expand", cin, hidden, 1, 1, 0, 1, false, init(hidden, 1)),
+            depthwise: ConvUnit::new(&vs / "depthwise", hidden, hidden, 3, stride, 1, hidden, false, init(hidden, 3)),
+            project: ConvUnit::new(&vs / "project", hidden, cout, 1, 1, 0, 1, true, init(cout, 1)),
+            residual: stride == 1 && cin == cout,
+        }
+    }
+}
+
+impl ModuleT for InvertedResidual {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let out = self.project.forward_t(&self.depthwise.forward_t(&self.expand.forward_t(x, train), train), train);
+        if self.residual {
+            x + out
+        } else {
+            out
         }
     }
 }

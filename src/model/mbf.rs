@@ -12,7 +12,7 @@
 //!
 //! Its parameter count at 512-d is insightface's own, 2,059,520 (tests/backbones.rs).
 
-use super::layers::{bn2d, Prelu};
+use super::layers::{ConvUnit, InvertedResidual};
 use super::{amp, batch_norm};
 use crate::spec::shard::MBF_UNITS;
 use tch::nn::{self, ModuleT};
@@ -24,99 +24,38 @@ fn kaiming_fan_out(fan_out: i64) -> nn::Init {
     nn::Init::Randn { mean: 0.0, stdev: (2.0 / fan_out as f64).sqrt() }
 }
 
-/// conv (no bias, insightface's init) → BN (→ PReLU unless `linear`).
-#[derive(Debug)]
-struct Unit {
-    conv: nn::Conv2D,
-    bn: nn::BatchNorm,
-    prelu: Option<Prelu>,
-}
-
-impl Unit {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        vs: nn::Path,
-        cin: i64,
-        cout: i64,
-        kernel: i64,
-        stride: i64,
-        padding: i64,
-        groups: i64,
-        linear: bool,
-    ) -> Unit {
-        let ws_init = kaiming_fan_out(cout * kernel * kernel);
-        let cfg = nn::ConvConfig { stride, padding, groups, bias: false, ws_init, ..Default::default() };
-        Unit {
-            conv: nn::conv2d(&vs / "conv", cin, cout, kernel, cfg),
-            bn: bn2d(&vs / "bn", cout),
-            prelu: (!linear).then(|| Prelu::new(&vs / "prelu", cout)),
-        }
-    }
-}
-
-impl ModuleT for Unit {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = self.bn.forward_t(&x.apply(&self.conv), train);
-        match &self.prelu {
-            Some(p) => p.forward(&x),
-            None => x,
-        }
-    }
-}
-
-/// Expansion 1×1, depthwise 3×3, linear projection 1×1; residual at stride 1.
-#[derive(Debug)]
-struct Block {
-    expand: Unit,
-    depthwise: Unit,
-    project: Unit,
-    residual: bool,
-}
-
-impl ModuleT for Block {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = self.project.forward_t(&self.depthwise.forward_t(&self.expand.forward_t(x, train), train), train);
-        if self.residual {
-            x + out
-        } else {
-            out
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct Mbf {
-    stem: Unit,
-    stem_dw: Unit,
-    blocks: Vec<Block>,
-    conv_sep: Unit,
-    gdc: Unit,
+    stem: ConvUnit,
+    stem_dw: ConvUnit,
+    blocks: Vec<InvertedResidual>,
+    conv_sep: ConvUnit,
+    gdc: ConvUnit,
     fc: nn::Linear,
     features: nn::BatchNorm,
 }
 
 impl Mbf {
     pub fn new(vs: &nn::Path, channels: i64, size: i64, embedding: i64) -> Mbf {
-        let stem = Unit::new(vs / "stem", channels, 128, 3, 2, 1, 1, false);
-        let stem_dw = Unit::new(vs / "stem_dw", 128, 128, 3, 1, 1, 64, false);
+        let init = |cout: i64, kernel: i64| kaiming_fan_out(cout * kernel * kernel);
+        let unit = |at: nn::Path, (cin, cout): (i64, i64), kernel, stride, padding, groups, linear| {
+            ConvUnit::new(at, cin, cout, kernel, stride, padding, groups, linear, init(cout, kernel))
+        };
+        let stem = unit(vs / "stem", (channels, 128), 3, 2, 1, 1, false);
+        let stem_dw = unit(vs / "stem_dw", (128, 128), 3, 1, 1, 64, false);
         let (mut blocks, mut side) = (Vec::new(), (size + 1) / 2);
         let path = vs / "blocks";
         for (cin, cout, hidden, stride, count) in MBF_UNITS {
             for _ in 0..count {
                 let at = &path / blocks.len().to_string();
-                blocks.push(Block {
-                    expand: Unit::new(&at / "expand", cin, hidden, 1, 1, 0, 1, false),
-                    depthwise: Unit::new(&at / "depthwise", hidden, hidden, 3, stride, 1, hidden, false),
-                    project: Unit::new(&at / "project", hidden, cout, 1, 1, 0, 1, true),
-                    residual: stride == 1,
-                });
+                blocks.push(InvertedResidual::new(at, (cin, hidden, cout), stride, &init));
                 if stride == 2 {
                     side = (side + 1) / 2;
                 }
             }
         }
-        let conv_sep = Unit::new(vs / "conv_sep", 256, 512, 1, 1, 0, 1, false);
-        let gdc = Unit::new(vs / "gdc", 512, 512, side, 1, 0, 512, true);
+        let conv_sep = unit(vs / "conv_sep", (256, 512), 1, 1, 0, 1, false);
+        let gdc = unit(vs / "gdc", (512, 512), side, 1, 0, 512, true);
         let fc = nn::linear(
             vs / "fc",
             512,

@@ -9,47 +9,17 @@
 //! 3×3 (the row's stride in its first unit), linear project 1×1, with a residual connection
 //! where the shape is kept.
 
-use super::layers::{ConvUnit, EmbeddingHead};
+use super::layers::{ConvUnit, EmbeddingHead, InvertedResidual};
+use super::TORCH_DEFAULT;
 use crate::spec::shard::MOBILEFACENET_BOTTLENECKS as BOTTLENECKS;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 #[derive(Debug)]
-struct Bottleneck {
-    expand: ConvUnit,
-    depthwise: ConvUnit,
-    project: ConvUnit,
-    residual: bool,
-}
-
-impl Bottleneck {
-    fn new(vs: nn::Path, cin: i64, cout: i64, t: i64, stride: i64) -> Bottleneck {
-        let hidden = cin * t;
-        Bottleneck {
-            expand: ConvUnit::new(&vs / "expand", cin, hidden, 1, 1, 0, 1, false),
-            depthwise: ConvUnit::new(&vs / "depthwise", hidden, hidden, 3, stride, 1, hidden, false),
-            project: ConvUnit::new(&vs / "project", hidden, cout, 1, 1, 0, 1, true),
-            residual: stride == 1 && cin == cout,
-        }
-    }
-}
-
-impl ModuleT for Bottleneck {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = self.project.forward_t(&self.depthwise.forward_t(&self.expand.forward_t(x, train), train), train);
-        if self.residual {
-            x + out
-        } else {
-            out
-        }
-    }
-}
-
-#[derive(Debug)]
 pub struct MobileFaceNet {
     conv1: ConvUnit,
     dw_conv1: ConvUnit,
-    blocks: Vec<Bottleneck>,
+    blocks: Vec<InvertedResidual>,
     conv2: ConvUnit,
     gdconv: ConvUnit,
     head: EmbeddingHead,
@@ -57,21 +27,23 @@ pub struct MobileFaceNet {
 
 impl MobileFaceNet {
     pub fn new(vs: &nn::Path, channels: i64, size: i64, embedding: i64) -> MobileFaceNet {
-        let conv1 = ConvUnit::new(vs / "conv1", channels, 64, 3, 2, 1, 1, false);
-        let dw_conv1 = ConvUnit::new(vs / "dw_conv1", 64, 64, 3, 1, 1, 64, false);
+        let conv1 = ConvUnit::new(vs / "conv1", channels, 64, 3, 2, 1, 1, false, TORCH_DEFAULT);
+        let dw_conv1 = ConvUnit::new(vs / "dw_conv1", 64, 64, 3, 1, 1, 64, false, TORCH_DEFAULT);
         let (mut blocks, mut cin, mut side) = (Vec::new(), 64, (size + 1) / 2);
         let path = vs / "blocks";
         for (t, c, n, s) in BOTTLENECKS {
             for i in 0..n {
-                blocks.push(Bottleneck::new(&path / blocks.len().to_string(), cin, c, t, if i == 0 { s } else { 1 }));
+                let at = &path / blocks.len().to_string();
+                let stride = if i == 0 { s } else { 1 };
+                blocks.push(InvertedResidual::new(at, (cin, cin * t, c), stride, &|_, _| TORCH_DEFAULT));
                 cin = c;
             }
             if s == 2 {
                 side = (side + 1) / 2;
             }
         }
-        let conv2 = ConvUnit::new(vs / "conv2", 128, 512, 1, 1, 0, 1, false);
-        let gdconv = ConvUnit::new(vs / "gdconv", 512, 512, side, 1, 0, 512, true);
+        let conv2 = ConvUnit::new(vs / "conv2", 128, 512, 1, 1, 0, 1, false, TORCH_DEFAULT);
+        let gdconv = ConvUnit::new(vs / "gdconv", 512, 512, side, 1, 0, 512, true, TORCH_DEFAULT);
         let head = EmbeddingHead::new(vs, 512, embedding);
         MobileFaceNet { conv1, dw_conv1, blocks, conv2, gdconv, head }
     }

@@ -310,9 +310,9 @@ impl Pool {
         device: tch::Device,
         registry: &Registry,
     ) -> Result<(Vec<TrialSummary>, bool)> {
-        let mut latest: BTreeMap<String, TrialSummary> = BTreeMap::new();
         let position: BTreeMap<String, usize> = order.iter().enumerate().map(|(i, t)| (t.id(), i)).collect();
         let (mut previous, mut repeats): (Option<Vec<(String, usize)>>, usize) = (None, 0);
+        let mut fail_fast = false;
         loop {
             let plan = crate::select::halving::plan(exp, select, dir)?;
             for t in plan.prune.iter().filter(|t| position.contains_key(&t.id())) {
@@ -359,21 +359,19 @@ impl Pool {
                 );
             }
             previous = Some(pass);
-            let (summaries, stopped) = self.run(&work, dir, data, device, registry)?;
-            for s in summaries {
-                latest.insert(s.id.clone(), s);
-            }
+            let (_, stopped) = self.run(&work, dir, data, device, registry)?;
             if stopped || self.interrupted() {
-                return Ok((in_order(latest, order), true));
+                fail_fast = stopped;
+                break;
             }
         }
-        // Every selected trial's line as it stands now: pruned since it paused, or trained by
-        // another process.
+        // Every selected trial's line as it stands now (a trial reaches several rungs, and may
+        // be pruned since it paused, or trained by another process).
         let lines = order.iter().map(|t| {
             let trial_dir = dir.trial(&t.id());
             summary(t, &TrialStatus::read(&trial_dir).unwrap_or_default(), &trial_dir)
         });
-        Ok((lines.collect(), false))
+        Ok((lines.collect(), fail_fast))
     }
 
     /// Trains `trials` on the workers, keeping trials.parquet current through `registry`; the
@@ -433,11 +431,6 @@ fn say(bars: &MultiProgress, line: String) -> std::io::Result<()> {
     } else {
         bars.println(line)
     }
-}
-
-/// `summaries` in the order of `order`.
-fn in_order(mut summaries: BTreeMap<String, TrialSummary>, order: &[TrialConfig]) -> Vec<TrialSummary> {
-    order.iter().filter_map(|t| summaries.remove(&t.id())).collect()
 }
 
 /// Marks a trial paused at a rung it does not go on from as pruned (under its lock; left alone

@@ -8,7 +8,7 @@
 //! [`plan`] reads the trials' statuses (each rung's evaluation is in `status.json`) and says
 //! what is to be trained next, what is to be pruned, and what each rung decided.
 
-use super::{comparable, group_of, setting_of};
+use super::{comparable, group_of, setting_of, statuses};
 use crate::error::InputError;
 use crate::spec::{Experiment, Goal, SelectSpec, TrialConfig};
 use crate::store::selection::{HalvingRecord, RungDecision, RungSetting};
@@ -96,6 +96,16 @@ type Settings<'a> = Vec<(String, Vec<&'a TrialConfig>)>;
 /// What halving does next in `exp`'s search (its `[select]` is `select`, method halving), from
 /// the statuses in `dir`.
 pub fn plan(exp: &Experiment, select: &SelectSpec, dir: &ExperimentDir) -> anyhow::Result<Plan> {
+    plan_with(exp, select, dir, &statuses(exp, dir))
+}
+
+/// [`plan`] on statuses already read.
+pub fn plan_with(
+    exp: &Experiment,
+    select: &SelectSpec,
+    dir: &ExperimentDir,
+    statuses: &BTreeMap<String, TrialStatus>,
+) -> anyhow::Result<Plan> {
     let mut groups: Vec<(String, Settings)> = Vec::new();
     for t in &exp.trials {
         let group = group_of(select, t);
@@ -113,11 +123,9 @@ pub fn plan(exp: &Experiment, select: &SelectSpec, dir: &ExperimentDir) -> anyho
             None => settings.push((setting, vec![t])),
         }
     }
-    let statuses: BTreeMap<String, TrialStatus> =
-        exp.trials.iter().filter_map(|t| Some((t.id(), TrialStatus::read(&dir.trial(&t.id()))?))).collect();
     let mut plan = Plan::default();
     for (group, settings) in groups {
-        let group_plan = plan_group(select, &settings, &statuses, dir, &mut plan)?;
+        let group_plan = plan_group(select, &settings, statuses, dir, &mut plan)?;
         plan.groups.insert(group, group_plan);
     }
     Ok(plan)

@@ -51,6 +51,11 @@ fn tuned(select: &SelectSpec, t: &TrialConfig) -> Vec<(String, String)> {
     params.chain(axes).filter(|(k, _)| select.tune.contains(k)).collect()
 }
 
+/// Every trial's status in `dir` that has one, by id (read once for a whole decision).
+fn statuses(exp: &Experiment, dir: &ExperimentDir) -> BTreeMap<String, TrialStatus> {
+    exp.trials.iter().filter_map(|t| Some((t.id(), TrialStatus::read(&dir.trial(&t.id()))?))).collect()
+}
+
 /// A score as settings are ranked by: to 12 significant digits, so that two scores that differ
 /// only by rounding (a mean of folds summed in another order) tie, and the earlier setting wins.
 fn comparable(score: f64) -> f64 {
@@ -98,6 +103,7 @@ pub fn choose(exp: &Experiment, dir: &ExperimentDir) -> anyhow::Result<(Vec<Choi
     let mut trials: BTreeMap<String, usize> = BTreeMap::new();
     let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
     let mut space: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
+    let statuses = statuses(exp, dir);
     for (i, t) in exp.trials.iter().enumerate() {
         let group = group_of(select, t);
         let order = *first_seen.entry(group.clone()).or_insert(i);
@@ -113,7 +119,7 @@ pub fn choose(exp: &Experiment, dir: &ExperimentDir) -> anyhow::Result<(Vec<Choi
         let entry = groups.entry((order, group.clone())).or_default().entry((i, setting_of(select, t)));
         let scores = &mut entry.or_insert_with(|| (t.clone(), Vec::new())).1;
         let tdir = dir.trial(&t.id());
-        let status = TrialStatus::read(&tdir);
+        let status = statuses.get(&t.id());
         *seconds.entry(group.clone()).or_default() += status.as_ref().map_or(0.0, |s| s.seconds);
         match &status {
             Some(s) if s.state == State::Done => match s.results_in(&tdir)?.and_then(|r| r.final_value(protocol, metric)) {
@@ -135,7 +141,7 @@ pub fn choose(exp: &Experiment, dir: &ExperimentDir) -> anyhow::Result<(Vec<Choi
         }
     }
     let mut halving = match select.method {
-        SearchMethod::Halving => Some(halving::plan(exp, select, dir)?.groups),
+        SearchMethod::Halving => Some(halving::plan_with(exp, select, dir, &statuses)?.groups),
         SearchMethod::Grid => None,
     };
     let (mut choices, mut pending) = (Vec::new(), Vec::new());

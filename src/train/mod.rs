@@ -222,31 +222,15 @@ pub fn train_trial(
             let batch_labels: Vec<i64> = batch.iter().map(|&i| train.labels[i]).collect();
             let sample = partial_fc
                 .then(|| partial_fc::sample(&batch_labels, images.num_classes(), sampled_classes, cfg.seed, step));
-            let labels = Tensor::from_slice(sample.as_ref().map_or(&batch_labels, |s| &s.labels)).to_device(device);
-            // The sampled rows of the class layer (all of it without Partial FC): only they get
-            // gradient; momentum and weight decay still move the others, as in PyTorch.
-            let class_index = sample.as_ref().map(|s| Tensor::from_slice(&s.classes).to_device(device));
-            let sampled_rows =
-                |t: &Tensor| class_index.as_ref().map_or_else(|| t.shallow_clone(), |ix| t.index_select(0, ix));
             loss_fn.on_step(step);
             let x = if amp_on {
                 amp::autocast(device, || net.embed(&batch_images, true)).to_kind(tch::Kind::Float)
             } else {
                 net.embed(&batch_images, true)
             };
-            let feat_norm = x.norm_scalaropt_dim(2, [1], true);
-            let w = sampled_rows(&net.class_weights);
-            let bias = net.class_bias.as_ref().map(sampled_rows);
-            let w_norm = w.norm_scalaropt_dim(2, [1], true);
-            let cos = (&x / feat_norm.clamp_min(1e-12)).matmul(&(&w / w_norm.clamp_min(1e-12)).tr());
-            let w_norm_row = w_norm.tr();
-            let out = loss_fn.forward(&CosineBatch {
-                cos: &cos,
-                feat_norm: &feat_norm,
-                weight_norm: &w_norm_row,
-                bias: bias.as_ref(),
-                labels: &labels,
-            });
+            let head = (&net.class_weights, net.class_bias.as_ref());
+            let ClassStep { cos, feat_norm, labels, out } =
+                class_step(loss_fn.as_mut(), &x, head, &batch_labels, sample.as_ref(), device);
             // Under loss scaling a non-finite loss skips the step (below), as GradScaler does.
             if scaler.is_none() {
                 non_finite.record(&out.loss, step);
@@ -372,6 +356,46 @@ pub fn train_trial(
         }
     }
     Ok(outcome(rows, order_hash, None, skipped))
+}
+
+/// One step's class layer on the features `x`: the cosines, the features' norms, the labels as
+/// the loss sees them, and the loss.
+pub struct ClassStep {
+    pub cos: Tensor,
+    pub feat_norm: Tensor,
+    pub labels: Tensor,
+    pub out: loss::LossOutput,
+}
+
+/// The class layer of a step: with a Partial FC `sample`, the sampled rows of the class weights
+/// and bias (`head`) and the labels as positions among them; else all of them. Only the rows
+/// used get gradient; weight decay and momentum still move the others, as in PyTorch. cos θ is
+/// built as a graph node from the normalised features and weights, for every loss.
+pub fn class_step(
+    loss_fn: &mut dyn loss::Loss,
+    x: &Tensor,
+    (weights, bias): (&Tensor, Option<&Tensor>),
+    batch_labels: &[i64],
+    sample: Option<&partial_fc::Sample>,
+    device: Device,
+) -> ClassStep {
+    let labels = Tensor::from_slice(sample.map_or(batch_labels, |s| &s.labels)).to_device(device);
+    let class_index = sample.map(|s| Tensor::from_slice(&s.classes).to_device(device));
+    let rows = |t: &Tensor| class_index.as_ref().map_or_else(|| t.shallow_clone(), |ix| t.index_select(0, ix));
+    let feat_norm = x.norm_scalaropt_dim(2, [1], true);
+    let w = rows(weights);
+    let bias = bias.map(rows);
+    let w_norm = w.norm_scalaropt_dim(2, [1], true);
+    let cos = (x / feat_norm.clamp_min(1e-12)).matmul(&(&w / w_norm.clamp_min(1e-12)).tr());
+    let w_norm_row = w_norm.tr();
+    let out = loss_fn.forward(&CosineBatch {
+        cos: &cos,
+        feat_norm: &feat_norm,
+        weight_norm: &w_norm_row,
+        bias: bias.as_ref(),
+        labels: &labels,
+    });
+    ClassStep { cos, feat_norm, labels, out }
 }
 
 /// The labels `train` trains `batch` with (noisy ones included), int64 [b], on `device`.
