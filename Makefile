@@ -5,7 +5,9 @@
 # All install libtorch (PyPI torch==2.13.0) once into $(P2SBENCH_CACHE) (default ~/.cache/p2sbench);
 # `make test` also installs Debian's chromium (as root) for the report.html browser test, pdflatex
 # (booktabs) and poppler-utils for the paper-output test (tables.tex compiled, PDFs rendered), and
-# numpy, scipy and statsmodels (pinned) into the same venv for tests/statistics.rs's cross-checks.
+# numpy, scipy and statsmodels (pinned) into the same venv for tests/statistics.rs's cross-checks,
+# and onnxruntime, onnx, insightface and arcface_torch's IResNet file (pinned, from PyPI) for
+# tests/export.rs (scripts/setup-python-export.sh).
 SHELL := /bin/bash
 export P2SBENCH_CACHE ?= $(HOME)/.cache/p2sbench
 # `make install` puts the release binary in $(PREFIX)/bin.
@@ -13,7 +15,7 @@ PREFIX ?= $(HOME)/.local
 LIBTORCH_DIR = $(shell scripts/setup-libtorch.sh)
 CARGO_ENV = LIBTORCH=$(LIBTORCH_DIR)
 
-.PHONY: demo test test-slurm bench build install uninstall lint setup browser latex pyref fuzz
+.PHONY: demo test test-slurm bench build install uninstall lint setup browser latex pyref pyexport fuzz
 setup:
 	@scripts/setup-libtorch.sh >/dev/null
 
@@ -26,6 +28,10 @@ latex:
 # The Python references of tests/statistics.rs, in the set-up's venv.
 pyref: setup
 	@scripts/setup-python-reference.sh
+
+# What tests/export.rs and the ONNX benchmark open exported models with, in the set-up's venv.
+pyexport: setup
+	@scripts/setup-python-export.sh >/dev/null
 
 build: setup
 	$(CARGO_ENV) cargo build --release
@@ -43,7 +49,7 @@ uninstall:
 demo: setup
 	$(CARGO_ENV) cargo run -- run experiments/quickstart.toml --out results
 
-test: setup browser latex pyref
+test: setup browser latex pyref pyexport
 	$(CARGO_ENV) cargo test -- --test-threads=1
 
 # The job-array test against a real Slurm: installs slurm-wlm and munge (as root) when missing,

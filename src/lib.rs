@@ -28,6 +28,7 @@ pub mod extract;
 pub mod select;
 pub mod train;
 // Layer 4: figures and reports from the results.
+pub mod export;
 pub mod plot;
 pub mod report;
 // Layer 5: orchestration and the command line.

@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Layer 4: figures and reports, from the results alone.
     ("plot", &["analysis", "error", "figure", "loss", "results", "stats", "store"]),
     ("report", &["error", "loss", "results", "stats", "store"]),
+    ("export", &["error", "extract", "model", "spec", "store"]),
     // Layer 5: orchestration and the command line.
     ("select", &["error", "spec", "stats", "store"]),
     (
@@ -37,8 +38,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "analysis", "data", "error", "extract", "loss", "metrics", "model", "plot", "report", "results", "runner",
-            "select", "spec", "store", "train",
+            "analysis", "data", "error", "export", "extract", "loss", "metrics", "model", "plot", "report", "results",
+            "runner", "select", "spec", "store", "train",
         ],
     ),
 ];

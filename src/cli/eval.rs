@@ -4,6 +4,9 @@
 
 use crate::data::images;
 use crate::error::InputError;
+use crate::extract::features::{extract_features, Embedder};
+use crate::extract::onnx::OnnxModel;
+use crate::extract::suite::Suite;
 use crate::extract::trained;
 use crate::metrics::lfw::{self, Distance, LfwOptions, ThresholdGrid};
 use crate::metrics::megaface::formats::FeatureLayout;
@@ -11,7 +14,7 @@ use crate::metrics::megaface::run::{evaluate_files, MegafaceFiles};
 use crate::metrics::megaface::MegafaceOptions;
 use crate::metrics::roc::FarReadout;
 use crate::metrics::{check_finite, ijbc, npy, Features, ProtocolResult};
-use crate::spec::{DeviceChoice, FlipMode};
+use crate::spec::{DataSpec, DeviceChoice, EvalSpec, FlipMode, IjbcSpec, MegafaceSpec};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -27,24 +30,28 @@ pub enum EvalCommand {
     /// LFW-style 10-fold verification accuracy (also CFP-FP, AgeDB-30 as insightface .bin packs).
     ///
     /// Inputs, one of: --pairs with --features and --list (features of listed images);
-    /// --pairs with --images and --model (a trained trial embeds the images of an LFW-layout
-    /// directory <name>/<name>_0001.jpg); --bin with --model (or with --features, rows in pack
-    /// order). Default metric: insightface's (squared L2 on normalised features, thresholds
+    /// --pairs with --images and --model or --onnx (a trained trial or an ONNX model embeds the
+    /// images of an LFW-layout directory <name>/<name>_0001.jpg); --bin with --model or --onnx
+    /// (or with --features, rows in pack order). Default metric: insightface's (squared L2 on normalised features, thresholds
     /// 0.00..3.99, contiguous folds, first maximum on ties, population std).
     #[command(after_help = LFW_METRICS)]
     Lfw(LfwArgs),
-    /// MegaFace Challenge 1: FaceScrub probes against distractor lists, per-image feature files.
+    /// MegaFace Challenge 1: FaceScrub probes against distractor lists, per-image feature files
+    /// or images embedded by --model or --onnx.
     ///
     /// Features are read from <root>/<path><suffix> for every path of the lists (the devkit's
-    /// layout). Rank-1: each probe against each other image of its identity added to the
+    /// layout); with --model or --onnx, the lists' aligned images under --probe-images and
+    /// --distractor-images are embedded instead (as an experiment's [eval.megaface] does). Rank-1: each probe against each other image of its identity added to the
     /// distractors. Give one --distractors list per size (10 … 1000000); they are scored in one
     /// streaming pass. --probe-noise / --distractor-noise select the cleaned variant.
     #[command(after_help = MEGAFACE_METRICS)]
     Megaface(MegafaceArgs),
     /// IJB-C 1:1 verification (and 1:N identification when the gallery/probe files are present).
     ///
-    /// --features holds one row per line of ijbc_face_tid_mid.txt, in its order. Image features
-    /// are L2-normalised (unless --keep-norm), optionally weighted by detector score (--scores),
+    /// --features holds one row per line of ijbc_face_tid_mid.txt, in its order; with --model or
+    /// --onnx, the loose crops under --images are aligned by their 5 landmarks
+    /// (ijbc_name_5pts_score.txt) and embedded instead (as an experiment's [eval.ijbc] does).
+    /// Image features are L2-normalised (unless --keep-norm), optionally weighted by detector score (--scores),
     /// averaged within media, summed over media and normalised per template.
     #[command(after_help = IJBC_METRICS)]
     Ijbc(IjbcArgs),
@@ -67,9 +74,6 @@ pub struct LfwArgs {
     /// insightface .bin pack (lfw.bin, cfp_fp.bin, agedb_30.bin).
     #[arg(long)]
     pub bin: Option<PathBuf>,
-    /// A trained trial's directory (results/<experiment>/trials/<id>) to embed images with.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
     /// Distance between features.
     #[arg(long, value_enum, default_value = "squared-l2")]
     pub distance: Distance,
@@ -86,9 +90,18 @@ pub struct LfwArgs {
     pub json: bool,
 }
 
-/// Options for embedding images with a trained trial.
+/// The network that embeds images, and how.
 #[derive(Args, Debug, Clone)]
 pub struct ModelOpts {
+    /// A trained trial's directory (results/<experiment>/trials/<id>) to embed images with.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// An ONNX face model to embed images with (run by tract): one input N × C × H × W (H = W),
+    /// one N × D output. Images are given as insightface's model zoo gives them: RGB,
+    /// (x − 127.5) / 127.5, or 0..255 when the graph's first nodes subtract and scale (Sub… and
+    /// Mul… names, the mxnet conversions).
+    #[arg(long, conflicts_with = "model")]
+    pub onnx: Option<PathBuf>,
     /// Flip test: none, sum (plain + flipped) or concat.
     #[arg(long, value_enum, default_value = "sum")]
     pub flip: FlipMode,
@@ -99,9 +112,13 @@ pub struct ModelOpts {
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
     /// Also write the extracted features here (.npy); with --images, the image of each row goes to
-    /// the same path with a .txt extension (a list for --features/--list).
+    /// the same path with a .txt extension (a list for --features/--list). (LFW only.)
     #[arg(long)]
     pub export_features: Option<PathBuf>,
+    /// MegaFace and IJB-C with a model: bootstrap resamples behind each metric's 95 % interval
+    /// (probe identities; templates), as in an experiment's [eval]; 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap: usize,
 }
 
 #[derive(Args, Debug)]
@@ -139,6 +156,14 @@ pub struct MegafaceArgs {
     /// Distractors per streamed block.
     #[arg(long, default_value_t = 4096)]
     pub block: usize,
+    /// With --model or --onnx: the probes' aligned images (list paths are relative to it).
+    #[arg(long)]
+    pub probe_images: Option<PathBuf>,
+    /// With --model or --onnx: the distractors' aligned images.
+    #[arg(long)]
+    pub distractor_images: Option<PathBuf>,
+    #[command(flatten)]
+    pub model_opts: ModelOpts,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -151,7 +176,10 @@ pub struct IjbcArgs {
     pub meta: PathBuf,
     /// Image features (.npy, f32 [n, d]) in the order of ijbc_face_tid_mid.txt.
     #[arg(long)]
-    pub features: PathBuf,
+    pub features: Option<PathBuf>,
+    /// With --model or --onnx: the loose crops named in ijbc_face_tid_mid.txt.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
     /// Weight each image by its detector score (ijbc_name_5pts_score.txt).
     #[arg(long)]
     pub scores: bool,
@@ -161,6 +189,8 @@ pub struct IjbcArgs {
     /// How TAR is read off the ROC curve.
     #[arg(long, value_enum, default_value = "nearest")]
     pub far_readout: FarReadout,
+    #[command(flatten)]
+    pub model_opts: ModelOpts,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -208,31 +238,89 @@ fn check_rows(features: &Features, path: &Path, want: usize, of: &str) -> Result
     Ok(())
 }
 
-fn embed(model: &Path, set: &crate::data::ImageSet, o: &ModelOpts) -> anyhow::Result<Features> {
-    let extractor = trained::Extractor::open(model, o.device)?;
-    let features = extractor.extract(set, o.flip, o.batch, std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if let Some(path) = &o.export_features {
-        npy::write(path, &features)?;
+/// The network images are embedded with: a trained trial (--model) or an ONNX model (--onnx).
+struct Embedding {
+    net: Box<dyn Embedder>,
+    channels: usize,
+    size: usize,
+    device: tch::Device,
+    /// How results name it: ("model", "trial <dir>") or ("onnx", "<file>, input …").
+    variant: (&'static str, String),
+}
+
+impl Embedding {
+    fn open(o: &ModelOpts) -> anyhow::Result<Option<Embedding>> {
+        Ok(match (&o.model, &o.onnx) {
+            (Some(dir), None) => {
+                let ex = trained::Extractor::open(dir, o.device)?;
+                let (channels, size) = (ex.config.data.channels, ex.config.data.image_size);
+                let variant = ("model", format!("trial {}", dir.display()));
+                Some(Embedding { net: Box::new(ex.net), channels, size, device: ex.device, variant })
+            }
+            (None, Some(file)) => {
+                let m = OnnxModel::open(file)?;
+                let input = if m.raw_pixels { "0..255" } else { "(x - 127.5) / 127.5" };
+                let variant = ("onnx", format!("{}, input {input}", file.display()));
+                Some(Embedding {
+                    channels: m.channels,
+                    size: m.size,
+                    device: tch::Device::Cpu,
+                    variant,
+                    net: Box::new(m),
+                })
+            }
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(usage("give one of --model and --onnx")),
+        })
     }
-    Ok(features)
+
+    fn embed(&self, set: &crate::data::ImageSet, o: &ModelOpts) -> anyhow::Result<Features> {
+        let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let features = extract_features(self.net.as_ref(), set, o.flip, o.batch, self.device, progress);
+        if let Some(path) = &o.export_features {
+            npy::write(path, &features)?;
+        }
+        Ok(features)
+    }
+
+    /// Scores the real-file protocol `eval` selects as an experiment's evaluation does
+    /// ([`Suite`]), on this network.
+    fn run_suite(&self, eval: EvalSpec) -> anyhow::Result<ProtocolResult> {
+        let data: DataSpec = serde_json::from_value(serde_json::json!({
+            "identities": 0, "heldout_identities": 0, "images_per_identity": 0,
+            "image_size": self.size, "channels": self.channels,
+        }))?;
+        let suite = Suite::new(&eval, &data, &[])?;
+        let none = crate::data::ImageSet {
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            num_classes: 0,
+            channels: self.channels,
+            size: self.size,
+        };
+        let mut results = suite.run(&eval, &data, self.net.as_ref(), &none, self.device)?;
+        let mut result = results.pop().expect("the one protocol selected");
+        result.set(self.variant.0, self.variant.1.clone());
+        Ok(result)
+    }
 }
 
 fn run_lfw(a: LfwArgs) -> anyhow::Result<ProtocolResult> {
+    let net = Embedding::open(&a.model_opts)?;
     let mut opts = LfwOptions { distance: a.distance, thresholds: a.thresholds, folds: 10 };
     let (features, pairs, source) = if let Some(bin_path) = &a.bin {
         let pack = lfw::read_bin(bin_path)?;
-        let features = match (&a.features, &a.model) {
+        let features = match (&a.features, &net) {
             (Some(f), None) => {
                 let features = read_features(f)?;
                 check_rows(&features, f, pack.images.len(), &bin_path.display().to_string())?;
                 features
             }
-            (None, Some(model)) => {
-                let (c, s) = trained::input_shape(model)?;
-                let set = images::load_encoded(bin_path, &pack.images, c, s)?;
-                embed(model, &set, &a.model_opts)?
+            (None, Some(net)) => {
+                let set = images::load_encoded(bin_path, &pack.images, net.channels, net.size)?;
+                net.embed(&set, &a.model_opts)?
             }
-            _ => return Err(usage("--bin needs exactly one of --model TRIAL_DIR and --features F.npy")),
+            _ => return Err(usage("--bin needs exactly one of --model TRIAL_DIR, --onnx MODEL and --features F.npy")),
         };
         (features, pack.pairs(), format!("bin pack {}", bin_path.display()))
     } else {
@@ -241,7 +329,7 @@ fn run_lfw(a: LfwArgs) -> anyhow::Result<ProtocolResult> {
         })?;
         let pairs_file = lfw::read_pairs(pairs_path)?;
         opts.folds = pairs_file.folds;
-        match (&a.features, &a.list, &a.images, &a.model) {
+        match (&a.features, &a.list, &a.images, &net) {
             (Some(f), Some(list_path), None, None) => {
                 let list = lfw::read_list(list_path)?;
                 let features = read_features(f)?;
@@ -249,17 +337,16 @@ fn run_lfw(a: LfwArgs) -> anyhow::Result<ProtocolResult> {
                 let pairs = lfw::pairs_from_list(pairs_path, &pairs_file, list_path, &list)?;
                 (features, pairs, format!("pairs {} + features", pairs_path.display()))
             }
-            (None, None, Some(dir), Some(model)) => {
+            (None, None, Some(dir), Some(net)) => {
                 let (images, pairs) = lfw::unique_images(&pairs_file);
-                let (c, s) = trained::input_shape(model)?;
-                let set = images::load_files(dir, &images, c, s)?;
-                let features = embed(model, &set, &a.model_opts)?;
+                let set = images::load_files(dir, &images, net.channels, net.size)?;
+                let features = net.embed(&set, &a.model_opts)?;
                 if let Some(path) = &a.model_opts.export_features {
                     crate::store::write_atomic(&path.with_extension("txt"), (images.join("\n") + "\n").as_bytes())?;
                 }
                 (features, pairs, format!("pairs {} + images {}", pairs_path.display(), dir.display()))
             }
-            _ => return Err(usage("--pairs needs either --features and --list, or --images and --model")),
+            _ => return Err(usage("--pairs needs either --features and --list, or --images and --model or --onnx")),
         }
     };
     if let Some(folds) = a.folds {
@@ -270,13 +357,34 @@ fn run_lfw(a: LfwArgs) -> anyhow::Result<ProtocolResult> {
     }
     let (_, mut result) = lfw::evaluate(&features, &pairs, &opts);
     result.variant.insert(0, ("source".into(), source.into()));
-    if a.model.is_some() {
+    if let Some(net) = &net {
         result.set("flip", crate::extract::suite::flip_label(a.model_opts.flip));
+        result.set(net.variant.0, net.variant.1.clone());
     }
     Ok(result)
 }
 
 fn run_megaface(a: MegafaceArgs) -> anyhow::Result<ProtocolResult> {
+    if !(a.far > 0.0 && a.far < 1.0) {
+        return Err(usage("--far: expected a rate between 0 and 1"));
+    }
+    if let Some(net) = Embedding::open(&a.model_opts)? {
+        let (Some(probe_images), Some(distractor_images)) = (a.probe_images, a.distractor_images) else {
+            return Err(usage("--model and --onnx embed images: give --probe-images DIR and --distractor-images DIR"));
+        };
+        let megaface = MegafaceSpec {
+            far: a.far,
+            far_readout: if a.far_readout == FarReadout::Nearest { "nearest" } else { "at-most" }.into(),
+            probes: Some(a.probes),
+            distractors: a.distractors,
+            probe_images: Some(probe_images),
+            distractor_images: Some(distractor_images),
+            probe_noise: a.probe_noise,
+            distractor_noise: a.distractor_noise,
+            ..MegafaceSpec::default()
+        };
+        return net.run_suite(suite_spec("megaface", &a.model_opts, |e| e.megaface = megaface));
+    }
     let root = |sub: &str, own: &Option<PathBuf>, flag: &str| -> anyhow::Result<PathBuf> {
         own.clone()
             .or_else(|| a.features_root.as_ref().map(|r| r.join(sub)))
@@ -287,9 +395,6 @@ fn run_megaface(a: MegafaceArgs) -> anyhow::Result<ProtocolResult> {
         distractor_root: root("megaface", &a.distractor_root, "--distractor-root")?,
         suffix: a.suffix.clone(),
     };
-    if !(a.far > 0.0 && a.far < 1.0) {
-        return Err(usage("--far: expected a rate between 0 and 1"));
-    }
     let files = MegafaceFiles {
         probes: a.probes,
         distractors: a.distractors,
@@ -302,10 +407,27 @@ fn run_megaface(a: MegafaceArgs) -> anyhow::Result<ProtocolResult> {
 }
 
 fn run_ijbc(a: IjbcArgs) -> anyhow::Result<ProtocolResult> {
+    if let Some(net) = Embedding::open(&a.model_opts)? {
+        let (Some(images), None) = (&a.images, &a.features) else {
+            return Err(usage("--model and --onnx embed the loose crops: give --images DIR, not --features"));
+        };
+        let ijbc = IjbcSpec {
+            meta: Some(a.meta),
+            images: Some(images.clone()),
+            detector_scores: a.scores,
+            keep_norm: a.keep_norm,
+            far_readout: if a.far_readout == FarReadout::Nearest { "nearest" } else { "at-most" }.into(),
+            ..IjbcSpec::default()
+        };
+        return net.run_suite(suite_spec("ijbc", &a.model_opts, |e| e.ijbc = ijbc));
+    }
+    let Some(features_path) = &a.features else {
+        return Err(usage("give --features F.npy, or --images DIR with --model or --onnx"));
+    };
     let files = ijbc::MetaFiles::locate(&a.meta)?;
     let (protocol, images) = ijbc::load(&files)?;
-    let features = read_features(&a.features)?;
-    check_rows(&features, &a.features, images.names.len(), &files.images.display().to_string())?;
+    let features = read_features(features_path)?;
+    check_rows(&features, features_path, images.names.len(), &files.images.display().to_string())?;
     let detector_scores = if a.scores {
         if !files.scores.is_file() {
             return Err(InputError::file(&files.scores, "missing: --scores reads the detector scores from it").into());
@@ -320,4 +442,12 @@ fn run_ijbc(a: IjbcArgs) -> anyhow::Result<ProtocolResult> {
         .variant
         .insert(0, ("source".into(), format!("meta {}", files.images.parent().unwrap_or(&a.meta).display()).into()));
     Ok(result)
+}
+
+/// An `[eval]` selecting only `protocol`, with the model options' flip and bootstrap.
+fn suite_spec(protocol: &str, o: &ModelOpts, set: impl FnOnce(&mut EvalSpec)) -> EvalSpec {
+    let mut eval =
+        EvalSpec { protocols: vec![protocol.to_string()], flip: o.flip, bootstrap: o.bootstrap, ..EvalSpec::default() };
+    set(&mut eval);
+    eval
 }

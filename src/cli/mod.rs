@@ -125,6 +125,35 @@ pub enum Command {
         #[command(subcommand)]
         protocol: eval::EvalCommand,
     },
+    /// Export a trained trial's network out of the harness: to ONNX (every backbone, with the
+    /// conventions of insightface's model zoo, so that its `model_zoo.get_model` loads the file
+    /// as a recognition model) or to safetensors under insightface's names (the IResNets and
+    /// mbf at 3 × 112 × 112: arcface_torch's `get_model(name, num_features=D)` loads it with
+    /// strict=True). A JSON file beside it (<out>.json) names the trial, the loss, the input and
+    /// its normalisation.
+    ///
+    /// The ONNX model is the backbone and embedding layer in inference mode (batch norm with its
+    /// running statistics), opset 13, input "input" N × C × H × W (N dynamic) normalised as in
+    /// training, (x − 127.5) / 127.5 on RGB (or grey) 0..255 pixels, output "embedding" N × D
+    /// (not L2-normalised).
+    ///
+    /// Exit code 2: no trial there, no checkpoint, or a format the trial's network has no form
+    /// in (the message says which); nothing is written then.
+    Export {
+        /// A trial directory (results/<experiment>/trials/<id>), or an experiment's results
+        /// directory with --trial.
+        dir: PathBuf,
+        /// The trial's id (or a prefix of it naming one trial), when DIR is an experiment's
+        /// results directory.
+        #[arg(long)]
+        trial: Option<String>,
+        /// What to write.
+        #[arg(long, value_enum, default_value = "onnx")]
+        to: crate::export::Format,
+        /// The file to write (default: <trial id>.onnx or <trial id>.safetensors here).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// P_y(θ), g_y(θ) = ∂L/∂cos θ_y and ‖∂L/∂x‖ against the target angle for loss settings,
     /// without training (table, CSV, JSON, PNG or SVG). Exit code 2: an invalid setting.
     #[command(long_about = curves::LONG_ABOUT)]
@@ -277,6 +306,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Eval { protocol } => eval::run(protocol).map(|()| 0),
+        Command::Export { dir, trial, to, out } => {
+            let trial_dir = export_trial(&dir, trial.as_deref())?;
+            let out = out.unwrap_or_else(|| {
+                let id = trial_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                PathBuf::from(id).with_extension(match to {
+                    crate::export::Format::Onnx => "onnx",
+                    crate::export::Format::Insightface => "safetensors",
+                })
+            });
+            let written = crate::export::export(&trial_dir, to, &out)?;
+            println!("wrote {} and {}", written.model.display(), written.description.display());
+            Ok(0)
+        }
         Command::Curves(args) => curves::run(&args).map(|()| 0),
         Command::Capacity(args) => capacity::run(&args).map(|()| 0),
         Command::Slurm(args) => slurm::run(&args).map(|()| 0),
@@ -371,4 +413,29 @@ pub fn dry_run_table(exp: &spec::Experiment, trials: &[spec::TrialConfig]) -> St
         }
     }
     out
+}
+
+/// The trial directory `export` reads: DIR itself, or DIR/trials/<id> for the one trial whose
+/// id starts with `trial`.
+fn export_trial(dir: &std::path::Path, trial: Option<&str>) -> Result<PathBuf, InputError> {
+    let Some(prefix) = trial else {
+        return Ok(dir.to_path_buf());
+    };
+    let trials = dir.join("trials");
+    let entries = std::fs::read_dir(&trials)
+        .map_err(|e| InputError::file(&trials, format!("not an experiment's results directory ({e})")))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(InputError::file(&trials, format!("no trial with an id starting with \"{prefix}\""))),
+        n => Err(InputError::file(
+            &trials,
+            format!("{n} trials have ids starting with \"{prefix}\"; give more of the id"),
+        )),
+    }
 }

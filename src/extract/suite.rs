@@ -5,7 +5,7 @@
 //! malformed file stops the run before training with an [`InputError`] naming it. Large real
 //! image sets (MegaFace distractors, IJB-C) are decoded and embedded in chunks at every evaluation.
 
-use super::features;
+use super::features::{self, Embedder};
 use crate::data::{images, ImageSet};
 use crate::error::InputError;
 use crate::metrics::bootstrap::{self, IjbcUnits, Resampling};
@@ -16,7 +16,6 @@ use crate::metrics::megaface::{self, formats, DistractorSets, InMemory, Megaface
 use crate::metrics::roc::FarReadout;
 use crate::metrics::verification::{self, Pair};
 use crate::metrics::{align, Features, ProtocolResult};
-use crate::model::Network;
 use crate::spec::{DataSpec, EvalSpec, FlipMode};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -118,7 +117,7 @@ impl Suite {
         &self,
         spec: &EvalSpec,
         data: &DataSpec,
-        net: &Network,
+        net: &dyn Embedder,
         heldout: &ImageSet,
         device: Device,
     ) -> Result<Vec<ProtocolResult>, InputError> {
@@ -132,7 +131,7 @@ impl Suite {
         &self,
         spec: &EvalSpec,
         data: &DataSpec,
-        net: &Network,
+        net: &dyn Embedder,
         heldout: &ImageSet,
         device: Device,
         stop: &dyn Fn() -> bool,

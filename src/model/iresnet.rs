@@ -13,7 +13,8 @@
 //! which is what is here; a non-zero rate would draw masks from libtorch's global generator,
 //! which resumed and parallel trials cannot reproduce.
 
-use super::layers::{bn2d, conv_normal, EmbeddingHead, Prelu};
+use super::layers::{bn2d, conv_normal, Conv, EmbeddingHead, Prelu};
+use super::onnx::{Graph, ToOnnx};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -25,12 +26,12 @@ const CONV_STDEV: f64 = 0.1;
 #[derive(Debug)]
 struct Unit {
     bn1: nn::BatchNorm,
-    conv1: nn::Conv2D,
+    conv1: Conv,
     bn2: nn::BatchNorm,
     prelu: Prelu,
-    conv2: nn::Conv2D,
+    conv2: Conv,
     bn3: nn::BatchNorm,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    downsample: Option<(Conv, nn::BatchNorm)>,
 }
 
 impl Unit {
@@ -62,10 +63,29 @@ impl ModuleT for Unit {
     }
 }
 
+impl ToOnnx for Unit {
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> String {
+        let b1 = g.batch_norm(x, &self.bn1);
+        let c1 = g.conv(&b1, &self.conv1);
+        let b2 = g.batch_norm(&c1, &self.bn2);
+        let p = g.prelu(&b2, &self.prelu);
+        let c2 = g.conv(&p, &self.conv2);
+        let out = g.batch_norm(&c2, &self.bn3);
+        let shortcut = match &self.downsample {
+            Some((c, bn)) => {
+                let d = g.conv(x, c);
+                g.batch_norm(&d, bn)
+            }
+            None => x.to_string(),
+        };
+        g.add(&out, &shortcut)
+    }
+}
+
 /// IResNet-`depth` (18, 34, 50 or 100) for `channels` × `size`² images and a `embedding`-d output.
 #[derive(Debug)]
 pub struct IResNet {
-    conv1: nn::Conv2D,
+    conv1: Conv,
     bn1: nn::BatchNorm,
     prelu: Prelu,
     units: Vec<Unit>,
@@ -100,5 +120,18 @@ impl ModuleT for IResNet {
             x = unit.forward_t(&x, train);
         }
         self.head.forward_t(&self.bn2.forward_t(&x, train), train)
+    }
+}
+
+impl ToOnnx for IResNet {
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> String {
+        let c = g.conv(x, &self.conv1);
+        let b = g.batch_norm(&c, &self.bn1);
+        let mut x = g.prelu(&b, &self.prelu);
+        for unit in &self.units {
+            x = unit.to_onnx(g, &x);
+        }
+        let b2 = g.batch_norm(&x, &self.bn2);
+        self.head.to_onnx(g, &b2)
     }
 }

@@ -1,18 +1,53 @@
-//! Building blocks of the IResNet and MobileFaceNet backbones: a convolution unit (conv without
-//! bias → BatchNorm2d → PReLU unless linear), PReLU, the inverted residual, and the embedding's last BatchNorm1d whose
-//! scale stays at 1. Initialisation is PyTorch's module defaults (see [`super::TORCH_DEFAULT`]):
-//! PReLU slopes 0.25, BatchNorm γ = 1 and β = 0.
+//! Building blocks of the backbones: a convolution that keeps its geometry, a convolution unit
+//! (conv without bias → BatchNorm2d → PReLU unless linear), PReLU, the inverted residual, and the
+//! embedding's last BatchNorm1d whose scale stays at 1, each with its ONNX form
+//! ([`super::onnx::ToOnnx`]). Initialisation is PyTorch's module defaults (see
+//! [`super::TORCH_DEFAULT`]): PReLU slopes 0.25, BatchNorm γ = 1 and β = 0.
 
+use super::onnx::{Graph, ToOnnx};
 use super::{batch_norm, TORCH_DEFAULT};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+/// A 2-D convolution with its stride, padding and groups (which tch keeps private, and the
+/// ONNX export needs).
+#[derive(Debug)]
+pub struct Conv {
+    pub conv: nn::Conv2D,
+    pub stride: i64,
+    pub padding: i64,
+    pub groups: i64,
+}
+
+impl Conv {
+    /// A `kernel`×`kernel` convolution whose weights are drawn from `ws_init` (and a bias from
+    /// PyTorch's default, when `bias`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        vs: nn::Path,
+        (cin, cout): (i64, i64),
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+        groups: i64,
+        bias: bool,
+        ws_init: nn::Init,
+    ) -> Conv {
+        let cfg = nn::ConvConfig { stride, padding, groups, bias, ws_init, ..Default::default() };
+        Conv { conv: nn::conv2d(vs, cin, cout, kernel, cfg), stride, padding, groups }
+    }
+}
+
+impl nn::Module for Conv {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.apply(&self.conv)
+    }
+}
+
 /// A convolution without bias whose weights are drawn from N(0, `stdev`²) (insightface's
 /// IResNet initialises every convolution with N(0, 0.1²)); padding keeps the size at stride 1.
-pub fn conv_normal(vs: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, stdev: f64) -> nn::Conv2D {
-    let ws_init = nn::Init::Randn { mean: 0.0, stdev };
-    let cfg = nn::ConvConfig { stride, padding: kernel / 2, bias: false, ws_init, ..Default::default() };
-    nn::conv2d(vs, cin, cout, kernel, cfg)
+pub fn conv_normal(vs: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, stdev: f64) -> Conv {
+    Conv::new(vs, (cin, cout), kernel, stride, kernel / 2, 1, false, nn::Init::Randn { mean: 0.0, stdev })
 }
 
 pub fn bn2d(vs: nn::Path, channels: i64) -> nn::BatchNorm {
@@ -30,6 +65,10 @@ impl Prelu {
         Prelu { weight: vs.var("weight", &[channels], nn::Init::Const(0.25)) }
     }
 
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
     pub fn forward(&self, x: &Tensor) -> Tensor {
         // Under autocast the activations may be half or bfloat16 while the slopes stay float.
         if x.kind() == self.weight.kind() {
@@ -43,7 +82,7 @@ impl Prelu {
 /// conv → BN (→ PReLU unless `linear`): the unit MobileFaceNet is made of.
 #[derive(Debug)]
 pub struct ConvUnit {
-    conv: nn::Conv2D,
+    conv: Conv,
     bn: nn::BatchNorm,
     prelu: Option<Prelu>,
 }
@@ -63,9 +102,8 @@ impl ConvUnit {
         linear: bool,
         ws_init: nn::Init,
     ) -> ConvUnit {
-        let cfg = nn::ConvConfig { stride, padding, groups, bias: false, ws_init, ..Default::default() };
         ConvUnit {
-            conv: nn::conv2d(&vs / "conv", cin, cout, kernel, cfg),
+            conv: Conv::new(&vs / "conv", (cin, cout), kernel, stride, padding, groups, false, ws_init),
             bn: bn2d(&vs / "bn", cout),
             prelu: (!linear).then(|| Prelu::new(&vs / "prelu", cout)),
         }
@@ -110,11 +148,35 @@ impl InvertedResidual {
     }
 }
 
+impl ToOnnx for ConvUnit {
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> String {
+        let conv = g.conv(x, &self.conv);
+        let x = g.batch_norm(&conv, &self.bn);
+        match &self.prelu {
+            Some(p) => g.prelu(&x, p),
+            None => x,
+        }
+    }
+}
+
 impl ModuleT for InvertedResidual {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let out = self.project.forward_t(&self.depthwise.forward_t(&self.expand.forward_t(x, train), train), train);
         if self.residual {
             x + out
+        } else {
+            out
+        }
+    }
+}
+
+impl ToOnnx for InvertedResidual {
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> String {
+        let expanded = self.expand.to_onnx(g, x);
+        let depthwise = self.depthwise.to_onnx(g, &expanded);
+        let out = self.project.to_onnx(g, &depthwise);
+        if self.residual {
+            g.add(x, &out)
         } else {
             out
         }
@@ -153,5 +215,13 @@ impl ModuleT for EmbeddingHead {
             let x = x.flatten(1, -1).to_kind(tch::Kind::Float);
             self.features.forward_t(&x.apply(&self.fc), train)
         })
+    }
+}
+
+impl ToOnnx for EmbeddingHead {
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> String {
+        let flat = g.flatten(x);
+        let fc = g.linear(&flat, &self.fc);
+        g.batch_norm(&fc, &self.features)
     }
 }

@@ -13,6 +13,7 @@
 //! Its parameter count at 512-d is insightface's own, 2,059,520 (tests/backbones.rs).
 
 use super::layers::{ConvUnit, InvertedResidual};
+use super::onnx::{Graph, ToOnnx};
 use super::{amp, batch_norm};
 use crate::spec::shard::MBF_UNITS;
 use tch::nn::{self, ModuleT};
@@ -78,5 +79,20 @@ impl ModuleT for Mbf {
             let x = self.gdc.forward_t(&self.conv_sep.forward_t(&x, train), train);
             self.features.forward_t(&x.flatten(1, -1).apply(&self.fc), train)
         })
+    }
+}
+
+impl ToOnnx for Mbf {
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> String {
+        let stem = self.stem.to_onnx(g, x);
+        let mut x = self.stem_dw.to_onnx(g, &stem);
+        for b in &self.blocks {
+            x = b.to_onnx(g, &x);
+        }
+        let sep = self.conv_sep.to_onnx(g, &x);
+        let gdc = self.gdc.to_onnx(g, &sep);
+        let flat = g.flatten(&gdc);
+        let fc = g.linear(&flat, &self.fc);
+        g.batch_norm(&fc, &self.features)
     }
 }

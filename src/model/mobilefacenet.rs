@@ -10,6 +10,7 @@
 //! where the shape is kept.
 
 use super::layers::{ConvUnit, EmbeddingHead, InvertedResidual};
+use super::onnx::{Graph, ToOnnx};
 use super::TORCH_DEFAULT;
 use crate::spec::shard::MOBILEFACENET_BOTTLENECKS as BOTTLENECKS;
 use tch::nn::{self, ModuleT};
@@ -57,5 +58,18 @@ impl ModuleT for MobileFaceNet {
         }
         let x = self.gdconv.forward_t(&self.conv2.forward_t(&x, train), train);
         self.head.forward_t(&x, train)
+    }
+}
+
+impl ToOnnx for MobileFaceNet {
+    fn to_onnx(&self, g: &mut Graph, x: &str) -> String {
+        let stem = self.conv1.to_onnx(g, x);
+        let mut x = self.dw_conv1.to_onnx(g, &stem);
+        for b in &self.blocks {
+            x = b.to_onnx(g, &x);
+        }
+        let conv2 = self.conv2.to_onnx(g, &x);
+        let gd = self.gdconv.to_onnx(g, &conv2);
+        self.head.to_onnx(g, &gd)
     }
 }

@@ -13,10 +13,13 @@
 //! (softmax, L2-softmax) starts at 0. PReLU slopes start at 0.25 (`nn.PReLU`).
 
 pub mod amp;
+pub mod cnn;
+pub mod insightface;
 pub mod iresnet;
 pub mod layers;
 pub mod mbf;
 pub mod mobilefacenet;
+pub mod onnx;
 pub mod partial_fc;
 pub mod weights;
 
@@ -44,9 +47,17 @@ pub(crate) const TORCH_DEFAULT: nn::Init = nn::Init::Kaiming {
     non_linearity: nn::init::NonLinearity::ExplicitGain(0.577_350_269_189_625_8),
 };
 
+/// BatchNorm's ε, PyTorch's default.
+pub const BN_EPS: f64 = 1e-5;
+
 /// PyTorch's BatchNorm defaults: γ = 1, β = 0, ε = 1e-5, momentum 0.1.
 pub(crate) fn batch_norm() -> nn::BatchNormConfig {
-    nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(0.0), ..Default::default() }
+    nn::BatchNormConfig {
+        ws_init: nn::Init::Const(1.0),
+        bs_init: nn::Init::Const(0.0),
+        eps: BN_EPS,
+        ..Default::default()
+    }
 }
 
 /// Resolves `device = "auto" | "cpu" | "cuda"`; `Err` when CUDA is asked for and libtorch sees none.
@@ -67,39 +78,14 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
-/// The small CNN backbone with its embedding layer (Linear → BatchNorm1d).
-fn cnn(bb: &nn::Path, spec: &ModelSpec, channels: usize, image_size: usize) -> nn::SequentialT {
-    let emb = spec.embedding as i64;
-    let mut backbone = nn::seq_t();
-    let mut in_ch = channels as i64;
-    let mut side = image_size as i64;
-    for (i, &w) in spec.widths.iter().enumerate() {
-        let w = w as i64;
-        let conv_cfg = nn::ConvConfig { padding: 1, bias: false, ws_init: TORCH_DEFAULT, ..Default::default() };
-        backbone = backbone
-            .add(nn::conv2d(bb.sub(format!("conv{i}")), in_ch, w, 3, conv_cfg))
-            .add(nn::batch_norm2d(bb.sub(format!("bn{i}")), w, batch_norm()))
-            .add_fn(|x| x.relu().max_pool2d_default(2));
-        in_ch = w;
-        side /= 2;
-    }
-    let flat = in_ch * side * side;
-    backbone = backbone
-        .add_fn(|x| x.flatten(1, -1))
-        .add(nn::linear(
-            bb.sub("embedding"),
-            flat,
-            emb,
-            nn::LinearConfig { ws_init: TORCH_DEFAULT, bs_init: None, bias: true },
-        ))
-        .add(nn::batch_norm1d(bb.sub("embedding_bn"), emb, batch_norm()));
-    backbone
-}
+/// A backbone with its embedding layer: trained through `ModuleT`, exported through `ToOnnx`.
+pub trait BackboneNet: ModuleT + onnx::ToOnnx {}
+impl<T: ModuleT + onnx::ToOnnx> BackboneNet for T {}
 
 /// Backbone + embedding layer + head parameters, all in one `VarStore`.
 pub struct Network {
     pub vs: nn::VarStore,
-    backbone: Box<dyn ModuleT>,
+    backbone: Box<dyn BackboneNet>,
     /// Images and convolution weights live in channels-last memory (see [`Network::use_channels_last`]).
     channels_last: bool,
     /// Class weights W, [C, D].
@@ -129,8 +115,8 @@ impl Network {
         let bb = root.sub("backbone");
         let emb = spec.embedding as i64;
         let (c, size) = (channels as i64, image_size as i64);
-        let backbone: Box<dyn ModuleT> = match spec.backbone {
-            Backbone::Cnn => Box::new(cnn(&bb, spec, channels, image_size)),
+        let backbone: Box<dyn BackboneNet> = match spec.backbone {
+            Backbone::Cnn => Box::new(cnn::Cnn::new(&bb, spec, c, size)),
             Backbone::Mobilefacenet => Box::new(mobilefacenet::MobileFaceNet::new(&bb, c, size, emb)),
             Backbone::Mbf => Box::new(mbf::Mbf::new(&bb, c, size, emb)),
             iresnet => Box::new(iresnet::IResNet::new(&bb, iresnet.iresnet_depth().expect("an IResNet"), c, size, emb)),
@@ -163,6 +149,14 @@ impl Network {
         } else {
             self.backbone.forward_t(images, train)
         }
+    }
+
+    /// The backbone and its embedding layer in inference mode as an ONNX model whose input is
+    /// `N × channels × size × size` (normalised as [`crate::data`] does) and whose output is the
+    /// `N × embedding` embedding ([`onnx`]).
+    pub fn to_onnx(&self, channels: i64, size: i64, doc: &str) -> tract_onnx::pb::ModelProto {
+        let embedding = self.class_weights.size()[1];
+        onnx::Graph::model(channels, size, embedding, self.backbone.as_ref(), doc)
     }
 
     /// The trainable backbone tensors (everything but the head), in name order.

@@ -8,6 +8,8 @@ use tch::nn::VarStore;
 use tch::Tensor;
 
 const PREFIX: &str = "var/";
+/// The optimiser steps a checkpoint was saved after (written by training).
+pub const STEP: &str = "meta/step";
 
 /// Every variable of `vs` as (`var/<name>`, CPU tensor), in name order, for a checkpoint file.
 pub fn named_variables(vs: &VarStore) -> Vec<(String, Tensor)> {
@@ -59,4 +61,9 @@ pub fn copy_into(loaded: &[(String, Tensor)], vs: &VarStore) -> Result<(), Strin
         var.copy_(&saved.to_device(device));
     }
     Ok(())
+}
+
+/// The optimiser steps a checkpoint was saved after, if it records them.
+pub fn steps(loaded: &[(String, Tensor)]) -> Option<i64> {
+    loaded.iter().find(|(n, _)| n == STEP).map(|(_, t)| t.int64_value(&[0]))
 }

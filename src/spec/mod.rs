@@ -11,9 +11,9 @@ mod sweep;
 
 pub use error::{line_col, SpecError};
 pub use schema::{
-    AugmentSpec, Backbone, BadImagePolicy, DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, Goal, LfwSpec,
-    LossScaling, MemoryFormat, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany, Precision, RawExperiment,
-    SearchMethod, SelectSpec, Split, SplitPart, TrainSpec, KNOWN_PROTOCOLS,
+    AugmentSpec, Backbone, BadImagePolicy, DataKind, DataSpec, DeviceChoice, EvalSpec, FlipMode, Goal, IjbcSpec,
+    LfwSpec, LossScaling, MegafaceSpec, MemoryFormat, ModelSpec, NoiseKind, NoiseSetting, NoiseSpec, OneOrMany,
+    Precision, RawExperiment, SearchMethod, SelectSpec, Split, SplitPart, TrainSpec, KNOWN_PROTOCOLS,
 };
 pub use sweep::short as short_value;
 

@@ -70,7 +70,7 @@ pub fn save(dir: &Path, trial: &str, vs: &VarStore, sgd: &Sgd, state: &State, ro
             named.push((format!("momentum/{name}"), b.to_device(tch::Device::Cpu)));
         }
     }
-    named.push(("meta/step".into(), Tensor::from_slice(&[state.step])));
+    named.push((weights::STEP.into(), Tensor::from_slice(&[state.step])));
     let counts = [rows.steps.len() as i64, rows.evals.len() as i64, rows.angles.len() as i64];
     named.push(("meta/rows".into(), Tensor::from_slice(&counts)));
     named.push(("meta/loss_state".into(), Tensor::from_slice(state.loss_state)));
@@ -96,7 +96,7 @@ pub fn save(dir: &Path, trial: &str, vs: &VarStore, sgd: &Sgd, state: &State, ro
 pub fn verify(dir: &Path) -> Result<()> {
     let Some(path) = store::trial_files::checkpoint_state(dir) else { return Ok(()) };
     let loaded = weights::read(&path).map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
-    for name in ["meta/step", "meta/rows", "meta/loss_state"] {
+    for name in [weights::STEP, "meta/rows", "meta/loss_state"] {
         if !loaded.iter().any(|(n, _)| n == name) {
             anyhow::bail!("{}: no {name}", path.display());
         }
@@ -144,7 +144,7 @@ pub fn load(dir: &Path, vs: &VarStore, sgd: &mut Sgd) -> Result<Option<Restored>
         });
     }
     let meta = |name: &str| get(name).with_context(|| format!("{}: no {name}", path.display()));
-    let step = meta("meta/step")?.int64_value(&[0]);
+    let step = meta(weights::STEP)?.int64_value(&[0]);
     let counts = meta("meta/rows")?;
     let count = |i: i64| counts.int64_value(&[i]) as usize;
     let loss_state = Vec::<f64>::try_from(meta("meta/loss_state")?.to_kind(Kind::Double))?;

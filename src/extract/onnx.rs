@@ -1,0 +1,174 @@
+//! An ONNX face model as a feature extractor (`p2sbench eval --onnx`), run by tract (pure Rust).
+//! The file is checked before anything runs: one float input `N × C × H × W` with H = W, one
+//! output that is 2-D, every operator one tract knows, and one batch of zeros through it; each
+//! problem is an [`InputError`] naming the file and the input, output or node.
+//!
+//! Pixels reach the model as insightface's model-zoo loader (`ArcFaceONNX`) hands them: RGB,
+//! (x − 127.5) / 127.5 — the map training here uses — unless the graph's first eight nodes are
+//! named as subtracting (`Sub…`, `_minus…`) and scaling (`Mul…`, `_mul…`) the input itself (the
+//! models converted from mxnet), which then get raw 0–255 pixels.
+
+use super::features::Embedder;
+use crate::error::InputError;
+use rayon::prelude::*;
+use std::path::Path;
+use tch::{Kind, Tensor};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+/// A checked, optimised ONNX model ready to embed images.
+pub struct OnnxModel {
+    plan: Arc<TypedRunnableModel>,
+    pub channels: usize,
+    pub size: usize,
+    /// The batch size the graph fixes, if it fixes one (batches are then cut and padded to it).
+    pub fixed_batch: Option<usize>,
+    /// The graph normalises its input itself: it is given 0–255 pixels.
+    pub raw_pixels: bool,
+    /// The embedding's dimension.
+    pub dim: usize,
+}
+
+fn dims_of(value: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
+    use pb::tensor_shape_proto::dimension::Value;
+    let Some(pb::type_proto::Value::TensorType(t)) = value.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    let shape = t.shape.as_ref()?;
+    Some(
+        shape
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(Value::DimValue(v)) => Some(*v),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+fn shape_text(dims: &[Option<i64>]) -> String {
+    let parts: Vec<String> = dims.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// insightface's test (`ArcFaceONNX.__init__`): the first eight nodes' names.
+fn normalises_itself(graph: &pb::GraphProto) -> bool {
+    let first = &graph.node[..graph.node.len().min(8)];
+    let named = |prefixes: [&str; 2]| first.iter().any(|n| prefixes.iter().any(|p| n.name.starts_with(p)));
+    named(["Sub", "_minus"]) && named(["Mul", "_mul"])
+}
+
+impl OnnxModel {
+    /// Reads and checks `path`, and prepares it for batches of images.
+    pub fn open(path: &Path) -> Result<OnnxModel, InputError> {
+        let at =
+            |what: String, message: String| InputError { location: format!("{}: {what}", path.display()), message };
+        if !path.is_file() {
+            return Err(InputError::file(path, "no such ONNX file"));
+        }
+        let onnx = tract_onnx::onnx();
+        let proto =
+            onnx.proto_model_for_path(path).map_err(|e| InputError::file(path, format!("not an ONNX model: {e}")))?;
+        let graph = proto.graph.as_ref().ok_or_else(|| InputError::file(path, "an ONNX model without a graph"))?;
+        for (i, node) in graph.node.iter().enumerate() {
+            if !onnx.op_register.0.contains_key(&node.op_type) {
+                let domain = if node.domain.is_empty() { String::new() } else { format!(" (domain {})", node.domain) };
+                return Err(at(
+                    format!("node {i} \"{}\"", node.name),
+                    format!(
+                        "unknown operator {}{domain}: tract, which runs eval --onnx, does not implement it",
+                        node.op_type
+                    ),
+                ));
+            }
+        }
+        let initialised: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<&pb::ValueInfoProto> =
+            graph.input.iter().filter(|v| !initialised.contains(v.name.as_str())).collect();
+        let [input] = inputs[..] else {
+            return Err(InputError::file(path, format!("{} inputs; a face model takes one image batch", inputs.len())));
+        };
+        let input_at = || format!("input \"{}\"", input.name);
+        let dims = dims_of(input).ok_or_else(|| at(input_at(), "no tensor shape declared".into()))?;
+        let expect = "expected N × C × H × W (C = 1 or 3, H = W fixed)";
+        let [batch, Some(c), Some(h), Some(w)] = dims[..] else {
+            return Err(at(input_at(), format!("shape {}: {expect}", shape_text(&dims))));
+        };
+        if !(c == 1 || c == 3) || h != w || h < 1 {
+            return Err(at(input_at(), format!("shape {}: {expect}", shape_text(&dims))));
+        }
+        let [output] = &graph.output[..] else {
+            let n = graph.output.len();
+            return Err(InputError::file(path, format!("{n} outputs; a face model has one, the embedding")));
+        };
+        let output_at = || format!("output \"{}\"", output.name);
+        if let Some(out_dims) = dims_of(output) {
+            if out_dims.len() != 2 {
+                let shape = shape_text(&out_dims);
+                return Err(at(output_at(), format!("shape {shape}: expected N × D (one embedding per image)")));
+            }
+        }
+        let fixed_batch = batch.filter(|&b| b > 0).map(|b| b as usize);
+        let raw_pixels = normalises_itself(graph);
+        let fail = |e: TractError| at("graph".into(), format!("tract cannot prepare it: {e:#}"));
+        let mut model = onnx.model_for_proto_model(&proto).map_err(fail)?;
+        let n: TDim = match fixed_batch {
+            Some(b) => (b as i64).into(),
+            None => model.symbols.sym("N").into(),
+        };
+        model = model.with_input_fact(0, f32::fact([n, c.into(), h.into(), w.into()]).into()).map_err(fail)?;
+        let typed = model.into_optimized().map_err(fail)?;
+        let out_fact = typed.output_fact(0).map_err(fail)?;
+        if out_fact.rank() != 2 {
+            return Err(at(output_at(), format!("rank {}: expected N × D (one embedding per image)", out_fact.rank())));
+        }
+        let plan = typed.into_runnable().map_err(fail)?;
+        let mut onnx_model =
+            OnnxModel { plan, channels: c as usize, size: h as usize, fixed_batch, raw_pixels, dim: 0 };
+        let zeros = Tensor::zeros([fixed_batch.unwrap_or(2) as i64, c, h, h], (Kind::Float, tch::Device::Cpu));
+        let probe =
+            onnx_model.run(&zeros).map_err(|e| at("graph".into(), format!("fails on a batch of zeros: {e:#}")))?;
+        onnx_model.dim = probe.size()[1] as usize;
+        Ok(onnx_model)
+    }
+
+    /// Runs one batch `[n, c, h, w]` (network input as training makes it) through the model.
+    fn run(&self, images: &Tensor) -> TractResult<Tensor> {
+        let images = images.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
+        let images = if self.raw_pixels { (images + 1.0) * 127.5 } else { images };
+        let n = images.size()[0] as usize;
+        let per_image = self.channels * self.size * self.size;
+        let values: Vec<f32> = Vec::try_from(images.flatten(0, -1)).expect("float images");
+        // Batches of the fixed size (the last padded with zeros), or one part per thread.
+        let part = self.fixed_batch.unwrap_or_else(|| n.div_ceil(rayon::current_num_threads()).max(1));
+        let parts: Vec<TractResult<Vec<f32>>> = values
+            .par_chunks(part * per_image)
+            .map(|chunk| {
+                let rows = chunk.len() / per_image;
+                let batch = self.fixed_batch.unwrap_or(rows);
+                let mut data = chunk.to_vec();
+                data.resize(batch * per_image, 0.0);
+                let shape = [batch, self.channels, self.size, self.size];
+                let input = tract_ndarray::Array4::from_shape_vec(shape, data)?.into_tensor();
+                let out = self.plan.run(tvec!(input.into_tvalue()))?;
+                let view = out[0].to_plain_array_view::<f32>()?;
+                let dim = view.len() / batch;
+                Ok(view.iter().copied().take(rows * dim).collect())
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(n * self.dim.max(1));
+        for p in parts {
+            rows.extend(p?);
+        }
+        let dim = rows.len() / n.max(1);
+        Ok(Tensor::from_slice(&rows).reshape([n as i64, dim as i64]))
+    }
+}
+
+impl Embedder for OnnxModel {
+    fn embed_batch(&self, images: &Tensor) -> Tensor {
+        // The model ran on zeros when it was opened; what fails now is not the input's fault.
+        self.run(images).unwrap_or_else(|e| panic!("the ONNX model failed on a batch: {e:#}"))
+    }
+}
