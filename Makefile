@@ -57,8 +57,8 @@ test: setup browser latex pyref pyexport
 test-slurm: setup
 	$(CARGO_ENV) scripts/test-slurm.sh
 
-bench: setup
-	$(CARGO_ENV) cargo bench --bench datagen --bench train_step --bench jobs --bench megaface --bench ijbc --bench loader --bench backbones --bench report --bench bookkeeping --bench partial_fc --bench recordio_open
+bench: setup pyexport
+	$(CARGO_ENV) cargo bench --bench datagen --bench train_step --bench jobs --bench megaface --bench ijbc --bench loader --bench backbones --bench report --bench bookkeeping --bench partial_fc --bench recordio_open --bench onnx_runtime
 
 lint: setup
 	cargo fmt --check

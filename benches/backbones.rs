@@ -13,56 +13,11 @@
 
 mod common;
 
-use common::{env_or, summary};
+use common::{env_or, summary, PythonTimer};
 use p2sbench::model::Network;
 use p2sbench::spec::{Backbone, ModelSpec};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
-
-/// PyTorch's side: a process that times `steps` steps per request.
-struct Torch {
-    child: std::process::Child,
-    replies: BufReader<std::process::ChildStdout>,
-}
-
-impl Torch {
-    fn start(name: &str, batch: usize, threads: usize, device: &str, amp: bool) -> Result<Torch, String> {
-        let cache = std::env::var("P2SBENCH_CACHE")
-            .unwrap_or_else(|_| format!("{}/.cache/p2sbench", std::env::var("HOME").unwrap_or_default()));
-        let python = std::env::var("P2SBENCH_PYTHON").unwrap_or_else(|_| format!("{cache}/venv/bin/python"));
-        let mut child = Command::new(&python)
-            .args(["bench/torch_backbone.py", name, &batch.to_string(), &threads.to_string(), device])
-            .args(amp.then_some("amp"))
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {python}: {e}"))?;
-        let mut replies = BufReader::new(child.stdout.take().expect("piped"));
-        let mut line = String::new();
-        replies.read_line(&mut line).map_err(|e| e.to_string())?;
-        if line.trim() != "ready" {
-            return Err("bench/torch_backbone.py did not start".into());
-        }
-        Ok(Torch { child, replies })
-    }
-
-    fn seconds_per_step(&mut self, steps: usize) -> f64 {
-        writeln!(self.child.stdin.as_mut().expect("piped"), "{steps}").expect("the PyTorch process reads");
-        let mut line = String::new();
-        self.replies.read_line(&mut line).expect("the PyTorch process answers");
-        line.trim().parse().expect("seconds")
-    }
-}
-
-impl Drop for Torch {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
 
 fn main() {
     let batch: usize = env_or("P2SBENCH_BENCH_BATCH", 8);
@@ -126,7 +81,9 @@ fn main() {
         step();
         sync();
         let steps = ((seconds / started.elapsed().as_secs_f64()).round() as usize).max(1);
-        let mut torch = match Torch::start(name, batch, threads, &device_name, amp) {
+        let mut args = vec![name.to_string(), batch.to_string(), threads.to_string(), device_name.clone()];
+        args.extend(amp.then(|| "amp".to_string()));
+        let mut torch = match PythonTimer::start("bench/torch_backbone.py", &args) {
             Ok(t) => Some(t),
             Err(e) => {
                 println!("  {name}: PyTorch not measured: {e}");

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::real_files::{jpeg, wave};
 use p2sbench::data::{images, synthetic, ImageSet};
 use p2sbench::extract::features::extract_features;
 use p2sbench::extract::suite::Suite;
@@ -16,7 +17,7 @@ use p2sbench::metrics::verification::{self, Pair};
 use p2sbench::metrics::{Features, ProtocolResult};
 use p2sbench::model::Network;
 use p2sbench::spec::{self, FlipMode};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -257,103 +258,14 @@ fn eval_settings_are_validated_with_locations() {
     assert!(e.contains("eval.ijbc.far_readout"), "{e}");
 }
 
-/// A 24×24 RGB JPEG of a smooth pattern: a plane wave per channel with `wave`'s frequencies and
-/// phases, plus `noise` levels of per-pixel noise drawn from `noise_seed`.
-fn jpeg(wave: &[f32; 3], noise: u8, noise_seed: u64) -> Vec<u8> {
-    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(noise_seed);
-    let mut px = Vec::with_capacity(24 * 24 * 3);
-    for y in 0..24 {
-        for x in 0..24 {
-            for c in 0..3 {
-                let phase = wave[0] * x as f32 + wave[1] * y as f32 + wave[2] * (c + 1) as f32;
-                let v = 128.0 + 90.0 * phase.sin() + r.gen_range(0..=noise) as f32;
-                px.push(v.clamp(0.0, 255.0) as u8);
-            }
-        }
-    }
-    common::recordio::jpeg(&px, 24)
-}
-
-/// A random wave for [`jpeg`]: one "person".
-fn wave(r: &mut rand_chacha::ChaCha8Rng) -> [f32; 3] {
-    [r.gen_range(0.05..0.6), r.gen_range(0.05..0.6), r.gen_range(0.0..6.3)]
-}
-
-/// The ArcFace template's landmarks on a 24 × 24 crop, moved by (dx, dy) and scaled by `zoom`
-/// about the crop's centre.
-fn landmarks(dx: f32, dy: f32, zoom: f32) -> [[f32; 2]; 5] {
-    let mut out = [[0.0; 2]; 5];
-    for (o, p) in out.iter_mut().zip(p2sbench::metrics::align::ARCFACE_TEMPLATE) {
-        *o = [12.0 + (p[0] * 24.0 / 112.0 - 12.0) * zoom + dx, 12.0 + (p[1] * 24.0 / 112.0 - 12.0) * zoom + dy];
-    }
-    out
-}
-
 #[test]
 fn the_suite_reads_real_files_for_every_protocol() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let write = |rel: &str, bytes: &[u8]| {
-        let p = d.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, bytes).unwrap();
-    };
-    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    // LFW: a .bin pack of 40 pairs in 4 folds, matched pairs the same person's pattern with other
-    // noise, mismatched ones a person and a look-alike (the pattern changed a little).
-    let same: Vec<bool> = (0..40).map(|k| (k * 7 + k / 3) % 2 == 0).collect();
-    let mut pack_images = Vec::new();
-    for (k, &s) in same.iter().enumerate() {
-        let left = wave(&mut r);
-        let right =
-            if s { left } else { [left[0] + r.gen_range(-0.1..0.1), left[1] + r.gen_range(-0.1..0.1), left[2]] };
-        pack_images.push(jpeg(&left, 40, 2 * k as u64));
-        pack_images.push(jpeg(&right, 40, 2 * k as u64 + 1));
-    }
-    assert!(pack_images.iter().all(|i| i.len() >= 256), "BINBYTES records");
-    write("lfw.bin", &common::pickle_pack(&pack_images, &same));
-    // MegaFace: 4 probes of 2 identities, 6 distractors in two lists.
-    let people = [wave(&mut r), wave(&mut r)];
-    let probes: Vec<String> = (0..4).map(|k| format!("p{}/{k}.jpg", k / 2)).collect();
-    for (k, path) in probes.iter().enumerate() {
-        write(&format!("fs/{path}"), &jpeg(&people[k / 2], 60, 100 + k as u64));
-    }
-    let all: Vec<String> = (0..6).map(|k| format!("a/b/{k}.jpg")).collect();
-    for (k, path) in all.iter().enumerate() {
-        write(&format!("mf/{path}"), &jpeg(&wave(&mut r), 40, 150 + k as u64));
-    }
-    let probe_ids = [0u32, 0, 1, 1];
-    write("fs.json", serde_json::json!({"id": ["p0", "p0", "p1", "p1"], "path": probes}).to_string().as_bytes());
-    write("mf_6.json", serde_json::json!({ "path": all }).to_string().as_bytes());
-    write("mf_2.json", serde_json::json!({"path": &all[..2]}).to_string().as_bytes());
-    // IJB-C: 16 loose crops of 4 subjects, 8 templates of 2 images (each its own media); each crop
-    // has its own landmarks (the face moved and scaled) and detector score.
-    let subjects: Vec<[f32; 3]> = (0..4).map(|_| wave(&mut r)).collect();
-    let (mut tid, mut pts, mut crops, mut marks, mut scores) = (String::new(), String::new(), vec![], vec![], vec![]);
-    for k in 0..16usize {
-        let crop = jpeg(&subjects[k / 4], 50, 200 + k as u64);
-        write(&format!("crops/{k}.jpg"), &crop);
-        let lm = landmarks((k % 5) as f32 * 0.8 - 1.6, (k % 3) as f32 * 0.9 - 0.9, 0.8 + 0.03 * k as f32);
-        let score = 0.5 + 0.03 * k as f32;
-        tid.push_str(&format!("{k}.jpg {} {}\n", k / 2 + 1, k + 1));
-        let lm_text: Vec<String> = lm.iter().flat_map(|p| [p[0].to_string(), p[1].to_string()]).collect();
-        pts.push_str(&format!("{k}.jpg {} {score}\n", lm_text.join(" ")));
-        crops.push(crop);
-        marks.push(lm);
-        scores.push(score);
-    }
-    let mut pair_lines = String::new();
-    for t1 in 1..=8u32 {
-        for t2 in t1 + 1..=8 {
-            pair_lines.push_str(&format!("{t1} {t2} {}\n", u8::from((t1 - 1) / 2 == (t2 - 1) / 2)));
-        }
-    }
-    write("meta/ijbc_face_tid_mid.txt", tid.as_bytes());
-    write("meta/ijbc_name_5pts_score.txt", pts.as_bytes());
-    write("meta/ijbc_template_pair_label.txt", pair_lines.as_bytes());
-    write("meta/ijbc_1N_gallery_G1.csv", b"TEMPLATE_ID,SUBJECT_ID\n1,1\n3,2\n");
-    write("meta/ijbc_1N_gallery_G2.csv", b"TEMPLATE_ID,SUBJECT_ID\n5,3\n7,4\n");
-    write("meta/ijbc_1N_probe_mixed.csv", b"TEMPLATE_ID,SUBJECT_ID\n2,1\n4,2\n6,3\n8,4\n");
+    let files = common::real_files::write(d);
+    let (pack_images, same, probes, all) = (&files.pack_images, &files.same, &files.probes, &files.distractors);
+    let (crops, marks, scores, probe_ids) = (&files.crops, &files.landmarks, files.scores.clone(), files.probe_ids);
+    let write = |rel: &str, bytes: &[u8]| std::fs::write(d.join(rel), bytes).unwrap();
     let p = |rel: &str| d.join(rel).display().to_string();
     let text = EXPERIMENT
         .replace("pairs_per_fold = 5", &format!("bin = \"{}\"", p("lfw.bin")))
@@ -393,7 +305,7 @@ fn the_suite_reads_real_files_for_every_protocol() {
 
     // Each protocol's numbers are the metric code's on features taken directly from the images
     // the test wrote, in the order it wrote them: pair k is images 2k and 2k + 1 of the pack.
-    let set = images::load_encoded(&d.join("lfw.bin"), &pack_images, 3, 16).unwrap();
+    let set = images::load_encoded(&d.join("lfw.bin"), pack_images, 3, 16).unwrap();
     let pairs: Vec<Pair> = same.iter().enumerate().map(|(k, &s)| Pair { a: 2 * k, b: 2 * k + 1, same: s }).collect();
     let (_, expected) = lfw::evaluate(&embedded(&net, &set), &pairs, &lfw_options(4));
     assert_eq!(metrics(&results[0]), metrics(&expected), "lfw");
@@ -401,7 +313,7 @@ fn the_suite_reads_real_files_for_every_protocol() {
     assert!(accuracy > 0.5 && accuracy < 1.0, "an informative accuracy: {accuracy}");
 
     // MegaFace: each distractor list scored on its own.
-    let probe_features = embedded(&net, &images::load_files(&d.join("fs"), &probes, 3, 16).unwrap());
+    let probe_features = embedded(&net, &images::load_files(&d.join("fs"), probes, 3, 16).unwrap());
     let opts = megaface_options(1e-2);
     let mut outcomes = Vec::new();
     for list in [&all[..], &all[..2]] {
@@ -416,7 +328,7 @@ fn the_suite_reads_real_files_for_every_protocol() {
 
     // IJB-C: each crop aligned by the landmarks written for it, weighted by its score.
     let mut pixels = Vec::new();
-    for (crop, lm) in crops.iter().zip(&marks) {
+    for (crop, lm) in crops.iter().zip(marks) {
         let rgb = image::load_from_memory(crop).unwrap().to_rgb8();
         pixels.extend(p2sbench::metrics::align::align(rgb.as_raw(), 24, 24, lm, 16, 3));
     }

@@ -225,3 +225,163 @@ fn insightface_loads_the_iresnet_export_both_ways() {
     let r = relative(&npy::read(&out).unwrap().data, &rows(&own(&trial, &x)).data);
     assert!(r < 1e-5, "arcface_torch's IResNet-18 against p2sbench: relative {r:e}");
 }
+
+fn eval_json(args: &[&str]) -> serde_json::Value {
+    let (code, out, err) = p2sbench(args);
+    assert_eq!(code, 0, "p2sbench {args:?}: {err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {out}"))
+}
+
+#[test]
+fn eval_scores_the_trial_and_its_onnx_export_identically_on_every_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let files = common::real_files::write(&d.join("real"));
+    let trial = train(d, "cnn", 32, 1, "");
+    let onnx = d.join("cnn.onnx");
+    export(&trial, "onnx", &onnx);
+    let f = |rel: &str| files.path(rel).display().to_string();
+    let protocols: [Vec<String>; 3] = [
+        ["lfw", "--bin", &f("lfw.bin")].map(String::from).to_vec(),
+        ["megaface", "--probes", &f("fs.json"), "--distractors", &f("mf_6.json"), "--distractors", &f("mf_2.json")]
+            .into_iter()
+            .chain(["--probe-images", &f("fs"), "--distractor-images", &f("mf"), "--far", "1e-2"])
+            .map(String::from)
+            .collect(),
+        ["ijbc", "--meta", &f("meta"), "--images", &f("crops"), "--scores"].map(String::from).to_vec(),
+    ];
+    for args in &protocols {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let by = |flag: &str, model: &Path| {
+            eval_json(&[&["eval"], &args[..], &[flag, s(model), "--device", "cpu", "--json"]].concat())
+        };
+        let trained = by("--model", &trial);
+        let exported = by("--onnx", &onnx);
+        assert_eq!(exported["metrics"], trained["metrics"], "{}", args[0]);
+        assert!(!trained["metrics"].as_object().unwrap().is_empty(), "{trained}");
+        assert_eq!(exported["variant"]["flip"], "sum");
+        let via = exported["variant"]["onnx"].as_str().unwrap();
+        assert!(via.contains("cnn.onnx") && via.contains("127.5"), "{via}");
+        assert!(trained["variant"]["model"].as_str().unwrap().contains("trial"), "{trained}");
+    }
+}
+
+/// An ONNX file of one `op` node from an input of `input` dims to an output declared with
+/// `output` dims (`None`: no shape declared); a dim of −1 is the symbolic batch.
+fn onnx_file(path: &Path, input: &[i64], output: Option<&[i64]>, op: &str) {
+    use p2sbench::model::onnx::{INPUT, OUTPUT};
+    use prost::Message;
+    use tract_onnx::pb;
+    let value = |name: &str, dims: Option<&[i64]>| {
+        use pb::tensor_shape_proto::dimension::Value;
+        let shape = dims.map(|dims| pb::TensorShapeProto {
+            dim: dims
+                .iter()
+                .map(|&d| pb::tensor_shape_proto::Dimension {
+                    value: Some(if d < 0 { Value::DimParam("N".into()) } else { Value::DimValue(d) }),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+        let tensor = pb::type_proto::Tensor { elem_type: pb::tensor_proto::DataType::Float as i32, shape };
+        pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(tensor)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    };
+    let node = pb::NodeProto {
+        input: vec![INPUT.into()],
+        output: vec![OUTPUT.into()],
+        name: "the_node".into(),
+        op_type: op.into(),
+        ..Default::default()
+    };
+    let graph = pb::GraphProto {
+        node: vec![node],
+        input: vec![value(INPUT, Some(input))],
+        output: vec![value(OUTPUT, output)],
+        ..Default::default()
+    };
+    let model = pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    std::fs::write(path, model.encode_to_vec()).unwrap();
+}
+
+#[test]
+fn bad_models_and_trials_are_located_errors_with_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let files = common::real_files::write(&d.join("real"));
+    let bin = files.path("lfw.bin");
+    let features = d.join("features.npy");
+    let eval_onnx = |model: &Path| {
+        let args = ["eval", "lfw", "--bin", s(&bin), "--onnx", s(model), "--export-features", s(&features)];
+        let (code, _, err) = p2sbench(&args);
+        assert_eq!(code, 2, "{err}");
+        assert!(!features.exists(), "nothing is written");
+        err
+    };
+    // The control: a well-formed one-node model scores (its embedding is the flattened image).
+    let good = d.join("good.onnx");
+    onnx_file(&good, &[-1, 3, 4, 4], Some(&[-1, 48]), "Flatten");
+    let v = eval_json(&["eval", "lfw", "--bin", s(&bin), "--onnx", s(&good), "--json"]);
+    assert!(v["metrics"]["accuracy_mean"].as_f64().unwrap() > 0.5, "{v}");
+
+    let not_images = d.join("vectors.onnx");
+    onnx_file(&not_images, &[-1, 48], Some(&[-1, 48]), "Identity");
+    let err = eval_onnx(&not_images);
+    assert!(err.contains("vectors.onnx: input \"input\"") && err.contains("N × C × H × W"), "{err}");
+
+    let maps = d.join("maps.onnx");
+    onnx_file(&maps, &[-1, 3, 4, 4], Some(&[-1, 3, 4, 4]), "Identity");
+    let err = eval_onnx(&maps);
+    assert!(err.contains("maps.onnx: output \"embedding\"") && err.contains("N × D"), "{err}");
+    // Undeclared, the output's rank is what tract infers.
+    let undeclared = d.join("undeclared.onnx");
+    onnx_file(&undeclared, &[-1, 3, 4, 4], None, "Identity");
+    let err = eval_onnx(&undeclared);
+    assert!(err.contains("undeclared.onnx: output \"embedding\"") && err.contains("rank 4"), "{err}");
+
+    let unknown = d.join("unknown.onnx");
+    onnx_file(&unknown, &[-1, 3, 4, 4], Some(&[-1, 48]), "FaceMagic");
+    let err = eval_onnx(&unknown);
+    assert!(err.contains("unknown.onnx: node 0 \"the_node\"") && err.contains("unknown operator FaceMagic"), "{err}");
+
+    let truncated = d.join("truncated.onnx");
+    std::fs::write(&truncated, &std::fs::read(&good).unwrap()[..20]).unwrap();
+    let err = eval_onnx(&truncated);
+    assert!(err.contains("truncated.onnx") && err.contains("not an ONNX model"), "{err}");
+
+    // A trial without a checkpoint; a CNN trial asked for insightface's names.
+    let trial = train(d, "cnn", 32, 1, "");
+    let out = d.join("out.onnx");
+    let no_checkpoint = d.join("no-checkpoint");
+    std::fs::create_dir(&no_checkpoint).unwrap();
+    std::fs::copy(trial.join("config.toml"), no_checkpoint.join("config.toml")).unwrap();
+    for (dir, to, message) in
+        [(&no_checkpoint, "onnx", "no model checkpoint"), (&trial, "insightface", "arcface_torch has no cnn backbone")]
+    {
+        let (code, _, err) = p2sbench(&["export", s(dir), "--to", to, "--out", s(&out)]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(s(dir)) && err.contains(message), "{err}");
+        assert!(!out.exists() && !d.join("out.onnx.json").exists(), "nothing is written");
+    }
+    let (code, _, err) = p2sbench(&["export", s(&d.join("results/cnn")), "--trial", "nope", "--out", s(&out)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no trial with an id starting with \"nope\""), "{err}");
+    // By results directory and id prefix, the same file as by trial directory.
+    let id = trial.file_name().unwrap().to_str().unwrap();
+    let (code, _, err) = p2sbench(&["export", s(&d.join("results/cnn")), "--trial", &id[..8], "--out", s(&out)]);
+    assert_eq!(code, 0, "{err}");
+    let direct = d.join("direct.onnx");
+    export(&trial, "onnx", &direct);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&direct).unwrap());
+}

@@ -117,8 +117,9 @@ pub enum Command {
         /// The experiment's results directory (results/<experiment name>).
         dir: PathBuf,
     },
-    /// Score features (a .npy file, devkit feature files) or a trained trial on a protocol's real
-    /// files: LFW (and insightface .bin packs), MegaFace Challenge 1, IJB-C. Prints the metrics,
+    /// Score features (a .npy file, devkit feature files), a trained trial (--model) or an ONNX
+    /// face model (--onnx, run by tract) on a protocol's real files: LFW (and insightface .bin
+    /// packs), MegaFace Challenge 1, IJB-C. Prints the metrics,
     /// or one JSON object with --json: {"protocol", "variant", "metrics"}. Exit code 2: a missing
     /// or malformed input file (the message names the file and line or record).
     Eval {

@@ -49,7 +49,7 @@ pub fn export(trial_dir: &Path, format: Format, out: &Path) -> Result<Written, I
         "experiment": cfg.experiment,
         "loss": cfg.loss.name,
         "loss_setting": cfg.loss.label(),
-        "backbone": format!("{:?}", cfg.model.backbone).to_lowercase(),
+        "backbone": cfg.model.backbone.name(),
         "embedding": cfg.model.embedding,
         "training_steps": steps,
         "input": {

@@ -91,9 +91,9 @@ fn renamed(backbone: Backbone, name: &str) -> Option<String> {
 /// by name; `Err` names the backbone without one, or a variable with no insightface name.
 pub fn state_dict(backbone: Backbone, vars: &[(String, Tensor)], steps: i64) -> Result<Vec<(String, Tensor)>, String> {
     if model_name(backbone).is_none() {
-        let name = format!("{backbone:?}").to_lowercase();
         return Err(format!(
-            "arcface_torch has no {name} backbone; insightface names exist for the IResNets and mbf (export it to ONNX instead)"
+            "arcface_torch has no {} backbone; insightface names exist for the IResNets and mbf (export it to ONNX instead)",
+            backbone.name()
         ));
     }
     let mut out = Vec::new();

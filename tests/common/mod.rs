@@ -201,5 +201,6 @@ pub fn npy_bytes(major: u8, dict: &str, data: &[f32]) -> Vec<u8> {
     out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
     out
 }
+pub mod real_files;
 pub mod recordio;
 pub mod results_fixture;
