@@ -34,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ijbc_1n", ijbc_1n),
     ("image_decode", image_decode),
     ("recordio", recordio),
+    ("onnx", onnx),
 ];
 
 /// The file name every error must carry.
@@ -248,4 +249,15 @@ fn held(value: &pickle::Value, seen: &mut std::collections::HashSet<usize>) -> u
 /// `Features` equality by bits (NaN payloads included).
 fn same_bits(a: &Features, b: &Features) -> bool {
     a.rows == b.rows && a.dim == b.dim && a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// ONNX face models (`eval --onnx`): the protobuf, the input and output checks, the operators,
+/// tract's analysis and optimisation, and a batch of zeros through the graph.
+pub fn onnx(data: &[u8]) -> bool {
+    let Some(model) = accepted(p2sbench::extract::onnx::OnnxModel::from_bytes(Path::new(FILE), data)) else {
+        return false;
+    };
+    assert!(matches!(model.channels, 1 | 3) && (1..=4096).contains(&model.size), "an accepted input shape");
+    assert!(model.dim >= 1, "an accepted embedding");
+    true
 }

@@ -266,53 +266,9 @@ fn eval_scores_the_trial_and_its_onnx_export_identically_on_every_protocol() {
     }
 }
 
-/// An ONNX file of one `op` node from an input of `input` dims to an output declared with
-/// `output` dims (`None`: no shape declared); a dim of −1 is the symbolic batch.
+/// Writes [`common::one_node_onnx`]'s model to `path`.
 fn onnx_file(path: &Path, input: &[i64], output: Option<&[i64]>, op: &str) {
-    use p2sbench::model::onnx::{INPUT, OUTPUT};
-    use prost::Message;
-    use tract_onnx::pb;
-    let value = |name: &str, dims: Option<&[i64]>| {
-        use pb::tensor_shape_proto::dimension::Value;
-        let shape = dims.map(|dims| pb::TensorShapeProto {
-            dim: dims
-                .iter()
-                .map(|&d| pb::tensor_shape_proto::Dimension {
-                    value: Some(if d < 0 { Value::DimParam("N".into()) } else { Value::DimValue(d) }),
-                    ..Default::default()
-                })
-                .collect(),
-        });
-        let tensor = pb::type_proto::Tensor { elem_type: pb::tensor_proto::DataType::Float as i32, shape };
-        pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(tensor)),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    };
-    let node = pb::NodeProto {
-        input: vec![INPUT.into()],
-        output: vec![OUTPUT.into()],
-        name: "the_node".into(),
-        op_type: op.into(),
-        ..Default::default()
-    };
-    let graph = pb::GraphProto {
-        node: vec![node],
-        input: vec![value(INPUT, Some(input))],
-        output: vec![value(OUTPUT, output)],
-        ..Default::default()
-    };
-    let model = pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
-        graph: Some(graph),
-        ..Default::default()
-    };
-    std::fs::write(path, model.encode_to_vec()).unwrap();
+    std::fs::write(path, common::one_node_onnx(input, output, op)).unwrap();
 }
 
 #[test]

@@ -172,6 +172,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for (file, bytes) in encoded_images() {
         add("image_decode", &file, bytes);
     }
+    for (file, bytes) in onnx_models() {
+        add("onnx", &file, bytes);
+    }
     out
 }
 
@@ -327,6 +330,23 @@ fn bin_packs() -> Vec<(String, Vec<u8>)> {
         ("proto1-two-pairs-two-images.bin".into(), proto1),
         ("truncated.bin".into(), truncated),
         ("global.bin".into(), global),
+    ]
+}
+
+/// ONNX models: p2sbench's export of a tiny CNN, a one-node model, and near misses (cut short, an
+/// unknown operator, a vector input, an image-shaped output).
+fn onnx_models() -> Vec<(String, Vec<u8>)> {
+    use prost::Message;
+    let spec = p2sbench::spec::ModelSpec { widths: vec![2], embedding: 4, ..Default::default() };
+    let net = p2sbench::model::Network::new(&spec, 1, 4, 3, false, 1, tch::Device::Cpu);
+    let cnn = net.to_onnx(1, 4, "fuzz seed").encode_to_vec();
+    vec![
+        ("valid-cnn.onnx".into(), cnn.clone()),
+        ("valid-flatten.onnx".into(), common::one_node_onnx(&[-1, 3, 2, 2], Some(&[-1, 12]), "Flatten")),
+        ("cut.onnx".into(), cnn[..cnn.len() / 2].to_vec()),
+        ("unknown-op.onnx".into(), common::one_node_onnx(&[-1, 3, 2, 2], Some(&[-1, 12]), "FaceMagic")),
+        ("vectors.onnx".into(), common::one_node_onnx(&[-1, 12], Some(&[-1, 12]), "Identity")),
+        ("maps.onnx".into(), common::one_node_onnx(&[-1, 3, 2, 2], None, "Identity")),
     ]
 }
 

@@ -10,11 +10,16 @@
 
 use super::features::Embedder;
 use crate::error::InputError;
+use prost::Message;
 use rayon::prelude::*;
 use std::path::Path;
 use tch::{Kind, Tensor};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
+
+/// The largest image side accepted (a face crop is 112 or so; this keeps a bad file from
+/// asking for a batch of zeros larger than memory).
+const MAX_SIDE: i64 = 4096;
 
 /// A checked, optimised ONNX model ready to embed images.
 pub struct OnnxModel {
@@ -62,14 +67,28 @@ fn normalises_itself(graph: &pb::GraphProto) -> bool {
 impl OnnxModel {
     /// Reads and checks `path`, and prepares it for batches of images.
     pub fn open(path: &Path) -> Result<OnnxModel, InputError> {
+        let bytes =
+            std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read the ONNX file: {e}")))?;
+        OnnxModel::from_bytes(path, &bytes)
+    }
+
+    /// [`OnnxModel::open`] on the bytes of the file `path` (which errors name). A panic inside
+    /// tract on a malformed graph is reported as an error about the file too.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<OnnxModel, InputError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| OnnxModel::checked(path, bytes))).unwrap_or_else(
+            |panic| {
+                let message = crate::error::panic_message(panic.as_ref()).unwrap_or("a panic").to_string();
+                Err(InputError::file(path, format!("tract cannot read the graph: {message}")))
+            },
+        )
+    }
+
+    fn checked(path: &Path, bytes: &[u8]) -> Result<OnnxModel, InputError> {
         let at =
             |what: String, message: String| InputError { location: format!("{}: {what}", path.display()), message };
-        if !path.is_file() {
-            return Err(InputError::file(path, "no such ONNX file"));
-        }
         let onnx = tract_onnx::onnx();
         let proto =
-            onnx.proto_model_for_path(path).map_err(|e| InputError::file(path, format!("not an ONNX model: {e}")))?;
+            pb::ModelProto::decode(bytes).map_err(|e| InputError::file(path, format!("not an ONNX model: {e}")))?;
         let graph = proto.graph.as_ref().ok_or_else(|| InputError::file(path, "an ONNX model without a graph"))?;
         for (i, node) in graph.node.iter().enumerate() {
             if !onnx.op_register.0.contains_key(&node.op_type) {
@@ -91,11 +110,11 @@ impl OnnxModel {
         };
         let input_at = || format!("input \"{}\"", input.name);
         let dims = dims_of(input).ok_or_else(|| at(input_at(), "no tensor shape declared".into()))?;
-        let expect = "expected N × C × H × W (C = 1 or 3, H = W fixed)";
+        let expect = "expected N × C × H × W (C = 1 or 3, H = W fixed, at most 4096)";
         let [batch, Some(c), Some(h), Some(w)] = dims[..] else {
             return Err(at(input_at(), format!("shape {}: {expect}", shape_text(&dims))));
         };
-        if !(c == 1 || c == 3) || h != w || h < 1 {
+        if !(c == 1 || c == 3) || h != w || !(1..=MAX_SIDE).contains(&h) {
             return Err(at(input_at(), format!("shape {}: {expect}", shape_text(&dims))));
         }
         let [output] = &graph.output[..] else {
@@ -110,6 +129,9 @@ impl OnnxModel {
             }
         }
         let fixed_batch = batch.filter(|&b| b > 0).map(|b| b as usize);
+        if fixed_batch.is_some_and(|b| b > 4096) {
+            return Err(at(input_at(), format!("a fixed batch of {} images; at most 4096", fixed_batch.unwrap_or(0))));
+        }
         let raw_pixels = normalises_itself(graph);
         let fail = |e: TractError| at("graph".into(), format!("tract cannot prepare it: {e:#}"));
         let mut model = onnx.model_for_proto_model(&proto).map_err(fail)?;
@@ -130,6 +152,9 @@ impl OnnxModel {
         let probe =
             onnx_model.run(&zeros).map_err(|e| at("graph".into(), format!("fails on a batch of zeros: {e:#}")))?;
         onnx_model.dim = probe.size()[1] as usize;
+        if onnx_model.dim == 0 {
+            return Err(at(output_at(), "an embedding of 0 dimensions".into()));
+        }
         Ok(onnx_model)
     }
 

@@ -201,6 +201,55 @@ pub fn npy_bytes(major: u8, dict: &str, data: &[f32]) -> Vec<u8> {
     out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
     out
 }
+/// An ONNX model (its bytes) of one `op` node from an input of `input` dims to an output declared
+/// with `output` dims (`None`: no shape declared); a dim of −1 is the symbolic batch.
+pub fn one_node_onnx(input: &[i64], output: Option<&[i64]>, op: &str) -> Vec<u8> {
+    use p2sbench::model::onnx::{INPUT, OUTPUT};
+    use prost::Message;
+    use tract_onnx::pb;
+    let value = |name: &str, dims: Option<&[i64]>| {
+        use pb::tensor_shape_proto::dimension::Value;
+        let shape = dims.map(|dims| pb::TensorShapeProto {
+            dim: dims
+                .iter()
+                .map(|&d| pb::tensor_shape_proto::Dimension {
+                    value: Some(if d < 0 { Value::DimParam("N".into()) } else { Value::DimValue(d) }),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+        let tensor = pb::type_proto::Tensor { elem_type: pb::tensor_proto::DataType::Float as i32, shape };
+        pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(tensor)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    };
+    let node = pb::NodeProto {
+        input: vec![INPUT.into()],
+        output: vec![OUTPUT.into()],
+        name: "the_node".into(),
+        op_type: op.into(),
+        ..Default::default()
+    };
+    let graph = pb::GraphProto {
+        node: vec![node],
+        input: vec![value(INPUT, Some(input))],
+        output: vec![value(OUTPUT, output)],
+        ..Default::default()
+    };
+    let model = pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    model.encode_to_vec()
+}
+
 pub mod real_files;
 pub mod recordio;
 pub mod results_fixture;
