@@ -2,8 +2,10 @@
 //! exported model (`p2sbench export`'s ONNX of each backbone at 3 × 112 × 112, 512-d, weights
 //! from the init seed) on this machine's cores — tract in process (the batch split across the
 //! cores, as `eval --onnx` runs it), onnxruntime 1.32 through the set-up's Python
-//! (bench/onnx_runtime.py, as many intra-op threads). The two run interleaved (tract,
-//! onnxruntime, tract, …); the figures are medians with min–max, the ratio is of medians.
+//! (bench/onnx_runtime.py, as many intra-op threads) — and, for reference, the same network in
+//! libtorch as `eval --model` runs a trained trial (eval mode, no gradients). The three run
+//! interleaved (tract, onnxruntime, libtorch, tract, …); the figures are medians with min–max,
+//! the ratios are of medians.
 //!
 //! `make bench` runs it. `P2SBENCH_BENCH_BACKBONES` (default mbf,iresnet18,iresnet50),
 //! `P2SBENCH_BENCH_BATCH` (default 32), `P2SBENCH_BENCH_SECONDS` (one measurement, default 3 s)
@@ -28,7 +30,7 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let dir = tempfile::tempdir().expect("a scratch directory");
     println!(
-        "inference at 3×112×112, 512-d, batch {batch}, {threads} threads: tract (eval --onnx) against onnxruntime; {rounds} interleaved rounds of about {seconds} s each"
+        "inference at 3×112×112, 512-d, batch {batch}, {threads} threads: tract (eval --onnx) against onnxruntime and libtorch (eval --model); {rounds} interleaved rounds of about {seconds} s each"
     );
     for name in wanted.split(',') {
         let Some(backbone) = [Backbone::Mobilefacenet, Backbone::Mbf, Backbone::Iresnet18, Backbone::Iresnet50]
@@ -64,7 +66,15 @@ fn main() {
             let once = o.seconds_per_step(1);
             ((seconds / once).round() as usize).max(1)
         });
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        tch::set_num_threads(threads as i32);
+        let libtorch = || {
+            let _ = tch::no_grad(|| net.embed(&x, false));
+        };
+        libtorch();
+        let started = Instant::now();
+        libtorch();
+        let torch_steps = ((seconds / started.elapsed().as_secs_f64()).round() as usize).max(1);
+        let (mut ours, mut theirs, mut torch) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             let started = Instant::now();
             for _ in 0..steps {
@@ -74,14 +84,24 @@ fn main() {
             if let (Some(o), Some(n)) = (ort.as_mut(), ort_steps) {
                 theirs.push(batch as f64 / o.seconds_per_step(n));
             }
+            let started = Instant::now();
+            for _ in 0..torch_steps {
+                libtorch();
+            }
+            torch.push(batch as f64 * torch_steps as f64 / started.elapsed().as_secs_f64());
         }
         let (m, lo, hi) = summary(&ours);
-        print!("  {name:<14} tract {m:8.1} images/s [{lo:.1}, {hi:.1}]");
+        let (l, llo, lhi) = summary(&torch);
+        print!("  {name:<10} tract {m:6.1} images/s [{lo:.1}, {hi:.1}]  libtorch {l:6.1} [{llo:.1}, {lhi:.1}]");
         if theirs.is_empty() {
-            println!();
+            println!("  tract/libtorch {:.2}", m / l);
         } else {
             let (t, tlo, thi) = summary(&theirs);
-            println!("   onnxruntime {t:8.1} images/s [{tlo:.1}, {thi:.1}]   tract/onnxruntime {:.2}", m / t);
+            println!(
+                "  onnxruntime {t:6.1} [{tlo:.1}, {thi:.1}]  tract/onnxruntime {:.2}  tract/libtorch {:.2}",
+                m / t,
+                m / l
+            );
         }
     }
 }
