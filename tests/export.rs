@@ -291,6 +291,31 @@ fn bad_models_and_trials_are_located_errors_with_nothing_written() {
     let v = eval_json(&["eval", "lfw", "--bin", s(&bin), "--onnx", s(&good), "--json"]);
     assert!(v["metrics"]["accuracy_mean"].as_f64().unwrap() > 0.5, "{v}");
 
+    // The same model with its batch fixed (at 1, and at 3: the last batch padded), and as the
+    // mxnet conversions are, normalising its input itself (nodes named Sub… and Mul…, which
+    // insightface's loader, and eval --onnx, then give raw 0..255 pixels): the same metrics.
+    let metrics = |model: &Path| eval_json(&["eval", "lfw", "--bin", s(&bin), "--onnx", s(model), "--json"]);
+    for batch in [1, 3] {
+        let fixed = d.join(format!("fixed{batch}.onnx"));
+        onnx_file(&fixed, &[batch, 3, 4, 4], Some(&[batch, 48]), "Flatten");
+        assert_eq!(OnnxModel::open(&fixed).unwrap().fixed_batch, Some(batch as usize));
+        assert_eq!(metrics(&fixed)["metrics"], v["metrics"], "batch {batch}");
+    }
+    let raw = d.join("raw.onnx");
+    let chain = [("Sub_0", "Sub", Some(127.5)), ("Mul_1", "Mul", Some(1.0 / 127.5)), ("flatten", "Flatten", None)];
+    std::fs::write(&raw, common::onnx_chain(&[-1, 3, 4, 4], Some(&[-1, 48]), &chain)).unwrap();
+    let r = metrics(&raw);
+    assert!(r["variant"]["onnx"].as_str().unwrap().contains("input 0..255"), "{r}");
+    assert_eq!(r["metrics"], v["metrics"]);
+    // Named otherwise, the same arithmetic is not taken for normalisation: the input is mapped
+    // and then shifted again, which changes the features.
+    let shifted = d.join("shifted.onnx");
+    let chain = [("centre", "Sub", Some(127.5)), ("scale", "Mul", Some(1.0 / 127.5)), ("flatten", "Flatten", None)];
+    std::fs::write(&shifted, common::onnx_chain(&[-1, 3, 4, 4], Some(&[-1, 48]), &chain)).unwrap();
+    let r = metrics(&shifted);
+    assert!(r["variant"]["onnx"].as_str().unwrap().contains("127.5"), "{r}");
+    assert_ne!(r["metrics"], v["metrics"]);
+
     let not_images = d.join("vectors.onnx");
     onnx_file(&not_images, &[-1, 48], Some(&[-1, 48]), "Identity");
     let err = eval_onnx(&not_images);

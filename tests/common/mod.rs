@@ -204,6 +204,12 @@ pub fn npy_bytes(major: u8, dict: &str, data: &[f32]) -> Vec<u8> {
 /// An ONNX model (its bytes) of one `op` node from an input of `input` dims to an output declared
 /// with `output` dims (`None`: no shape declared); a dim of −1 is the symbolic batch.
 pub fn one_node_onnx(input: &[i64], output: Option<&[i64]>, op: &str) -> Vec<u8> {
+    onnx_chain(input, output, &[("the_node", op, None)])
+}
+
+/// An ONNX model (its bytes) of a chain of nodes, each (name, operator, a scalar second input);
+/// the first reads the input, the last writes the output.
+pub fn onnx_chain(input: &[i64], output: Option<&[i64]>, nodes: &[(&str, &str, Option<f32>)]) -> Vec<u8> {
     use p2sbench::model::onnx::{INPUT, OUTPUT};
     use prost::Message;
     use tract_onnx::pb;
@@ -228,15 +234,31 @@ pub fn one_node_onnx(input: &[i64], output: Option<&[i64]>, op: &str) -> Vec<u8>
             ..Default::default()
         }
     };
-    let node = pb::NodeProto {
-        input: vec![INPUT.into()],
-        output: vec![OUTPUT.into()],
-        name: "the_node".into(),
-        op_type: op.into(),
-        ..Default::default()
-    };
+    let (mut node, mut initializer, mut from) = (Vec::new(), Vec::new(), INPUT.to_string());
+    for (i, &(name, op, constant)) in nodes.iter().enumerate() {
+        let to = if i + 1 == nodes.len() { OUTPUT.to_string() } else { format!("v{i}") };
+        let mut inputs = vec![from.clone()];
+        if let Some(c) = constant {
+            initializer.push(pb::TensorProto {
+                data_type: pb::tensor_proto::DataType::Float as i32,
+                name: format!("c{i}"),
+                float_data: vec![c],
+                ..Default::default()
+            });
+            inputs.push(format!("c{i}"));
+        }
+        node.push(pb::NodeProto {
+            input: inputs,
+            output: vec![to.clone()],
+            name: name.into(),
+            op_type: op.into(),
+            ..Default::default()
+        });
+        from = to;
+    }
     let graph = pb::GraphProto {
-        node: vec![node],
+        node,
+        initializer,
         input: vec![value(INPUT, Some(input))],
         output: vec![value(OUTPUT, output)],
         ..Default::default()
