@@ -103,6 +103,24 @@ impl OnnxModel {
             }
         }
         let initialised: std::collections::HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        // Every value read must be defined: a graph input, an initialiser or a node's output.
+        let defined: std::collections::HashSet<&str> = graph
+            .input
+            .iter()
+            .map(|v| v.name.as_str())
+            .chain(initialised.iter().copied())
+            .chain(graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)))
+            .collect();
+        for (i, node) in graph.node.iter().enumerate() {
+            if let Some(missing) = node.input.iter().find(|v| !v.is_empty() && !defined.contains(v.as_str())) {
+                let message = format!("reads \"{missing}\", which no input, initialiser or node defines");
+                return Err(at(format!("node {i} \"{}\"", node.name), message));
+            }
+        }
+        if let Some(missing) = graph.output.iter().find(|v| !defined.contains(v.name.as_str())) {
+            let message = "no input, initialiser or node defines it".to_string();
+            return Err(at(format!("output \"{}\"", missing.name), message));
+        }
         let inputs: Vec<&pb::ValueInfoProto> =
             graph.input.iter().filter(|v| !initialised.contains(v.name.as_str())).collect();
         let [input] = inputs[..] else {
