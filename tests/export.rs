@@ -121,7 +121,7 @@ fn own(trial: &Path, x: &Tensor) -> Tensor {
 }
 
 #[test]
-fn onnx_exports_of_every_backbone_equal_p2sbench_in_onnxruntime_and_tract() {
+fn exports_of_every_backbone_open_in_onnxruntime_tract_insightface_and_arcface_torch() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cases = [
@@ -159,6 +159,9 @@ fn onnx_exports_of_every_backbone_equal_p2sbench_in_onnxruntime_and_tract() {
         assert_eq!((tract.channels, tract.size, tract.fixed_batch, tract.raw_pixels), (c, size, None, false));
         let r = relative(&rows(&tract.embed_batch(&x)).data, &ours.data);
         assert!(r < 1e-5, "{name}: tract against p2sbench, relative {r:e}");
+        if name == "iresnet" {
+            insightface_loads_the_iresnet_export_both_ways(d, &trial);
+        }
     }
 }
 
@@ -180,16 +183,13 @@ fn faces(n: usize) -> Vec<u8> {
     px
 }
 
-#[test]
-fn insightface_loads_the_iresnet_export_both_ways() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let trial = train(d, "iresnet", 112, 3, "backbone = \"iresnet18\"");
-
+/// insightface's loader on the ONNX export and arcface_torch's IResNet on the insightface-named
+/// export of an IResNet-18 trial at 3 × 112 × 112.
+fn insightface_loads_the_iresnet_export_both_ways(d: &Path, trial: &Path) {
     // The ONNX model through insightface's model zoo: recognised as a recognition model, fed
     // aligned 112 × 112 images its own way (BGR in, swapped, (x − 127.5) / 127.5).
     let onnx = d.join("r18.onnx");
-    export(&trial, "onnx", &onnx);
+    export(trial, "onnx", &onnx);
     let n = 6;
     let hwc = faces(n);
     let images = d.join("faces.npy");
@@ -204,7 +204,7 @@ fn insightface_loads_the_iresnet_export_both_ways() {
     let chw = Tensor::from_slice(&hwc).reshape([n as i64, 112, 112, 3]).permute([0, 3, 1, 2]).contiguous();
     let chw: Vec<u8> = Vec::try_from(chw.flatten(0, -1)).unwrap();
     let x = p2sbench::data::input_tensor(&chw, n, 3, 112, tch::Device::Cpu);
-    let ours = rows(&own(&trial, &x));
+    let ours = rows(&own(trial, &x));
     let theirs = npy::read(&feats).unwrap();
     assert_eq!((theirs.rows, theirs.dim), (n, 128));
     let r = relative(&theirs.data, &ours.data);
@@ -212,7 +212,7 @@ fn insightface_loads_the_iresnet_export_both_ways() {
 
     // The safetensors file through arcface_torch's IResNet, strict=True.
     let weights = d.join("r18.safetensors");
-    export(&trial, "insightface", &weights);
+    export(trial, "insightface", &weights);
     let description: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("r18.safetensors.json")).unwrap()).unwrap();
     assert_eq!(description["arcface_torch"]["get_model"], "r18");
@@ -222,7 +222,7 @@ fn insightface_loads_the_iresnet_export_both_ways() {
     npy::write(&x_path, &rows(&x)).unwrap();
     let out = d.join("arcface_torch.npy");
     python(&["arcface_torch", s(&arcface_backbone()), s(&weights), "2,2,2,2", "128", s(&x_path), s(&out)]);
-    let r = relative(&npy::read(&out).unwrap().data, &rows(&own(&trial, &x)).data);
+    let r = relative(&npy::read(&out).unwrap().data, &rows(&own(trial, &x)).data);
     assert!(r < 1e-5, "arcface_torch's IResNet-18 against p2sbench: relative {r:e}");
 }
 
