@@ -331,6 +331,28 @@ fn bad_models_and_trials_are_located_errors_with_nothing_written() {
     let err = eval_onnx(&undeclared);
     assert!(err.contains("undeclared.onnx: output \"embedding\"") && err.contains("rank 4"), "{err}");
 
+    // An output whose first dimension is not the batch (a transpose, then flatten).
+    let transposed = d.join("transposed.onnx");
+    let chain = [("t", "Transpose", None), ("f", "Flatten", None)];
+    std::fs::write(&transposed, common::onnx_chain(&[-1, 3, 4, 4], None, &chain)).unwrap();
+    let err = eval_onnx(&transposed);
+    assert!(err.contains("transposed.onnx: graph") && err.contains("images gave an output of shape [4, "), "{err}");
+    // An input of bytes, not floats.
+    let bytes_in = d.join("bytes.onnx");
+    {
+        use prost::Message;
+        let mut model =
+            tract_onnx::pb::ModelProto::decode(&common::one_node_onnx(&[-1, 3, 4, 4], Some(&[-1, 48]), "Flatten")[..])
+                .unwrap();
+        let input = &mut model.graph.as_mut().unwrap().input[0];
+        if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) = input.r#type.as_mut().unwrap().value.as_mut() {
+            t.elem_type = tract_onnx::pb::tensor_proto::DataType::Uint8 as i32;
+        }
+        std::fs::write(&bytes_in, model.encode_to_vec()).unwrap();
+    }
+    let err = eval_onnx(&bytes_in);
+    assert!(err.contains("bytes.onnx: input \"input\": element type 2"), "{err}");
+
     let unknown = d.join("unknown.onnx");
     onnx_file(&unknown, &[-1, 3, 4, 4], Some(&[-1, 48]), "FaceMagic");
     let err = eval_onnx(&unknown);

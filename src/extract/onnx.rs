@@ -127,6 +127,12 @@ impl OnnxModel {
             return Err(InputError::file(path, format!("{} inputs; a face model takes one image batch", inputs.len())));
         };
         let input_at = || format!("input \"{}\"", input.name);
+        if let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            if t.elem_type != pb::tensor_proto::DataType::Float as i32 {
+                let message = format!("element type {} (ONNX's code): expected float32 (1)", t.elem_type);
+                return Err(at(input_at(), message));
+            }
+        }
         let dims = dims_of(input).ok_or_else(|| at(input_at(), "no tensor shape declared".into()))?;
         let expect = "expected N × C × H × W (C = 1 or 3, H = W fixed, at most 4096)";
         let [batch, Some(c), Some(h), Some(w)] = dims[..] else {
@@ -196,7 +202,10 @@ impl OnnxModel {
                 let input = tract_ndarray::Array4::from_shape_vec(shape, data)?.into_tensor();
                 let out = self.plan.run(tvec!(input.into_tvalue()))?;
                 let view = out[0].to_plain_array_view::<f32>()?;
-                let dim = view.len() / batch;
+                if view.shape().len() != 2 || view.shape()[0] != batch {
+                    anyhow::bail!("a batch of {batch} images gave an output of shape {:?}", view.shape());
+                }
+                let dim = view.shape()[1];
                 Ok(view.iter().copied().take(rows * dim).collect())
             })
             .collect();
