@@ -369,9 +369,12 @@ fn bad_models_and_trials_are_located_errors_with_nothing_written() {
     let no_checkpoint = d.join("no-checkpoint");
     std::fs::create_dir(&no_checkpoint).unwrap();
     std::fs::copy(trial.join("config.toml"), no_checkpoint.join("config.toml")).unwrap();
-    for (dir, to, message) in
-        [(&no_checkpoint, "onnx", "no model checkpoint"), (&trial, "insightface", "arcface_torch has no cnn backbone")]
-    {
+    let small_mbf = train(d, "mbf32", 32, 3, "backbone = \"mbf\"");
+    for (dir, to, message) in [
+        (&no_checkpoint, "onnx", "no model checkpoint"),
+        (&trial, "insightface", "arcface_torch has no cnn backbone"),
+        (&small_mbf, "insightface", "arcface_torch's mbf takes 3 × 112 × 112 images; this trial's are 3 × 32 × 32"),
+    ] {
         let (code, _, err) = p2sbench(&["export", s(dir), "--to", to, "--out", s(&out)]);
         assert_eq!(code, 2, "{err}");
         assert!(err.contains(s(dir)) && err.contains(message), "{err}");
