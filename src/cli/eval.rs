@@ -32,8 +32,9 @@ pub enum EvalCommand {
     /// Inputs, one of: --pairs with --features and --list (features of listed images);
     /// --pairs with --images and --model or --onnx (a trained trial or an ONNX model embeds the
     /// images of an LFW-layout directory <name>/<name>_0001.jpg); --bin with --model or --onnx
-    /// (or with --features, rows in pack order). Default metric: insightface's (squared L2 on normalised features, thresholds
-    /// 0.00..3.99, contiguous folds, first maximum on ties, population std).
+    /// (or with --features, rows in pack order). Default metric: insightface's (squared L2 on
+    /// normalised features, thresholds 0.00..3.99, contiguous folds, first maximum on ties,
+    /// population std).
     #[command(after_help = LFW_METRICS)]
     Lfw(LfwArgs),
     /// MegaFace Challenge 1: FaceScrub probes against distractor lists, per-image feature files
@@ -41,8 +42,8 @@ pub enum EvalCommand {
     ///
     /// Features are read from <root>/<path><suffix> for every path of the lists (the devkit's
     /// layout); with --model or --onnx, the lists' aligned images under --probe-images and
-    /// --distractor-images are embedded instead (as an experiment's [eval.megaface] does). Rank-1: each probe against each other image of its identity added to the
-    /// distractors. Give one --distractors list per size (10 … 1000000); they are scored in one
+    /// --distractor-images are embedded instead (as an experiment's [eval.megaface] does).
+    /// Rank-1: each probe against each other image of its identity added to the distractors. Give one --distractors list per size (10 … 1000000); they are scored in one
     /// streaming pass. --probe-noise / --distractor-noise select the cleaned variant.
     #[command(after_help = MEGAFACE_METRICS)]
     Megaface(MegafaceArgs),
@@ -51,8 +52,8 @@ pub enum EvalCommand {
     /// --features holds one row per line of ijbc_face_tid_mid.txt, in its order; with --model or
     /// --onnx, the loose crops under --images are aligned by their 5 landmarks
     /// (ijbc_name_5pts_score.txt) and embedded instead (as an experiment's [eval.ijbc] does).
-    /// Image features are L2-normalised (unless --keep-norm), optionally weighted by detector score (--scores),
-    /// averaged within media, summed over media and normalised per template.
+    /// Image features are L2-normalised (unless --keep-norm), optionally weighted by detector
+    /// score (--scores), averaged within media, summed over media and normalised per template.
     #[command(after_help = IJBC_METRICS)]
     Ijbc(IjbcArgs),
 }

@@ -5,7 +5,7 @@
 //! cannot be exported, and each file appears whole (written through a temporary file).
 
 use crate::error::InputError;
-use crate::extract::trained::{checkpoint_file, Extractor};
+use crate::extract::trained::Extractor;
 use crate::model::{insightface, weights};
 use crate::spec::DeviceChoice;
 use crate::store;
@@ -41,9 +41,7 @@ pub fn export(trial_dir: &Path, format: Format, out: &Path) -> Result<Written, I
     let extractor = Extractor::open(trial_dir, DeviceChoice::Cpu)?;
     let cfg = &extractor.config;
     let (channels, size) = (cfg.data.channels, cfg.data.image_size);
-    let checkpoint = checkpoint_file(trial_dir);
-    let saved = weights::read(&checkpoint).map_err(|m| InputError::file(&checkpoint, m))?;
-    let steps = weights::steps(&saved).unwrap_or(0);
+    let steps = extractor.steps.unwrap_or(0);
     let mut description = json!({
         "trial": cfg.id(),
         "experiment": cfg.experiment,
@@ -65,7 +63,8 @@ pub fn export(trial_dir: &Path, format: Format, out: &Path) -> Result<Written, I
         },
         "p2sbench": env!("CARGO_PKG_VERSION"),
     });
-    let bytes = match format {
+    let cannot_write = |e: anyhow::Error| InputError::file(out, format!("cannot write: {e:#}"));
+    match format {
         Format::Onnx => {
             let doc = format!("p2sbench trial {} ({})", cfg.id(), cfg.loss.label());
             description["format"] = json!("onnx");
@@ -74,7 +73,8 @@ pub fn export(trial_dir: &Path, format: Format, out: &Path) -> Result<Written, I
                 "input": crate::model::onnx::INPUT,
                 "output": crate::model::onnx::OUTPUT,
             });
-            Some(extractor.net.to_onnx(channels as i64, size as i64, &doc).encode_to_vec())
+            let bytes = extractor.net.to_onnx(channels as i64, size as i64, &doc).encode_to_vec();
+            store::write_atomic(out, &bytes).map_err(cannot_write)?;
         }
         Format::Insightface => {
             let backbone = cfg.model.backbone;
@@ -89,9 +89,7 @@ pub fn export(trial_dir: &Path, format: Format, out: &Path) -> Result<Written, I
                     ));
                 }
             }
-            let vars = crate::model::weights::named_variables(&extractor.net.vs);
-            let vars: Vec<(String, tch::Tensor)> =
-                vars.into_iter().map(|(n, t)| (n.trim_start_matches("var/").to_string(), t)).collect();
+            let vars: Vec<(String, tch::Tensor)> = extractor.net.vs.variables().into_iter().collect();
             let state = insightface::state_dict(backbone, &vars, steps)
                 .map_err(|m| InputError::file(trial_dir.join(store::trial_files::CONFIG), m))?;
             description["format"] = json!("safetensors, insightface names");
@@ -100,13 +98,8 @@ pub fn export(trial_dir: &Path, format: Format, out: &Path) -> Result<Written, I
                 "num_features": cfg.model.embedding,
                 "load": "model.load_state_dict(safetensors.torch.load_file(path), strict=True)",
             });
-            store::write_via_temp(out, |tmp| Ok(weights::write(&state, tmp)?))
-                .map_err(|e| InputError::file(out, format!("cannot write: {e:#}")))?;
-            None
+            store::write_via_temp(out, |tmp| Ok(weights::write(&state, tmp)?)).map_err(cannot_write)?;
         }
-    };
-    if let Some(bytes) = bytes {
-        store::write_atomic(out, &bytes).map_err(|e| InputError::file(out, format!("cannot write: {e:#}")))?;
     }
     let json_path = description_path(out);
     let text = serde_json::to_string_pretty(&description).expect("a JSON value") + "\n";

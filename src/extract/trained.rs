@@ -1,13 +1,11 @@
 //! A trained trial as a feature extractor: the trial directory's `config.toml` rebuilds the
-//! network (backbone, embedding and head shapes), the checkpoint restores its weights (through
-//! [`crate::model::weights`]), and [`Extractor::extract`] embeds image sets with a flip variant.
+//! network (backbone, embedding and head shapes) and the checkpoint restores its weights
+//! (through [`crate::model::weights`]); the network embeds images as a
+//! [`super::features::Embedder`].
 
-use super::features;
-use crate::data::ImageSet;
 use crate::error::InputError;
-use crate::metrics::Features;
 use crate::model::{self, weights, Network};
-use crate::spec::{DeviceChoice, FlipMode, TrialConfig};
+use crate::spec::{DeviceChoice, TrialConfig};
 use crate::store::trial_files;
 use std::path::{Path, PathBuf};
 use tch::Device;
@@ -17,6 +15,8 @@ pub struct Extractor {
     pub net: Network,
     pub config: TrialConfig,
     pub device: Device,
+    /// The optimiser steps the checkpoint was saved after, if it records them.
+    pub steps: Option<i64>,
 }
 
 /// The trial's `config.toml`.
@@ -29,12 +29,6 @@ pub fn read_config(dir: &Path) -> Result<TrialConfig, InputError> {
         .map_err(|e| InputError::file(&path, format!("not a trial configuration: {}", e.message())))?;
     config.check().map_err(|m| InputError::file(&path, format!("invalid trial configuration: {m}")))?;
     Ok(config)
-}
-
-/// (channels, image size) the trial's network takes.
-pub fn input_shape(dir: &Path) -> Result<(usize, usize), InputError> {
-    let cfg = read_config(dir)?;
-    Ok((cfg.data.channels, cfg.data.image_size))
 }
 
 /// The checkpoint file holding a trial's weights (where a new one would be, if there is none).
@@ -64,11 +58,6 @@ impl Extractor {
             device,
         );
         weights::copy_into(&loaded, &net.vs).map_err(|m| InputError::file(&file, m))?;
-        Ok(Extractor { net, config, device })
-    }
-
-    /// Features of `set` (images already at the network's input shape).
-    pub fn extract(&self, set: &ImageSet, flip: FlipMode, batch: usize, progress: bool) -> Features {
-        features::extract_features(&self.net, set, flip, batch, self.device, progress)
+        Ok(Extractor { net, config, device, steps: weights::steps(&loaded) })
     }
 }

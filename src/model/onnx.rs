@@ -90,7 +90,7 @@ impl Graph {
 
     /// Appends a node of `op` reading `inputs`; its one output is named after the node.
     fn node(&mut self, op: &str, inputs: Vec<String>, attribute: Vec<pb::AttributeProto>) -> String {
-        let name = format!("{}_{}", op.to_lowercase(), self.nodes.len());
+        let name = self.next(op);
         self.nodes.push(pb::NodeProto {
             input: inputs,
             output: vec![name.clone()],
@@ -102,7 +102,7 @@ impl Graph {
         name
     }
 
-    /// The index the next node will get, for naming its initialisers.
+    /// The name the next node, of `op`, will get (its initialisers are named after it).
     fn next(&self, op: &str) -> String {
         format!("{}_{}", op.to_lowercase(), self.nodes.len())
     }
@@ -181,10 +181,8 @@ impl Graph {
         use pb::tensor_shape_proto::dimension::Value;
         let mut g = Graph::default();
         let out = body.to_onnx(&mut g, INPUT);
-        let identity = g.node("Identity", vec![out], vec![]);
-        let last = g.nodes.last_mut().expect("the node just added");
-        last.output = vec![OUTPUT.to_string()];
-        debug_assert_eq!(last.name, identity);
+        g.node("Identity", vec![out], vec![]);
+        g.nodes.last_mut().expect("the node just added").output = vec![OUTPUT.to_string()];
         let batch = Value::DimParam("N".into());
         let graph = pb::GraphProto {
             node: g.nodes,
